@@ -1,0 +1,1 @@
+"""hilci: CI with hardware in the loop."""

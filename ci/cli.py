@@ -1,0 +1,44 @@
+"""`hilci` and `python -m ci`: one entry point; each concern registers its own subcommands.
+
+Subcommand modules are imported at start-up, so they import nothing heavy (torch, kubernetes, jenkins)
+at module level: each handler imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ci.stage import StageError, UsageError
+from ci.model import DefinitionError
+
+# Each module has `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
+COMMAND_MODULES = (
+    "ci.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hilci", description="CI with hardware in the loop.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, DefinitionError, StageError) as exc:
+        print(f"hilci: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hilci: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The one pipeline definition: stages of DESIGN.md's table, in order. Both engines read this.
+
+The `quantize`, `convert` and `hil` stages join through their own modules (`conversion.stages`,
+`ci.hil.stage`); each stage's `entry` is what `hilci stage NAME` calls.
+"""
+
+from __future__ import annotations
+
+from ci.model import Board, Pipeline, Stage
+
+CODE = ("ci/**/*.py", "conversion/**/*.py", "pyproject.toml")
+MODEL_CODE = ("conversion/**/*.py", "ci/measurements.py", "ci/junit.py", "ci/stage.py")
+
+PIPELINE = Pipeline(
+    stages=(
+        Stage(
+            name="build",
+            pod="cpu",
+            does="wheel, ruff lint, unit tests",
+            entry="ci.stages:build",
+            inputs=CODE + ("tests/**/*.py", "hil_tests/**/*.py"),
+            outputs=("dist",),
+            tools=("ruff", "pytest", "build"),
+            archive=("dist/*.whl",),
+            timeout_s=1800,
+        ),
+        Stage(
+            name="train",
+            pod="gpu",
+            does="FP32 training of the example perception model (accuracy gate)",
+            entry="conversion.stages:train",
+            inputs=MODEL_CODE,
+            outputs=("artifacts/train",),
+            needs=("build",),
+            tools=("torch", "scikit-learn", "numpy"),
+            archive=("artifacts/train/**",),
+            timeout_s=3600,
+        ),
+        Stage(
+            name="report",
+            pod="cpu",
+            does="merge JUnit, HTML report",
+            entry="ci.stages:report",
+            needs=(),
+            cacheable=False,
+            archive=("reports/**",),
+            timeout_s=600,
+        ),
+    ),
+    boards=(Board(name="orin-nx", rig="hil_tests/rigs/orin-example.yaml"),),
+)

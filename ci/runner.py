@@ -1,0 +1,307 @@
+"""The local runner (`hilci run`): each stage as a `hilci stage NAME` subprocess, in order, with the stage cache.
+
+It stops at the first stage that does not pass and reports the rest as skipped with the reason; a stage that
+crashes, times out or is aborted still gets a testcase carrying the error and its log tail. Whatever happens,
+the JUnit gathered so far, the merged reports/junit.xml and reports/index.html are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ci import junit
+from ci.cache import StageCache, stage_key
+from ci.model import Pipeline, Stage
+from ci.progress import Progress
+from ci.stage import EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
+
+PASSED, FAILED, ERROR, CACHED, SKIPPED = "passed", "failed", "error", "cached", "skipped"
+KILL_GRACE_S = 5.0
+LOG_TAIL_LINES = 40
+
+
+@dataclass
+class StageOutcome:
+    """What happened to one stage in this run: the row of the summary table and of the report's timeline."""
+
+    name: str
+    status: str
+    start_s: float = 0.0  # offset from the start of the run
+    duration_s: float = 0.0
+    reason: str = ""
+    exit_code: int | None = None
+    cache_key: str = ""
+    log: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (PASSED, CACHED)
+
+
+@dataclass
+class RunOptions:
+    only: tuple[str, ...] = ()
+    start_from: str | None = None
+    rig: Path | None = None
+    use_cache: bool = True
+    pipeline_spec: str = ""  # "module:attr" handed to the children; "" = the default definition
+    cache_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class _Abort(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def select_stages(pipeline: Pipeline, only: tuple[str, ...], start_from: str | None) -> list[Stage]:
+    for name in (*only, *([start_from] if start_from else [])):
+        pipeline.stage(name)  # raises DefinitionError naming the unknown stage
+    stages = list(pipeline.stages)
+    if start_from:
+        stages = stages[pipeline.names.index(start_from):]
+    if only:
+        stages = [s for s in stages if s.name in only]
+    return stages
+
+
+class LocalRunner:
+    """Runs the selected stages of one pipeline in `root` and writes the reports."""
+
+    def __init__(self, root: Path, pipeline: Pipeline, options: RunOptions, progress: Progress | None = None):
+        self.root = root
+        self.pipeline = pipeline.validate(root)
+        self.options = options
+        self.progress = progress or Progress.for_stream(sys.stdout)
+        self.config = load_config(root, pipeline)
+        self.cache = StageCache(root, options.cache_dir or root / ".hilci-cache") if options.use_cache else None
+        self.outcomes: list[StageOutcome] = []
+        self._child: subprocess.Popen | None = None
+        self._t0 = 0.0
+        self._aborting = False
+
+    # -- the run -------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        stages = select_stages(self.pipeline, self.options.only, self.options.start_from)
+        rig = self.options.rig
+        if rig is not None and any(s.matrix for s in stages) and not (self.root / rig).is_file():
+            raise UsageError(f"rig file {rig} does not exist")
+        for name in ("junit", "logs"):
+            (self.root / "reports" / name).mkdir(parents=True, exist_ok=True)
+        self._t0 = time.perf_counter()
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        aborted: _Abort | None = None
+        try:
+            for index, stage in enumerate(stages):
+                try:
+                    outcome = self._run_one(stage)
+                except _Abort as exc:
+                    aborted = exc
+                    outcome = self._aborted(stage, exc)
+                self.outcomes.append(outcome)
+                if not outcome.ok:
+                    why = (f"pipeline aborted by {aborted}" if aborted else
+                           f"stage '{stage.name}' {outcome.status}")
+                    for later in stages[index + 1:]:
+                        self.outcomes.append(self._skipped(later, why))
+                    break
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            self.write_reports()
+        self.progress.summary(self.outcomes, self.cache.discarded if self.cache else [])
+        if aborted:
+            return 128 + aborted.signum
+        return self.exit_code()
+
+    def exit_code(self) -> int:
+        bad = [o for o in self.outcomes if o.status in (FAILED, ERROR)]
+        if not bad:
+            return EXIT_OK
+        return EXIT_FAILED if all(o.status == FAILED for o in bad) else EXIT_ERROR
+
+    def _run_one(self, stage: Stage) -> StageOutcome:
+        start = time.perf_counter() - self._t0
+        rig = self._rig_for(stage)
+        key, record = ("", {})
+        if self.cache and stage.cacheable:
+            key, record = stage_key(self.root, stage, self.config.get(stage.name) or {}, rig)
+            hit = self.cache.lookup(stage.name, key)
+            if hit is not None:
+                self.cache.restore(hit, stage.outputs)
+                self._restore_reports(stage, hit)
+                outcome = StageOutcome(stage.name, CACHED, start, time.perf_counter() - self._t0 - start,
+                                       reason=f"inputs unchanged (key {key[:12]})", exit_code=0, cache_key=key,
+                                       log=str(self._log_path(stage).relative_to(self.root)))
+                self.progress.finished(outcome)
+                return outcome
+        outcome = self._execute(stage, rig, start)
+        outcome.cache_key = key
+        if self.cache and stage.cacheable and outcome.status == PASSED:
+            self.cache.store(stage, key, record, self._junit(stage), self._log_path(stage))
+        return outcome
+
+    def _execute(self, stage: Stage, rig: Path | None, start: float) -> StageOutcome:
+        junit_file, log_file = self._junit(stage), self._log_path(stage)
+        junit_file.unlink(missing_ok=True)  # a stale file must never pass for this run's result
+        cmd = [sys.executable, "-m", "ci", "stage", stage.name]
+        if rig is not None:
+            cmd += ["--rig", str(rig)]
+        env = {**os.environ, **self.options.env, "HILCI_ROOT": str(self.root), "PYTHONUNBUFFERED": "1"}
+        if self.options.pipeline_spec:
+            env["HILCI_PIPELINE"] = self.options.pipeline_spec
+        self.progress.started(stage)
+        with open(log_file, "wb") as log:
+            self._child = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
+            timed_out = False
+            try:
+                while True:
+                    try:
+                        code = self._child.wait(timeout=self.progress.tick_s)
+                        break
+                    except subprocess.TimeoutExpired:
+                        elapsed = time.perf_counter() - self._t0 - start
+                        self.progress.tick(stage, elapsed)
+                        if elapsed > stage.timeout_s:
+                            timed_out = True
+                            code = self._stop_child()
+                            break
+            except _Abort as exc:
+                self._stop_child(exc.signum)
+                raise
+            finally:
+                self._child = None
+        duration = time.perf_counter() - self._t0 - start
+        log_rel = str(log_file.relative_to(self.root))
+        if timed_out:
+            reason = f"timed out after {stage.timeout_s:g} s"
+            self._error_junit(stage, reason, duration)
+            outcome = StageOutcome(stage.name, ERROR, start, duration, reason, code, log=log_rel)
+        elif not junit_file.is_file():
+            reason = f"exited with code {code} without writing {junit_file.relative_to(self.root)}"
+            self._error_junit(stage, reason, duration)
+            outcome = StageOutcome(stage.name, ERROR, start, duration, reason, code, log=log_rel)
+        else:
+            status = {EXIT_OK: PASSED, EXIT_FAILED: FAILED}.get(code, ERROR)
+            outcome = StageOutcome(stage.name, status, start, duration, self._first_problem(junit_file),
+                                   code, log=log_rel)
+            if status == PASSED and code == EXIT_OK and outcome.reason:
+                outcome.status = FAILED  # a stage that exits 0 with failing testcases does not pass
+        self.progress.finished(outcome)
+        return outcome
+
+    def _stop_child(self, first: int = signal.SIGTERM) -> int:
+        """Stop the child's whole process group: the signal we got (SIGTERM by default), then SIGKILL."""
+        child = self._child
+        if child is None:
+            return -1
+        for sig, wait_s in ((first, KILL_GRACE_S), (signal.SIGKILL, KILL_GRACE_S)):
+            try:
+                os.killpg(child.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                return child.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                continue
+        return -9
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        if self._aborting:  # a second Ctrl-C must not interrupt the clean-up of the first
+            return
+        self._aborting = True
+        raise _Abort(signum)
+
+    # -- outcomes that never ran a child -------------------------------------------------------------------
+    def _aborted(self, stage: Stage, exc: _Abort) -> StageOutcome:
+        self._stop_child()
+        start = self.outcomes[-1].start_s + self.outcomes[-1].duration_s if self.outcomes else 0.0
+        duration = time.perf_counter() - self._t0 - start
+        reason = f"aborted by {exc}"
+        junit_file = self._junit(stage)
+        if junit_file.is_file():
+            existing = junit.read_cases(junit_file)
+            if any("aborted" in c.message for c in existing):
+                reason = next(c.message for c in existing if "aborted" in c.message)
+            else:
+                self._error_junit(stage, reason, duration)
+        else:
+            self._error_junit(stage, reason, duration)
+        outcome = StageOutcome(stage.name, ERROR, start, duration, reason, 128 + exc.signum,
+                               log=str(self._log_path(stage).relative_to(self.root)))
+        self.progress.finished(outcome)
+        return outcome
+
+    def _skipped(self, stage: Stage, why: str) -> StageOutcome:
+        junit_file = self._junit(stage)
+        case = junit.make_case(stage.name, f"hilci.{stage.name}", skipped=f"skipped: {why}")
+        junit.write_suite(junit_file, self._suite_name(stage), [case], [("hilci.stage", stage.name)])
+        outcome = StageOutcome(stage.name, SKIPPED, reason=why)
+        self.progress.finished(outcome)
+        return outcome
+
+    def _error_junit(self, stage: Stage, reason: str, duration: float) -> None:
+        tail = log_tail(self._log_path(stage))
+        case = junit.make_case(stage.name, f"hilci.{stage.name}", time=duration, error=reason,
+                               details=f"last lines of {self._log_path(stage).name}:\n{tail}")
+        junit.write_suite(self._junit(stage), self._suite_name(stage), [case], [("hilci.stage", stage.name)])
+
+    def _restore_reports(self, stage: Stage, hit) -> None:
+        """A cached stage's JUnit is the one it passed with, marked as cached (suite properties)."""
+        text = hit.junit.read_text()
+        marker = (f'<property name="hilci.cached" value="true"/>'
+                  f'<property name="hilci.cached_from" value="{time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(hit.created))}Z"/>')
+        if "<properties>" in text:
+            text = text.replace("<properties>", "<properties>" + marker, 1)
+        self._junit(stage).write_text(text)
+        log = self._log_path(stage)
+        log.write_text(f"cached: restored from {hit.path}\n--- log of the run that produced it ---\n"
+                       + hit.log.read_text(errors="replace"))
+
+    # -- paths and reports --------------------------------------------------------------------------------
+    def _rig_for(self, stage: Stage) -> Path | None:
+        if not stage.matrix:
+            return None
+        return self.options.rig
+
+    def _junit(self, stage: Stage) -> Path:
+        return junit_path(self.root, stage)
+
+    def _log_path(self, stage: Stage) -> Path:
+        return self.root / "reports" / "logs" / f"{stage.name}.log"
+
+    @staticmethod
+    def _suite_name(stage: Stage) -> str:
+        return f"hilci.{stage.name}"
+
+    @staticmethod
+    def _first_problem(junit_file: Path) -> str:
+        for case in junit.read_cases(junit_file):
+            if case.status in (junit.FAILED, junit.ERROR):
+                return f"{case.name}: {case.message}".strip()
+        return ""
+
+    def write_reports(self) -> None:
+        from ci.report import write_reports
+
+        run_file = self.root / "reports" / "run.json"
+        run_file.write_text(json.dumps({"stages": [asdict(o) for o in self.outcomes]}, indent=1))
+        files = [self._junit(self.pipeline.stage(o.name)) for o in self.outcomes]
+        write_reports(self.root, [f for f in files if f.is_file()], self.outcomes)
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])

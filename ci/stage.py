@@ -1,0 +1,198 @@
+"""`hilci stage NAME`: run one stage's body in this process and write its JUnit file.
+
+Jenkins and the local runner both call this, so a stage behaves the same in a pod and on a laptop.
+A stage body is a function `body(ctx: StageContext) -> None` that records testcases on `ctx` (gates with
+their measurements) and raises `StageError` for a clean, one-line failure. Exit codes follow pytest's:
+0 every testcase passed, 1 a gate failed (Jenkins: UNSTABLE), 2 the stage could not run (an error).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from ci import junit
+from ci.measurements import Measurement
+from ci.model import Pipeline, Stage
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+class StageError(Exception):
+    """A stage cannot go on; the message names the file, field or device at fault."""
+
+
+class UsageError(Exception):
+    """Bad input from the user (unknown stage, malformed config): one line, exit 2, no traceback."""
+
+
+@dataclass
+class StageContext:
+    """What a stage body gets: where to read and write, its config section, and where to record results."""
+
+    root: Path
+    stage: Stage
+    config: dict[str, Any]
+    rig: Path | None = None
+    board: str = "local"
+    cases: list = field(default_factory=list)
+    junit_files: list[Path] = field(default_factory=list)  # JUnit written by tools the stage ran (pytest)
+
+    @property
+    def artifacts(self) -> Path:
+        """The stage's own artifact folder, artifacts/<stage>/ (created on first use)."""
+        path = self.root / "artifacts" / self.stage.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def reports(self) -> Path:
+        path = self.root / "reports"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def classname(self) -> str:
+        return f"hilci.{self.stage.name}"
+
+    def case(self, name: str, *, time_s: float = 0.0, measurements: Iterable[Measurement] = (), **kw) -> Any:
+        """Record one testcase of this stage (see `ci.junit.make_case` for the keywords)."""
+        tc = junit.make_case(name, self.classname, time=time_s, measurements=measurements, **kw)
+        self.cases.append(tc)
+        return tc
+
+    def gate(self, name: str, *measurements: Measurement, time_s: float = 0.0) -> bool:
+        """A testcase judged by its measurements; returns whether every one passed."""
+        self.case(name, time_s=time_s, measurements=measurements)
+        ok = all(m.passed for m in measurements)
+        for m in measurements:
+            log(f"{'PASS' if m.passed else 'FAIL'} {m.message()}")
+        return ok
+
+    def log(self, message: str) -> None:
+        log(message)
+
+
+def log(message: str) -> None:
+    """Stage output goes to stdout; the runner captures it into reports/logs/<stage>.log."""
+    print(message, flush=True)
+
+
+def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
+    """The whole hilci.yaml; a malformed file is a UsageError naming it."""
+    path = root / pipeline.config_file
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UsageError(f"{path}:{where} malformed YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of stage name to settings")
+    for key, value in data.items():
+        if key not in pipeline.names:
+            raise UsageError(f"{path}: unknown stage {key!r} (stages: {', '.join(pipeline.names)})")
+        if value is not None and not isinstance(value, dict):
+            raise UsageError(f"{path}: {key}: expected a mapping of settings")
+    return data
+
+
+def stage_config(root: Path, pipeline: Pipeline, name: str) -> dict[str, Any]:
+    return dict(load_config(root, pipeline).get(name) or {})
+
+
+def junit_path(root: Path, stage: Stage, board: str = "local") -> Path:
+    suffix = f"-{board}" if stage.matrix and board != "local" else ""
+    return root / "reports" / "junit" / f"{stage.name}{suffix}.xml"
+
+
+def resolve_entry(stage: Stage):
+    module_name, _, func_name = stage.entry.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StageError(f"stage {stage.name!r}: cannot import {module_name} ({exc})") from exc
+    try:
+        return getattr(module, func_name)
+    except AttributeError:
+        raise StageError(f"stage {stage.name!r}: {module_name} has no {func_name}") from None
+
+
+class _Aborted(BaseException):
+    pass
+
+
+def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None, board: str = "local") -> int:
+    """Run one stage body, write its JUnit (also on error or abort), return the exit code."""
+    stage = pipeline.stage(name)
+    ctx = StageContext(root=root, stage=stage, config=stage_config(root, pipeline, name), rig=rig, board=board)
+    start = time.perf_counter()
+    code = EXIT_OK
+
+    def on_signal(signum, _frame):
+        raise _Aborted(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        resolve_entry(stage)(ctx)
+    except StageError as exc:
+        log(f"ERROR {exc}")
+        ctx.case(f"{name}", time_s=time.perf_counter() - start, error=str(exc))
+        code = EXIT_ERROR
+    except _Aborted as exc:
+        log(f"ABORTED by {exc}")
+        ctx.case(f"{name}", time_s=time.perf_counter() - start, error=f"aborted by {exc}")
+        code = 128 + getattr(signal, str(exc), signal.SIGTERM).value
+    except Exception as exc:  # a crash in a stage body still yields a testcase with the traceback
+        tb = traceback.format_exc()
+        log(tb)
+        ctx.case(f"{name}", time_s=time.perf_counter() - start, error=f"{type(exc).__name__}: {exc}", details=tb)
+        code = EXIT_ERROR
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not ctx.cases and not ctx.junit_files:
+        ctx.case(name, time_s=time.perf_counter() - start)
+    if code == EXIT_OK and any(c.is_failure or c.is_error for c in ctx.cases):
+        code = EXIT_FAILED
+    out = junit_path(root, stage, board)
+    suite_props = [("hilci.stage", name), ("hilci.board", board)]
+    written = junit.write_suite(out.with_name(out.stem + ".gates.xml"), _suite_name(stage, board), ctx.cases,
+                                suite_props) if ctx.cases else None
+    parts = ([written] if written else []) + [p for p in ctx.junit_files if p.exists()]
+    junit.merge(parts, out)
+    if written:
+        written.unlink()
+    for part in ctx.junit_files:
+        if part.exists() and part != out:
+            for rec in junit.read_cases(part):
+                if rec.status in (junit.FAILED, junit.ERROR) and code == EXIT_OK:
+                    code = EXIT_FAILED
+    return code
+
+
+def _suite_name(stage: Stage, board: str) -> str:
+    return f"hilci.{stage.name}" + (f".{board}" if stage.matrix and board != "local" else "")
+
+
+def main_stage(name: str, rig: str | None, board: str, root: Path | None = None) -> int:
+    from ci.definition import PIPELINE
+
+    root = root or Path(os.environ.get("HILCI_ROOT", Path.cwd()))
+    rig_path = Path(rig) if rig else None
+    return run_stage(root, PIPELINE, name, rig=rig_path, board=board)
+
+
+if __name__ == "__main__":  # pragma: no cover - `hilci stage` is the entry point
+    sys.exit(main_stage(sys.argv[1], None, "local"))

@@ -1,0 +1,82 @@
+"""The bodies of the pipeline's own stages: `build` (wheel, lint, unit tests) and `report`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from ci.stage import StageContext, StageError
+
+BUILD_TIMEOUT_S = 900
+LINT_PATHS = ("ci", "conversion", "hil_tests", "tests", "benchmarks")
+
+
+def _run(ctx: StageContext, name: str, cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess | None:
+    """Run one tool as a testcase of the stage: its output is the testcase's system-out, a timeout an error."""
+    start = time.perf_counter()
+    ctx.log(f"$ {' '.join(cmd)}")
+    try:
+        proc = subprocess.run(cmd, cwd=ctx.root, capture_output=True, text=True, timeout=timeout_s,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        ctx.case(name, time_s=time.perf_counter() - start, error=f"{name} timed out after {timeout_s:g} s")
+        return None
+    except FileNotFoundError as exc:
+        raise StageError(f"{name}: {exc.filename} not found") from None
+    output = (proc.stdout or "") + (proc.stderr or "")
+    ctx.log(output[-3000:])
+    return proc
+
+
+def build(ctx: StageContext) -> None:
+    """Wheel, ruff, unit tests: each a testcase; the unit tests' own JUnit is merged into the stage's."""
+    cfg = ctx.config
+    start = time.perf_counter()
+    dist = ctx.root / "dist"
+    proc = _run(ctx, "wheel", [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist)],
+                cfg.get("wheel_timeout_s", BUILD_TIMEOUT_S))
+    if proc is not None:
+        wheels = sorted(dist.glob("hilci-*.whl"))
+        failure = None if proc.returncode == 0 and wheels else \
+            f"python -m build exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-500:]}"
+        ctx.case("wheel", time_s=time.perf_counter() - start, failure=failure,
+                 properties=[("wheel", wheels[-1].name)] if wheels else [])
+
+    start = time.perf_counter()
+    proc = _run(ctx, "ruff", [sys.executable, "-m", "ruff", "check", *[p for p in LINT_PATHS
+                                                                        if (ctx.root / p).exists()]],
+                cfg.get("lint_timeout_s", 300))
+    if proc is not None:
+        ctx.case("ruff", time_s=time.perf_counter() - start,
+                 failure=None if proc.returncode == 0 else f"ruff found problems:\n{proc.stdout[-2000:]}",
+                 stdout=proc.stdout[-5000:])
+
+    junit_file = ctx.reports / "junit" / "build-unit-tests.xml"
+    junit_file.unlink(missing_ok=True)
+    marker = cfg.get("unit_test_marker", "not slow and not pipeline")
+    cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-m", marker, "-p", "no:cacheprovider",
+           f"--junitxml={junit_file}", "-o", "junit_suite_name=hilci.build.unit-tests", "-o", "junit_family=xunit2"]
+    proc = _run(ctx, "unit tests", cmd, cfg.get("test_timeout_s", BUILD_TIMEOUT_S))
+    if proc is not None and junit_file.exists():
+        ctx.junit_files.append(junit_file)
+    elif proc is not None:
+        ctx.case("unit tests", error=f"pytest exited {proc.returncode} without writing {junit_file.name}",
+                 details=(proc.stdout + proc.stderr)[-4000:])
+    if proc is not None and proc.returncode > 1 and junit_file.exists():
+        ctx.case("unit tests", error=f"pytest exited {proc.returncode} (usage or internal error)",
+                 details=(proc.stdout + proc.stderr)[-4000:])
+
+
+def report(ctx: StageContext) -> None:
+    """Merge every stage's JUnit into reports/junit.xml and render reports/index.html."""
+    from ci.report import write_reports
+
+    junit_dir = ctx.reports / "junit"
+    own = junit_dir / f"{ctx.stage.name}.xml"
+    files = sorted(p for p in junit_dir.glob("*.xml") if p != own and not p.name.startswith("build-unit"))
+    if not files:
+        raise StageError(f"no JUnit files in {junit_dir} to report on")
+    html = write_reports(ctx.root, files, title=ctx.config.get("title", "hilci pipeline"))
+    ctx.case("report", properties=[("report.html", str(html.relative_to(ctx.root))),
+                                   ("report.junit_files", str(len(files)))])
