@@ -1,0 +1,105 @@
+"""Pipeline benchmarks, measured side by side in one run:
+
+1. cold `hilci run` (empty cache) against a warm run with nothing changed (ratio warm/cold; target <= 0.1);
+2. the runner's own overhead around 50 no-op stages (target <= 50 ms per stage), next to the bare cost of
+   starting 50 Python processes that import what `hilci stage` imports.
+
+The cold/warm pair runs in a scratch copy of the repository's tracked files, so the working tree and its cache
+are left alone. Usage: python benchmarks/pipeline.py [--stages build,train,...] [--skip-cold-warm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 3600) -> tuple[float, int, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return time.perf_counter() - start, proc.returncode, proc.stdout + proc.stderr
+
+
+def scratch_copy(dest: Path) -> Path:
+    """The tracked and untracked-not-ignored files of the repository, as a fresh clone would have them."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    for rel in files:
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def statuses(root: Path) -> dict[str, str]:
+    data = json.loads((root / "reports" / "run.json").read_text())
+    return {s["name"]: s["status"] for s in data["stages"]}
+
+
+def cold_warm(only: str) -> None:
+    env = {**os.environ, "CI": "true"}
+    with tempfile.TemporaryDirectory(prefix="hilci-bench-") as tmp:
+        root = scratch_copy(Path(tmp))
+        cmd = [sys.executable, "-m", "ci", "run"] + (["--only", only] if only else [])
+        cold, code_cold, out = run(cmd, root, env)
+        if code_cold != 0:
+            print(out[-3000:])
+            raise SystemExit(f"bench: cold run failed with exit code {code_cold}")
+        cold_status = statuses(root)
+        warm, code_warm, out = run(cmd, root, env)
+        warm_status = statuses(root)
+    print(f"bench: pipeline cold run: {cold:.2f} s ({', '.join(f'{k}={v}' for k, v in cold_status.items())})")
+    print(f"bench: pipeline warm run: {warm:.2f} s ({', '.join(f'{k}={v}' for k, v in warm_status.items())})")
+    print(f"bench: pipeline warm/cold ratio: {warm / cold:.3f} (target <= 0.1; exit codes {code_cold}/{code_warm})")
+
+
+def overhead(n: int = 50) -> None:
+    from tests.fixture_pipelines import make_project
+
+    env = {**os.environ, "CI": "true", "PYTHONPATH": str(REPO), "HILCI_PIPELINE": "tests.fixture_pipelines:NOOP"}
+    with tempfile.TemporaryDirectory(prefix="hilci-noop-") as tmp:
+        root = make_project(Path(tmp), "")
+        total, code, out = run([sys.executable, "-m", "ci", "run", "--no-cache"], root, env)
+        if code != 0:
+            print(out[-3000:])
+            raise SystemExit("bench: no-op pipeline failed")
+        stages = json.loads((root / "reports" / "run.json").read_text())["stages"]
+        child = sum(s["duration_s"] for s in stages)
+        # the floor any process-per-stage design pays: start Python and import what `hilci stage` imports
+        probe = "import ci.stage, ci.definition, tests.fixture_pipelines"
+        bare_start = time.perf_counter()
+        for _ in range(n):
+            subprocess.run([sys.executable, "-c", probe], env=env, check=True, timeout=60)
+        bare = time.perf_counter() - bare_start
+    per_stage = total / n * 1000
+    runner_own = (total - child) / n * 1000
+    print(f"bench: runner wall time for {n} no-op stages: {total:.2f} s = {per_stage:.1f} ms per stage")
+    print(f"bench: of which stage processes (spawn to exit, as seen by the runner): {child / n * 1000:.1f} ms "
+          f"per stage; bare python start + imports: {bare / n * 1000:.1f} ms per process")
+    print(f"bench: runner's own overhead around each stage: {runner_own:.1f} ms (target <= 50 ms); "
+          f"per-stage wall / bare process start ratio: {per_stage / (bare / n * 1000):.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="stages for the cold/warm pair (default: the whole pipeline)")
+    parser.add_argument("--skip-cold-warm", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_cold_warm:
+        cold_warm(args.only)
+    overhead()
+
+
+if __name__ == "__main__":
+    main()
