@@ -40,6 +40,7 @@ class Stage:
     tools: tuple[str, ...] = ()  # distributions whose installed versions key the cache
     matrix: bool = False  # in Jenkins: one parallel branch per board; locally: once, on --rig
     cacheable: bool = True
+    rerun_on_real_rig: bool = False  # cache only runs on an emulated rig (`emulate: true`): hardware changes
     timeout_s: float = 1800.0
     archive: tuple[str, ...] = ()  # repo-relative globs Jenkins archives with fingerprints
     gathers: bool = False  # in Jenkins: runs even after failed stages and unstashes every stage's reports

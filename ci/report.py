@@ -9,9 +9,9 @@ from __future__ import annotations
 import html
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from ci import junit
 from ci.junit import CaseRecord

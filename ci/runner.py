@@ -16,6 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ci import junit
 from ci.cache import StageCache, stage_key
 from ci.model import Pipeline, Stage
@@ -132,7 +134,7 @@ class LocalRunner:
         start = time.perf_counter() - self._t0
         rig = self._rig_for(stage)
         key, record = ("", {})
-        if self.cache and stage.cacheable:
+        if self._cacheable(stage, rig):
             key, record = stage_key(self.root, stage, self.config.get(stage.name) or {}, rig)
             hit = self.cache.lookup(stage.name, key)
             if hit is not None:
@@ -145,7 +147,7 @@ class LocalRunner:
                 return outcome
         outcome = self._execute(stage, rig, start)
         outcome.cache_key = key
-        if self.cache and stage.cacheable and outcome.status == PASSED:
+        if self._cacheable(stage, rig) and outcome.status == PASSED:
             self.cache.store(stage, key, record, self._junit(stage), self._log_path(stage))
         return outcome
 
@@ -267,6 +269,11 @@ class LocalRunner:
         log.write_text(f"cached: restored from {hit.path}\n--- log of the run that produced it ---\n"
                        + hit.log.read_text(errors="replace"))
 
+    def _cacheable(self, stage: Stage, rig: Path | None) -> bool:
+        if self.cache is None or not stage.cacheable:
+            return False
+        return not stage.rerun_on_real_rig or rig_is_emulated(self.root / rig if rig else None)
+
     # -- paths and reports --------------------------------------------------------------------------------
     def _rig_for(self, stage: Stage) -> Path | None:
         if not stage.matrix:
@@ -297,6 +304,17 @@ class LocalRunner:
         run_file.write_text(json.dumps({"stages": [asdict(o) for o in self.outcomes]}, indent=1))
         files = [self._junit(self.pipeline.stage(o.name)) for o in self.outcomes]
         write_reports(self.root, [f for f in files if f.is_file()], self.outcomes)
+
+
+def rig_is_emulated(rig: Path | None) -> bool:
+    """Whether a rig YAML says `emulate: true`; anything unreadable counts as real (never cached)."""
+    if rig is None:
+        return False
+    try:
+        data = yaml.safe_load(rig.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and data.get("emulate") is True
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ci.measurements import measure
-from ci.model import Pipeline, Stage
+from ci.model import Board, Pipeline, Stage
 
 
 def behave(ctx) -> None:
@@ -64,3 +64,9 @@ def make_project(root: Path, config: str) -> Path:
     (root / "src" / "input.txt").write_text("input v1\n")
     (root / "hilci.yaml").write_text(config)
     return root
+
+RIGGED = Pipeline(
+    stages=(Stage(name="probe", pod="jetson", does="a HIL-like stage", entry="tests.fixture_pipelines:behave",
+                  matrix=True, rerun_on_real_rig=True),),
+    boards=(Board(name="b", rig="rig.yaml"),),
+)

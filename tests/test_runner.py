@@ -228,3 +228,16 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+@pytest.mark.parametrize("emulate, second", [(True, "cached"), (False, "passed")])
+def test_a_stage_on_a_real_rig_always_reruns(tmp_path: Path, emulate: bool, second: str):
+    make_project(tmp_path, "probe: {}\n")
+    (tmp_path / "podtemplates" / "jetson-b.yaml").write_text("kind: Pod\n")
+    (tmp_path / "rig.yaml").write_text(f"name: r\nemulate: {str(emulate).lower()}\n")
+    for _ in range(2):
+        proc = hilci(tmp_path, "run", "--rig", "rig.yaml", pipeline="tests.fixture_pipelines:RIGGED")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert statuses(tmp_path) == {"probe": second}
+    proc = hilci(tmp_path, "run", "--rig", "missing.yaml", pipeline="tests.fixture_pipelines:RIGGED")
+    assert proc.returncode == 2 and "rig file missing.yaml does not exist" in proc.stderr
