@@ -50,8 +50,11 @@ class StageContext:
 
     @property
     def artifacts(self) -> Path:
-        """The stage's own artifact folder, artifacts/<stage>/ (created on first use)."""
+        """The stage's own artifact folder (created on first use): artifacts/<stage>/, and for a matrix
+        stage on a Jenkins board artifacts/<stage>/<board>/, so boards' archives never overwrite each other."""
         path = self.root / "artifacts" / self.stage.name
+        if self.stage.matrix and self.board != "local":
+            path = path / self.board
         path.mkdir(parents=True, exist_ok=True)
         return path
 
