@@ -1,0 +1,196 @@
+"""The Jenkinsfile: rendered from the one definition, committed as rendered, parsed by Groovy, checked by ours."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ci import cli
+from ci.definition import PIPELINE
+from ci.jenkinsfile import render
+from ci.jenkinsfile_check import JenkinsfileError, check, parse
+from ci.model import Board, Pipeline, Stage
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS = Path(__file__).with_name("jenkinsfile_harness.groovy")
+JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
+
+
+def matrix_pipeline() -> Pipeline:
+    """The full shape of DESIGN.md's table: GPU stages, a Jetson matrix over two boards, a gathering report."""
+    base = {s.name: s for s in PIPELINE.stages}
+    stages = [
+        Stage(name="build", pod="cpu", does="wheel", entry="ci.stages:build", outputs=("dist",), archive=("dist/*.whl",)),
+        Stage(name="train", pod="gpu", does="fp32", entry="conversion.stages:train", outputs=("artifacts/train",),
+              needs=("build",)),
+        Stage(name="quantize", pod="gpu", does="qat", entry="conversion.stages:quantize",
+              outputs=("artifacts/quantize",), needs=("train",), archive=("artifacts/quantize/*.onnx",)),
+        Stage(name="convert", pod="jetson", does="engine", entry="conversion.stages:convert", matrix=True,
+              outputs=("artifacts/convert",), needs=("quantize",), archive=("artifacts/convert/**",)),
+        Stage(name="hil", pod="jetson", does="hil", entry="ci.hil.stage:run", matrix=True, needs=("convert",)),
+        Stage(name="report", pod="cpu", does="report", entry="ci.stages:report", gathers=True,
+              archive=("reports/**",)),
+    ]
+    boards = PIPELINE.boards + tuple(Board(n, "hil_tests/rigs/x.yaml") for n in ("agx-orin",)
+                                     if n not in {b.name for b in PIPELINE.boards})
+    assert base  # the real definition exists; this one adds what other issues are still adding
+    return Pipeline(stages=tuple(stages), boards=boards)
+
+
+@pytest.fixture(scope="module")
+def matrix_text() -> str:
+    return render(matrix_pipeline())
+
+
+def test_committed_jenkinsfile_equals_the_rendering():
+    committed = (ROOT / "Jenkinsfile").read_text()
+    assert committed == render(PIPELINE), "Jenkinsfile is stale: run `hilci jenkinsfile --write`"
+
+
+def test_committed_jenkinsfile_passes_our_checker():
+    check((ROOT / "Jenkinsfile").read_text(), PIPELINE, ROOT)
+
+
+def test_matrix_rendering_has_the_declarative_shape(matrix_text):
+    p = matrix_pipeline()
+    check(matrix_text, p, ROOT)
+    assert "agent none" in matrix_text.split("stages {")[0]
+    assert matrix_text.count("retries 2") == 5  # build, train, quantize, one Jetson pod per board, report
+    assert matrix_text.count("podRetention onFailure()") == 3  # train, quantize (gpu), the Jetson matrix
+    assert 'yamlFile "podtemplates/jetson-${BOARD}.yaml"' in matrix_text
+    assert "values " + ", ".join(f"'{b.name}'" for b in p.boards) in matrix_text
+    assert 'lock(resource: "rig-${BOARD}")' in matrix_text
+    assert "disableConcurrentBuilds(abortPrevious: true)" in matrix_text and "buildDiscarder(" in matrix_text
+    assert matrix_text.count("keepProperties: true") == 6
+    assert 'junit testResults: "reports/junit/hil-${BOARD}.xml", keepProperties: true' in matrix_text
+    assert "archiveArtifacts artifacts: 'artifacts/quantize/*.onnx', fingerprint: true" in matrix_text
+    # the ONNX goes from the GPU pod to the Jetson pods by stash; engines stay on the device
+    assert "stash name: 'outputs-quantize', includes: 'artifacts/quantize/**'" in matrix_text
+    assert "'outputs-quantize'])\n" in matrix_text.split("stage('convert')")[1].split("hilciStage")[0]
+    assert "outputs-convert" not in matrix_text
+    # hil on a board runs only when convert passed on that same board
+    assert "hasPassed('convert', env.BOARD)" in matrix_text.split("stage('hil')")[1]
+    # the gathering stage runs after failures too (no when) and unstashes every JUnit
+    report = matrix_text.split("stage('report')")[1]
+    assert "when" not in report and "'junit-hil-agx-orin'" in report
+
+
+def test_stage_order_and_lock_come_from_the_definition(matrix_text):
+    tree = parse(matrix_text)
+    names = [i.strings()[0] for i in tree.walk() if i.name == "stage" and i.block is not None]
+    assert names == ["build", "train", "quantize", "jetson: convert, hil", "convert", "hil", "report"]
+
+
+def _groovy_run(*files: Path, run_file: Path) -> str:
+    groovy = shutil.which("groovy")
+    if groovy is None:
+        pytest.fail("Debian's groovy (2.4.21) is not installed: `apt-get install groovy` "
+                    "(the Makefile's `deps` target and .ci/run install it); the Jenkinsfile cannot be parsed")
+    env = dict(os.environ, JAVA_HOME=os.environ.get("JAVA_HOME", JAVA_HOME))
+    proc = subprocess.run([groovy, str(HARNESS), str(run_file), *map(str, files)], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_groovy_parses_renderings_and_runs_the_exit_code_mapping(tmp_path, matrix_text):
+    """One JVM: Groovy compiles both renderings, rejects a broken file, and runs hilciStage per exit code."""
+    matrix_file = tmp_path / "Jenkinsfile.matrix"
+    matrix_file.write_text(matrix_text)
+    broken = tmp_path / "Jenkinsfile.broken"
+    broken.write_text(matrix_text.replace("        stage('train') {\n", "        stage('train') {{\n", 1))
+    out = _groovy_run(ROOT / "Jenkinsfile", matrix_file, broken, run_file=matrix_file)
+    assert f"PARSE OK {ROOT / 'Jenkinsfile'}" in out
+    assert f"PARSE OK {matrix_file}" in out
+    assert f"PARSE ERROR {broken}" in out
+    runs = [json.loads(line[4:]) for line in out.splitlines() if line.startswith("RUN ")]
+    by = {(r["rc"], r["stage"]): r for r in runs}
+    ok, gate, error, missing = by[0, "train"], by[1, "train"], by[2, "train"], by[127, "train"]
+    assert ok["passed"] and not any(c.startswith(("unstable", "catchError")) for c in ok["calls"])
+    assert not gate["passed"] and "unstable:hilci stage train: a gate failed (exit 1)" in gate["calls"]
+    assert not any(c.startswith("catchError") for c in gate["calls"])
+    for run in (error, missing):
+        assert not run["passed"]
+        assert any(c.startswith("catchError:FAILURE/FAILURE:") for c in run["calls"])
+    assert "timeout:60 SECONDS" in ok["calls"]
+    hil = by[1, "hil"]
+    rig = next(b.rig for b in matrix_pipeline().boards if b.name == "orin-nx")
+    assert f"sh:hilci stage hil --board orin-nx --rig {rig}" in hil["calls"]
+    assert by[0, "hil"]["passed"] and by[0, "hil"]["key"] == "hil-orin-nx"
+    # a missing stash (its stage never ran) is reported, not fatal
+    assert any(c.startswith("echo:no stash 'missing-x'") for c in ok["calls"])
+
+
+def _broken(text: str, old: str, new: str) -> str:
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+def _line_of(text: str, needle: str) -> int:
+    return text[: text.index(needle)].count("\n") + 1
+
+
+@pytest.mark.parametrize("old, new, message, needle", [
+    ("            post {\n", "            postt {\n", "unknown directive 'postt' in stage 'build'", "postt {"),
+    ("yamlFile 'podtemplates/gpu.yaml'", "yamlFile 'podtemplates/gpux.yaml'",
+     "yamlFile 'podtemplates/gpux.yaml' does not exist", "gpux"),
+    ("                    retries 2\n                    podRetention onFailure()",
+     "                    retries 2\n                    podRetentionn onFailure()",
+     "unknown directive 'podRetentionn' in kubernetes agent", "podRetentionn"),
+    ("disableConcurrentBuilds(abortPrevious: true)", "disableConcurentBuilds(abortPrevious: true)",
+     "unknown option 'disableConcurentBuilds'", "disableConcurentBuilds"),
+    ("junit testResults: 'reports/junit/train.xml', keepProperties: true",
+     "junit testResults: 'reports/junit/train.xml'", "junit needs keepProperties: true",
+     "junit testResults: 'reports/junit/train.xml'"),
+    ("hilciStage('quantize', 1800)", "sh 'make quantize'", "does not run hilciStage('quantize'",
+     "steps {\n                unstashAll(['outputs-build', 'outputs-train'])\n                sh"),
+])
+def test_checker_names_the_line(matrix_text, old, new, message, needle):
+    text = _broken(matrix_text, old, new)
+    with pytest.raises(JenkinsfileError) as err:
+        check(text, matrix_pipeline(), ROOT)
+    assert message in str(err.value)
+    assert str(err.value).startswith(f"Jenkinsfile:{_line_of(text, needle)}:"), str(err.value)
+
+
+def test_checker_names_an_unclosed_brace_and_a_stray_one(matrix_text):
+    text = _broken(matrix_text, "        stage('train') {\n", "        stage('train') {{\n")
+    train_line = _line_of(text, "stage('train') {{")
+    with pytest.raises(JenkinsfileError, match=rf"^Jenkinsfile:\d+: unbalanced braces: .* of line {train_line} "):
+        check(text, matrix_pipeline(), ROOT)
+    text = _broken(matrix_text, "    agent none\n", "    agent none\n    }\n")
+    with pytest.raises(JenkinsfileError, match=rf"^Jenkinsfile:{_line_of(text, 'agent none') + 1}: unbalanced"):
+        check(text, matrix_pipeline(), ROOT)
+    with pytest.raises(JenkinsfileError, match=r"^Jenkinsfile:3: unbalanced '\{' of 'pipeline'"):
+        check("// x\n\npipeline {\n    agent none\n", matrix_pipeline(), ROOT)
+    with pytest.raises(JenkinsfileError, match=r"^Jenkinsfile:2: unbalanced '\)'"):
+        check("pipeline {\n    agent none)\n}\n", matrix_pipeline(), ROOT)
+
+
+def test_checker_wants_every_stage_and_agent_none(matrix_text):
+    p = matrix_pipeline()
+    extra = Pipeline(stages=p.stages[:-1] + (Stage(name="deploy", pod="cpu", does="x", entry="a:b"),) + p.stages[-1:],
+                     boards=p.boards)
+    with pytest.raises(JenkinsfileError, match="pipeline stage 'deploy' does not appear"):
+        check(matrix_text, extra, ROOT)
+    with pytest.raises(JenkinsfileError, match="must say 'agent none'"):
+        check(_broken(matrix_text, "    agent none\n", "    agent any\n"), p, ROOT)
+
+
+def test_cli_check_passes_on_the_committed_file_and_fails_on_drift(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["jenkinsfile", "--check"]) == 0
+    assert "Jenkinsfile: ok" in capsys.readouterr().out
+    stale = tmp_path / "Jenkinsfile.stale"
+    stale.write_text((ROOT / "Jenkinsfile").read_text().replace("retries 2", "retries 3", 1))
+    assert cli.main(["jenkinsfile", "--check", "--file", str(stale)]) == 1
+    assert "differs from the rendering" in capsys.readouterr().err
+    bad = tmp_path / "Jenkinsfile.bad"
+    bad.write_text((ROOT / "Jenkinsfile").read_text().replace("    stages {\n", "    stagez {\n", 1))
+    assert cli.main(["jenkinsfile", "--check", "--file", str(bad)]) == 1
+    assert "unknown directive 'stagez' in pipeline" in capsys.readouterr().err

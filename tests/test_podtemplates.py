@@ -1,0 +1,114 @@
+"""Pod templates and deploy manifests: strict schema and our security rules, each rule shown failing."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ci.definition import PIPELINE
+from ci.podtemplates import (
+    Document,
+    TemplateError,
+    check_file,
+    check_pod_template,
+    check_security,
+    check_tree,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_template_and_manifest_passes():
+    checked = {p.relative_to(ROOT).as_posix() for p in check_tree(ROOT)}
+    for stage in PIPELINE.stages:
+        for template in PIPELINE.pod_templates(stage):
+            assert template in checked
+    assert {"deploy/jenkins-rbac.yaml", "deploy/namespace.yaml", "deploy/runtimeclass-nvidia.yaml"} <= checked
+
+
+def _pod(name: str) -> dict:
+    return yaml.safe_load((ROOT / "podtemplates" / name).read_text())
+
+
+@pytest.mark.parametrize("board", [b.name for b in PIPELINE.boards])
+def test_jetson_templates_pin_the_board(board):
+    pod = _pod(f"jetson-{board}.yaml")
+    spec = pod["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/arch": "arm64", "hilci.dev/board": board}
+    assert {"key": "hilci.dev/rig", "operator": "Equal", "value": board, "effect": "NoSchedule"} in spec["tolerations"]
+    assert spec["runtimeClassName"] == "nvidia"
+    hilci = next(c for c in spec["containers"] if c["name"] == "hilci")
+    assert hilci["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert hilci["resources"]["limits"]["hilci.dev/rig"] == "1"
+    node = next(e for e in hilci["env"] if e["name"] == "NODE_NAME")
+    assert node["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert all(not (c.get("securityContext") or {}).get("privileged") for c in spec["containers"])
+
+
+def test_gpu_template_asks_for_one_gpu_on_a_gpu_node():
+    spec = _pod("gpu.yaml")["spec"]
+    assert spec["runtimeClassName"] == "nvidia"
+    assert spec["nodeSelector"]["nvidia.com/gpu.present"] == "true"
+    assert any(t["key"] == "nvidia.com/gpu" for t in spec["tolerations"])
+    hilci = next(c for c in spec["containers"] if c["name"] == "hilci")
+    assert hilci["resources"]["requests"]["nvidia.com/gpu"] == "1"
+
+
+def _broken(tmp_path: Path, mutate) -> Path:
+    pod = copy.deepcopy(_pod("jetson-orin-nx.yaml"))
+    mutate(pod)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(pod))
+    return path
+
+
+def _hilci(pod: dict) -> dict:
+    return next(c for c in pod["spec"]["containers"] if c["name"] == "hilci")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda p: _hilci(p)["securityContext"].update(privileged=True), "securityContext.privileged: true"),
+    (lambda p: p["spec"].update(hostNetwork=True), "spec.hostNetwork: true is not allowed"),
+    (lambda p: p["spec"]["volumes"].append({"name": "root", "hostPath": {"path": "/"}}),
+     "volumes[root].hostPath.path '/' is not a rig device path"),
+    (lambda p: p["spec"]["volumes"].append({"name": "dev", "hostPath": {"path": "/dev"}}),
+     "volumes[dev].hostPath.path '/dev' is not a rig device path"),
+    (lambda p: _hilci(p)["resources"].pop("limits"), "spec.containers[hilci].resources.limits lacks cpu, memory"),
+    (lambda p: _hilci(p)["resources"]["requests"].pop("memory"), "resources.requests lacks memory"),
+    (lambda p: p["spec"]["securityContext"].update(runAsUser=0), "must run as a non-root user"),
+    (lambda p: p["spec"]["securityContext"].pop("runAsNonRoot"), "must run as a non-root user"),
+    (lambda p: _hilci(p)["securityContext"].update(allowPrivilegeEscalation=True), "allowPrivilegeEscalation"),
+    (lambda p: _hilci(p)["securityContext"]["capabilities"].update(add=["SYS_ADMIN"]), "capabilities.add"),
+])
+def test_each_security_rule_fails_on_a_bad_template(tmp_path, mutate, message):
+    with pytest.raises(TemplateError) as err:
+        check_pod_template(_broken(tmp_path, mutate))
+    assert message in str(err.value)
+    assert str(err.value).startswith(str(tmp_path / "bad.yaml"))
+
+
+def test_strict_schema_catches_a_misspelt_field(tmp_path):
+    path = _broken(tmp_path, lambda p: _hilci(p).update(imagePullPolicyy="Always"))
+    with pytest.raises(TemplateError, match=r"spec\.containers\.1: Additional properties are not allowed "
+                                            r"\('imagePullPolicyy' was unexpected\)"):
+        check_pod_template(path)
+
+
+def test_a_template_without_the_hilci_container_or_with_bad_yaml(tmp_path):
+    path = _broken(tmp_path, lambda p: _hilci(p).update(name="main"))
+    with pytest.raises(TemplateError, match="no 'hilci' container"):
+        check_pod_template(path)
+    bad = tmp_path / "bad2.yaml"
+    bad.write_text("apiVersion: v1\nkind: Pod\nspec:\n  containers: [\n")
+    with pytest.raises(TemplateError, match=r"bad2.yaml:\d+: malformed YAML"):
+        check_file(bad)
+
+
+def test_security_rules_reach_workload_templates():
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+                  "spec": {"template": {"spec": {"hostPID": True, "containers": []}}}}
+    with pytest.raises(TemplateError, match="spec.hostPID"):
+        check_security(Document(Path("deploy/x.yaml"), 0, deployment))
