@@ -1,0 +1,1 @@
+"""Model path: data, model, training, quantization, export, engines, benchmark."""

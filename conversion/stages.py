@@ -1,0 +1,218 @@
+"""The pipeline's model stages: `train`, `quantize` and `convert` (`hilci stage NAME` calls these).
+
+Each reads its hilci.yaml section, writes its artifacts with a manifest beside each, and records one JUnit
+testcase per gate (accuracy, drop, lint, parity, latency) with the numbers as properties. torch and modelopt
+are imported inside `train` and `quantize` only; `convert` runs on a Jetson without them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ci.measurements import distribution, measure
+from ci.stage import StageContext, StageError
+from conversion import manifest, settings
+
+CHECKPOINT = "artifacts/train/model.pt"
+QDQ_MODEL = "artifacts/quantize/model.onnx"
+REFERENCE = "artifacts/quantize/reference.npz"
+
+
+def _code() -> dict[str, str]:
+    return {"path": "conversion/", "sha256": manifest.code_hash()}
+
+
+def _config(section: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    return {"path": f"hilci.yaml#{section}", "sha256": manifest.sha256_json(cfg), "values": cfg}
+
+
+def _write_json(path: Path, value: Any) -> Path:
+    path.write_text(json.dumps(value, indent=1, sort_keys=True, default=float) + "\n")
+    return path
+
+
+def train(ctx: StageContext) -> None:
+    """FP32 training of the example model; gate: test accuracy."""
+    cfg = settings.resolve("train", ctx.config, settings.TRAIN)
+    settings.positive("train", cfg, "epochs", "batch_size", "learning_rate")
+    settings.fraction("train", cfg, "min_accuracy")
+    from conversion import train as tr
+    from conversion.data import load_splits
+
+    start = time.perf_counter()
+    try:
+        splits = load_splits(cfg["image_size"], cfg["seed"])
+    except ValueError as exc:
+        raise StageError(f"hilci.yaml: train.image_size: {exc}") from None
+    run = tr.TrainSettings(cfg["epochs"], cfg["batch_size"], cfg["learning_rate"], cfg["seed"])
+    model, losses = tr.train_fp32(splits.x_train, splits.y_train, splits.image_size, run)
+    acc = tr.accuracy(tr.predict(model, splits.x_test), splits.y_test)
+    elapsed = time.perf_counter() - start
+    metrics = {"accuracy": acc, "losses": losses, "train_s": elapsed, "device": str(tr.select_device())}
+    ckpt = tr.save_checkpoint(model.cpu(), ctx.artifacts / "model.pt",
+                              {"config": cfg, "data": splits.record(), "metrics": {"accuracy": acc}})
+    _write_json(ctx.artifacts / "metrics.json", metrics)
+    manifest.write_manifest(ckpt, "checkpoint", root=ctx.root, settings=cfg, metrics={"accuracy": acc},
+                            inputs={"data": splits.record(), "code": _code(), "config": _config("train", cfg)})
+    ctx.log(f"train: FP32 accuracy {acc:.4f} after {cfg['epochs']} epochs in {elapsed:.1f} s")
+    ctx.gate("accuracy", measure("train.accuracy", acc, low=cfg["min_accuracy"]), time_s=elapsed)
+
+
+def quantize(ctx: StageContext) -> None:
+    """PTQ and QAT with modelopt, Q/DQ ONNX export and lint, ORT-vs-PyTorch parity; gates: drop, lint, parity."""
+    cfg = settings.resolve("quantize", ctx.config, settings.QUANTIZE)
+    settings.positive("quantize", cfg, "qat_epochs", "qat_learning_rate")
+    settings.fraction("quantize", cfg, "min_parity")
+    if cfg["opset"] < 13:
+        raise StageError(f"hilci.yaml: quantize.opset: {cfg['opset']} < 13 (Q/DQ per channel needs opset 13)")
+    from conversion import lint, parity
+    from conversion import quantize as q
+    from conversion import train as tr
+    from conversion.data import load_splits
+    from conversion.engines import load_engine
+
+    start = time.perf_counter()
+    ckpt_path = ctx.root / CHECKPOINT
+    try:
+        model, ckpt = tr.load_checkpoint(ckpt_path)
+    except tr.CheckpointError as exc:
+        raise StageError(str(exc)) from None
+    train_cfg = ckpt.get("config", {})
+    splits = load_splits(model.image_size, int(train_cfg.get("seed", 0)))
+    if ckpt.get("data", {}).get("sha256") not in (None, splits.sha256):
+        raise StageError(f"{ckpt_path}: trained on data {ckpt['data']['sha256'][:12]}, "
+                         f"but the data here hashes {splits.sha256[:12]}; retrain")
+    fp32_acc = tr.accuracy(tr.predict(model, splits.x_test), splits.y_test)
+    ptq_model = q.ptq(model, splits.x_calib)
+    ptq_acc = tr.accuracy(tr.predict(ptq_model, splits.x_test), splits.y_test)
+    qat_run = tr.TrainSettings(cfg["qat_epochs"], int(train_cfg.get("batch_size", 64)),
+                               cfg["qat_learning_rate"], int(train_cfg.get("seed", 0)))
+    qat_model = q.qat(model, splits.x_calib, splits.x_train, splits.y_train, qat_run)
+    reference = tr.predict(qat_model, splits.x_test)
+    qat_acc = tr.accuracy(reference, splits.y_test)
+    out = ctx.artifacts
+    onnx_path = q.export_onnx(qat_model, out / "model.onnx", model.image_size, cfg["opset"])
+    fp32_onnx = q.export_onnx(model, out / "model_fp32.onnx", model.image_size, cfg["opset"])
+    np.savez(out / "reference.npz", x=splits.x_test, y=splits.y_test, logits=reference)
+    try:
+        report = lint.lint_file(onnx_path)
+    except lint.LintError as exc:
+        raise StageError(str(exc)) from None
+    _write_json(out / "lint.json", {"summary": report.summary(), "opset": report.opset,
+                                    "quantize_nodes": report.quantize_nodes,
+                                    "dequantize_nodes": report.dequantize_nodes,
+                                    "violations": [vars(v) for v in report.violations]})
+    engine_logits = load_engine(onnx_path).run(splits.x_test)
+    par = parity.compare(reference, engine_logits, atol=cfg["atol"], rtol=cfg["rtol"],
+                         step=parity.output_step(lint.load(onnx_path)), labels=splits.y_test)
+    elapsed = time.perf_counter() - start
+    metrics = {"fp32_accuracy": fp32_acc, "ptq_accuracy": ptq_acc, "qat_accuracy": qat_acc,
+               "ptq_drop_pp": 100 * (fp32_acc - ptq_acc), "qat_drop_pp": 100 * (fp32_acc - qat_acc),
+               "lint": report.summary(), "parity": par.as_dict(), "quantize_s": elapsed}
+    _write_json(out / "metrics.json", metrics)
+    lineage = {"checkpoint": ckpt_path, "data": splits.record(), "code": _code(),
+               "config": _config("quantize", cfg)}
+    for path, kind in ((onnx_path, "qdq-onnx"), (fp32_onnx, "fp32-onnx"), (out / "reference.npz", "reference")):
+        manifest.write_manifest(path, kind, inputs=lineage, root=ctx.root, metrics=metrics,
+                                settings={**cfg, "quantization": "modelopt INT8_DEFAULT_CFG", "calibrator": "max",
+                                          "exporter": "torch.onnx.export(dynamo=False)"})
+    ctx.log(f"quantize: accuracy fp32 {fp32_acc:.4f} ptq {ptq_acc:.4f} qat {qat_acc:.4f}; {report.summary()}")
+    ctx.gate("drop", measure("quantize.qat_drop", metrics["qat_drop_pp"], "pp", high=cfg["max_drop_pp"],
+                             nominal="QAT accuracy drop against FP32"),
+             measure("quantize.ptq_drop", metrics["ptq_drop_pp"], "pp"),
+             measure("quantize.fp32_accuracy", fp32_acc), measure("quantize.ptq_accuracy", ptq_acc),
+             measure("quantize.qat_accuracy", qat_acc))
+    lint_ms = [measure("quantize.lint.violations", len(report.violations), high=0),
+               measure("quantize.lint.q_nodes", report.quantize_nodes, low=1),
+               measure("quantize.lint.dq_nodes", report.dequantize_nodes, low=1)]
+    ctx.case("lint", measurements=lint_ms,
+             failure=None if report.ok else f"{onnx_path.relative_to(ctx.root)}: {report.summary()}")
+    _parity_gate(ctx, "quantize", par, cfg["min_parity"])
+
+
+def _parity_gate(ctx: StageContext, stage: str, par, min_parity: float) -> None:
+    ms = [measure(f"{stage}.parity.agreement", par.agreement, low=min_parity, nominal="same class"),
+          measure(f"{stage}.parity.max_abs", par.max_abs),
+          measure(f"{stage}.parity.max_rel", par.max_rel),
+          measure(f"{stage}.parity.mismatched", par.mismatched)]
+    if par.max_steps is not None:
+        ms.append(measure(f"{stage}.parity.max_steps", par.max_steps, "steps"))
+    ctx.gate("parity", *ms)
+
+
+def convert(ctx: StageContext) -> None:
+    """Engine build (TensorRT where installed, else ONNX Runtime), parity and benchmark; gates: parity, latency."""
+    from conversion import benchmark, lint, parity
+    from conversion.engines import (
+        ONNXRUNTIME,
+        TENSORRT,
+        available_backends,
+        build_engine,
+        check_backend,
+        load_engine,
+    )
+
+    cfg = settings.resolve("convert", ctx.config, settings.CONVERT)
+    settings.fraction("convert", cfg, "min_parity")
+    budgets = cfg["budgets"]
+    for key, value in budgets.items():
+        if key not in settings.BUDGETS or not isinstance(value, (int, float)) or value <= 0:
+            raise StageError(f"hilci.yaml: convert.budgets.{key}: expected one of {', '.join(settings.BUDGETS)} "
+                             f"with a positive number of ms, got {value!r}")
+    try:
+        bench = benchmark.BenchmarkSettings.from_config(cfg["benchmark"], "hilci.yaml: convert.benchmark")
+    except (TypeError, ValueError) as exc:
+        raise StageError(str(exc)) from None
+    backend = cfg["backend"]
+    if backend == "auto":
+        backend = TENSORRT if TENSORRT in available_backends() else ONNXRUNTIME
+    check_backend(backend, "hilci.yaml: convert.backend")
+    start = time.perf_counter()
+    onnx_path = ctx.root / QDQ_MODEL
+    try:
+        report = lint.lint_file(onnx_path)
+    except lint.LintError as exc:
+        raise StageError(f"{exc} (run the quantize stage first)" if "no such" in str(exc) else str(exc)) from None
+    if not report.ok:
+        raise StageError(f"{onnx_path.relative_to(ctx.root)}: not TensorRT-compatible: {report.summary()}")
+    ref_path = ctx.root / REFERENCE
+    try:
+        ref = np.load(ref_path)
+        x, y, reference = ref["x"], ref["y"], ref["logits"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise StageError(f"{ref_path}: reference outputs missing or unreadable ({exc})") from None
+    lineage = {"reference": ref_path}
+    engine_path = build_engine(onnx_path, ONNXRUNTIME, ctx.artifacts, cfg["onnxruntime"], inputs=lineage,
+                               root=ctx.root)  # artifacts/convert/engine.onnx: what the hil stage runs
+    if backend == TENSORRT:
+        engine_path = build_engine(onnx_path, TENSORRT, ctx.artifacts, cfg["tensorrt"], inputs=lineage,
+                                   root=ctx.root)
+    options = cfg["onnxruntime"] if backend == ONNXRUNTIME else {}
+    engine = load_engine(engine_path, **options)
+    par = parity.compare(reference, engine.run(x), atol=cfg["atol"], rtol=cfg["rtol"],
+                         step=parity.output_step(lint.load(onnx_path)), labels=y)
+    _write_json(ctx.artifacts / "parity.json", par.as_dict())
+    _parity_gate(ctx, "convert", par, cfg["min_parity"])
+    batch = np.ascontiguousarray(np.resize(x, (bench.batch, *x.shape[1:])))
+    result = benchmark.run(engine, batch, bench)
+    bench_path = benchmark.write(result, ctx.artifacts / "benchmark.json")
+    manifest.write_manifest(bench_path, "benchmark", inputs={"engine": engine_path}, root=ctx.root,
+                            settings={"backend": backend, **vars(bench)}, metrics=result["summary"])
+    s = result["summary"]
+    ctx.log(f"convert: {backend} engine {engine_path.name}: p50 {s['median_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms, "
+            f"{s['throughput_qps']:.0f} qps, parity {par.agreement:.4f}")
+    latency = [distribution("convert.latency", result["samples"], "ms", gate="p99",
+                            high=budgets.get("p99_ms"), nominal=f"{backend} p99 budget")]
+    stat_key = {"p50_ms": "median_ms"}
+    for key in budgets:
+        if key != "p99_ms":
+            name = key[:-3]
+            latency.append(measure(f"convert.latency_{name}", s[stat_key.get(key, key)], "ms", high=budgets[key]))
+    latency.append(measure("convert.throughput", s["throughput_qps"], "qps"))
+    latency.append(measure("convert.cv", s["cv_percent"], "%"))
+    ctx.gate("latency", *latency, time_s=time.perf_counter() - start)
