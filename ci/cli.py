@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-from ci.stage import StageError, UsageError
 from ci.model import DefinitionError
+from ci.stage import StageError, UsageError
 
 # Each module has `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
 COMMAND_MODULES = (
     "ci.commands",
+    "ci.jenkinsfile",
+    "ci.jenkins_cli",
+    "ci.cluster",
+    "conversion.cli",
+    "ci.hil.cli",
 )
 
 
@@ -38,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hilci: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `hilci trace X | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
