@@ -9,7 +9,6 @@ discarded and rebuilt, never used.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import platform
 import shutil
@@ -19,20 +18,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ci.digest import sha256_file, sha256_json
 from ci.model import Stage
 from ci.stage import UsageError
 
 ENTRY_FILE = "entry.json"
 FORMAT = 1
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def expand(root: Path, patterns: tuple[str, ...], what: str) -> list[Path]:
@@ -75,8 +66,7 @@ def stage_key(root: Path, stage: Stage, config: dict[str, Any], rig: Path | None
         "inputs": inputs,
         "tools": tool_versions(stage.tools),
     }
-    blob = json.dumps(record, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest(), record
+    return sha256_json(record), record
 
 
 @dataclass

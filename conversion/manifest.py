@@ -19,12 +19,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ci.digest import sha256_file, sha256_json  # noqa: F401 - part of the manifest API
+
 SUFFIX = ".manifest.json"
 FORMAT = 1
 UNKNOWN = "unknown"
 VERSIONED = ("torch", "nvidia-modelopt", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "cuda-python",
              "pycuda", "numpy", "scikit-learn")
-_CHUNK = 1 << 20
 
 
 class ManifestError(ValueError):
@@ -35,23 +36,6 @@ def manifest_path(artifact: Path) -> Path:
     """Where an artifact's manifest lives: beside it, `<name>.manifest.json`."""
     artifact = Path(artifact)
     return artifact.with_name(artifact.name + SUFFIX)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_json(value: Any) -> str:
-    """Hash of a config section: canonical JSON, so key order does not matter."""
-    return sha256_bytes(json.dumps(value, sort_keys=True, default=str).encode())
 
 
 def sha256_tree(root: Path, patterns: Iterable[str]) -> str:
