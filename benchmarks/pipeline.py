@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,23 +21,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.scratch import child_env  # noqa: E402 - needs the repository on sys.path
+
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 3600) -> tuple[float, int, str]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     return time.perf_counter() - start, proc.returncode, proc.stdout + proc.stderr
-
-
-def scratch_copy(dest: Path) -> Path:
-    """The tracked and untracked-not-ignored files of the repository, as a fresh clone would have them."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True, timeout=60).stdout.split()
-    for rel in files:
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
 
 
 def statuses(root: Path) -> dict[str, str]:
@@ -48,7 +36,9 @@ def statuses(root: Path) -> dict[str, str]:
 
 
 def cold_warm(only: str) -> None:
-    env = {**os.environ, "CI": "true"}
+    from tests.scratch import scratch_copy
+
+    env = child_env(CI="true")
     with tempfile.TemporaryDirectory(prefix="hilci-bench-") as tmp:
         root = scratch_copy(Path(tmp))
         cmd = [sys.executable, "-m", "ci", "run"] + (["--only", only] if only else [])
@@ -67,7 +57,7 @@ def cold_warm(only: str) -> None:
 def overhead(n: int = 50) -> None:
     from tests.fixture_pipelines import make_project
 
-    env = {**os.environ, "CI": "true", "PYTHONPATH": str(REPO), "HILCI_PIPELINE": "tests.fixture_pipelines:NOOP"}
+    env = child_env(CI="true", PYTHONPATH=str(REPO), HILCI_PIPELINE="tests.fixture_pipelines:NOOP")
     with tempfile.TemporaryDirectory(prefix="hilci-noop-") as tmp:
         root = make_project(Path(tmp), "")
         total, code, out = run([sys.executable, "-m", "ci", "run", "--no-cache"], root, env)

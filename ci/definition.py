@@ -58,7 +58,7 @@ PIPELINE = Pipeline(
             outputs=("artifacts/convert",),
             needs=("quantize",),
             tools=("onnx", "onnxruntime", "numpy", "tensorrt", "cuda-python"),
-            archive=("artifacts/convert/*.onnx", "artifacts/convert/*.plan", "artifacts/convert/*.json"),
+            archive=("artifacts/convert/**/*.onnx", "artifacts/convert/**/*.plan", "artifacts/convert/**/*.json"),
             timeout_s=1800,
         ),
         Stage(
@@ -67,12 +67,12 @@ PIPELINE = Pipeline(
             matrix=True,
             does="pytest hil_tests on the rig",
             entry="ci.hil.stage:hil",
-            inputs=("ci/hil/**/*.py", "hil_tests/**", "artifacts/convert/engine.onnx"),
+            inputs=("ci/hil/**/*.py", "ci/measurements.py", "hil_tests/**", "artifacts/convert/engine.*"),
             outputs=("artifacts/hil",),
             needs=("convert",),
             tools=("pytest", "pymavlink", "dynamixel-sdk", "pynmea2", "pyserial"),
             archive=("artifacts/hil/**",),
-            cacheable=False,
+            rerun_on_real_rig=True,
             timeout_s=1200,
         ),
         Stage(

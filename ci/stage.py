@@ -52,9 +52,7 @@ class StageContext:
     def artifacts(self) -> Path:
         """The stage's own artifact folder (created on first use): artifacts/<stage>/, and for a matrix
         stage on a Jenkins board artifacts/<stage>/<board>/, so boards' archives never overwrite each other."""
-        path = self.root / "artifacts" / self.stage.name
-        if self.stage.matrix and self.board != "local":
-            path = path / self.board
+        path = artifacts_dir(self.root, self.stage, self.board)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -84,6 +82,12 @@ class StageContext:
 
     def log(self, message: str) -> None:
         log(message)
+
+
+def artifacts_dir(root: Path, stage: Stage, board: str = "local") -> Path:
+    """Where a stage keeps its artifacts: artifacts/<stage>/, plus /<board> for a matrix stage on a board."""
+    path = root / "artifacts" / stage.name
+    return path / board if stage.matrix and board != "local" else path
 
 
 def log(message: str) -> None:
@@ -178,11 +182,11 @@ def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None
     junit.merge(parts, out)
     if written:
         written.unlink()
-    for part in ctx.junit_files:
+    for part in ctx.junit_files:  # now inside the stage's file: judge, then drop, so nothing is counted twice
         if part.exists() and part != out:
-            for rec in junit.read_cases(part):
-                if rec.status in (junit.FAILED, junit.ERROR) and code == EXIT_OK:
-                    code = EXIT_FAILED
+            if code == EXIT_OK and any(r.status in (junit.FAILED, junit.ERROR) for r in junit.read_cases(part)):
+                code = EXIT_FAILED
+            part.unlink()
     return code
 
 

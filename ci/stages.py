@@ -73,8 +73,10 @@ def report(ctx: StageContext) -> None:
     from ci.report import write_reports
 
     junit_dir = ctx.reports / "junit"
-    own = junit_dir / f"{ctx.stage.name}.xml"
-    files = sorted(p for p in junit_dir.glob("*.xml") if p != own and not p.name.startswith("build-unit"))
+    from ci.commands import load_pipeline
+
+    files = [p for stage in load_pipeline().stages if stage.name != ctx.stage.name
+             for p in sorted({*junit_dir.glob(f"{stage.name}.xml"), *junit_dir.glob(f"{stage.name}-*.xml")})]
     if not files:
         raise StageError(f"no JUnit files in {junit_dir} to report on")
     html = write_reports(ctx.root, files, title=ctx.config.get("title", "hilci pipeline"))

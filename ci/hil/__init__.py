@@ -1,0 +1,1 @@
+"""The HIL framework: rigs, drivers, emulators, measurements, the pytest plugin."""

@@ -1,0 +1,62 @@
+"""Measurements the suites gate on, computed from a driver's capture: rate, jitter, drops, data validity.
+
+Each returns `ci.measurements.Measurement`s named `<device>.<what>`, so a failure reads
+"imu rate 188.2 Hz below limit 196 Hz (200 Hz ±2%)" and the JUnit properties are `imu.rate.value` etc.
+"""
+
+from __future__ import annotations
+
+from ci.hil.rig import Device
+from ci.measurements import Measurement, distribution, measure, within_percent
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def rate(device: Device, arrivals_ns: list[int]) -> Measurement:
+    """Messages per second over the window, against the rig's nominal rate ± tolerance."""
+    low, high = within_percent(device.rate_hz, device.rate_tolerance_pct)
+    value = (len(arrivals_ns) - 1) / ((arrivals_ns[-1] - arrivals_ns[0]) / 1e9) if len(arrivals_ns) > 1 else 0.0
+    return measure(f"{device.name}.rate", value, "Hz", low=low, high=high,
+                   nominal=f"{_fmt(device.rate_hz)} Hz ±{_fmt(device.rate_tolerance_pct)}%")
+
+
+def intervals_ms(arrivals_ns: list[int]) -> list[float]:
+    return [(b - a) / 1e6 for a, b in zip(arrivals_ns, arrivals_ns[1:], strict=False)]
+
+
+def jitter(device: Device, arrivals_ns: list[int]) -> Measurement:
+    """|inter-arrival - period| in ms, judged on its p99."""
+    period = 1000.0 / device.rate_hz
+    deviations = [abs(i - period) for i in intervals_ms(arrivals_ns)] or [float("nan")]
+    return distribution(f"{device.name}.jitter", deviations, "ms", gate="p99", high=device.jitter_p99_ms,
+                        nominal=f"period {period:.4g} ms")
+
+
+def count(device: Device, what: str, value: int, high: float = 0, unit: str = "") -> Measurement:
+    return measure(f"{device.name}.{what}", value, unit, high=high)
+
+
+def gaps(device: Device, arrivals_ns: list[int]) -> int:
+    """Epochs missing from a stream without sequence numbers (NMEA): intervals over 1.5 periods."""
+    period = 1000.0 / device.rate_hz
+    return sum(max(0, round(i / period) - 1) for i in intervals_ms(arrivals_ns) if i > 1.5 * period)
+
+
+def enough(arrivals_ns: list[int], device: Device, window_s: float) -> Measurement:
+    """At least half the expected messages arrived (else rate and jitter mean nothing)."""
+    expected = device.rate_hz * window_s
+    return measure(f"{device.name}.samples", len(arrivals_ns), "", low=max(2.0, expected / 2),
+                   nominal=f"{_fmt(device.rate_hz)} Hz for {_fmt(window_s)} s")
+
+
+def present(device: Device, received: int, expected: int) -> Measurement:
+    """The device said something: at least `expected` messages in the short presence window."""
+    return measure(f"{device.name}.present", received, "messages", low=expected)
+
+
+def around(device: Device, what: str, value: float, unit: str, nominal: float, tolerance: float) -> Measurement:
+    """A value within nominal ± tolerance, e.g. gravity at rest 9.81 ± 0.3 m/s^2."""
+    return measure(f"{device.name}.{what}", value, unit, low=nominal - tolerance, high=nominal + tolerance,
+                   nominal=f"{_fmt(nominal)} ±{_fmt(tolerance)} {unit}".rstrip())

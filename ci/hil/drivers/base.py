@@ -1,0 +1,108 @@
+"""What every driver shares: open with back-off, errors that name the device and port, a safe state."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import serial
+
+from ci.hil.rig import Device
+
+
+class DeviceError(Exception):
+    """A device failed (no answer, disconnect, stall, bad data); the message names device, port and fault."""
+
+
+class Driver:
+    """The host side of one device. Subclasses implement `_open`, `_close` and `health`."""
+
+    def __init__(self, device: Device, port: str | None = None):
+        self.device = device
+        self.port = port or device.port
+        self.is_open = False
+        self.reconnects = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.device.name} at {self.port}"
+
+    def error(self, what: str) -> DeviceError:
+        return DeviceError(f"{self.label}: {what}")
+
+    def open(self, timeout: float | None = None) -> Driver:
+        """Open the port, retrying with back-off (0.05 s doubling to 0.5 s) until `timeout`: ports come back
+        after a disconnect or power cycle a little later than one would like."""
+        timeout = self.device.open_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            try:
+                self._open()
+                self.is_open = True
+                return self
+            except (OSError, serial.SerialException, DeviceError) as exc:
+                self._close()
+                if time.monotonic() + delay > deadline:
+                    raise self.error(f"cannot open ({exc}) within {timeout:g} s") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def reopen(self) -> None:
+        self.close()
+        self.reconnects += 1
+        self.open()
+
+    def close(self) -> None:
+        self._close()
+        self.is_open = False
+
+    def safe(self) -> None:
+        """Put the device in its safe state (actuators: torque off). Sensors have none."""
+
+    def health(self, timeout: float) -> dict[str, Any]:
+        """Raise DeviceError unless the device answers within `timeout`; return what it said."""
+        raise NotImplementedError
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Driver:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SerialStreamDriver(Driver):
+    """A device that streams on a serial port: open flushes what piled up while nobody listened."""
+
+    def __init__(self, device: Device, port: str | None = None):
+        super().__init__(device, port)
+        self.serial: serial.Serial | None = None
+
+    def _open(self) -> None:
+        self.serial = serial.Serial(self.port, self.device.baud, timeout=0.05)
+        self.serial.reset_input_buffer()
+
+    def _close(self) -> None:
+        if self.serial is not None:
+            try:
+                self.serial.close()
+            except (OSError, serial.SerialException):
+                pass
+        self.serial = None
+
+    def read_chunk(self) -> bytes:
+        """Whatever arrived (up to 50 ms wait); a vanished port raises DeviceError("disconnected")."""
+        if self.serial is None:
+            raise self.error("not open")
+        try:
+            waiting = self.serial.in_waiting
+            return self.serial.read(max(1, waiting))
+        except (OSError, serial.SerialException) as exc:
+            self._close()
+            raise self.error(f"disconnected ({exc})") from None

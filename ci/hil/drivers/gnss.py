@@ -1,0 +1,99 @@
+"""GNSS receiver driver: NMEA 0183 GGA and RMC through pynmea2, with checksum and garbage counts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pynmea2
+
+from ci.hil.drivers.base import SerialStreamDriver
+
+
+@dataclass
+class GnssCapture:
+    """Epochs (one GGA each) with arrival times, fix data, and what was wrong on the wire."""
+
+    arrivals_ns: list[int] = field(default_factory=list)
+    fix_quality: list[int] = field(default_factory=list)
+    satellites: list[int] = field(default_factory=list)
+    positions: list[tuple[float, float]] = field(default_factory=list)
+    rmc_status: list[str] = field(default_factory=list)
+    sentences: int = 0
+    bad_checksum: int = 0
+    garbage: int = 0  # lines that are no NMEA sentence
+    error: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        return (self.arrivals_ns[-1] - self.arrivals_ns[0]) / 1e9 if len(self.arrivals_ns) > 1 else 0.0
+
+    @property
+    def rate_hz(self) -> float:
+        return (len(self.arrivals_ns) - 1) / self.duration_s if self.duration_s > 0 else 0.0
+
+
+class GnssDriver(SerialStreamDriver):
+    """Reads lines; a GGA marks an epoch. A silence longer than `stall_timeout_s` is a stall."""
+
+    def _open(self) -> None:
+        super()._open()
+        self.pending = b""
+
+    def capture(self, duration_s: float, *, max_epochs: int = 0) -> GnssCapture:
+        cap = GnssCapture()
+        stall = max(self.device.stall_timeout_s, 2.5 / self.device.rate_hz)
+        start = time.monotonic()
+        last = start
+        while time.monotonic() - start < duration_s:
+            try:
+                chunk = self.read_chunk()
+            except Exception as exc:
+                cap.error = str(exc)
+                return cap
+            now_ns = time.perf_counter_ns()
+            if not chunk:
+                if time.monotonic() - last > stall:
+                    cap.error = f"{self.label}: stalled: no NMEA sentence for {stall:g} s"
+                    return cap
+                continue
+            self.pending += chunk
+            *lines, self.pending = self.pending.split(b"\n")
+            for raw in lines:
+                line = raw.decode("ascii", errors="replace").strip()
+                if not line:
+                    continue
+                last = time.monotonic()
+                self._parse(cap, line, now_ns)
+            if max_epochs and len(cap.arrivals_ns) >= max_epochs:
+                break
+        return cap
+
+    def _parse(self, cap: GnssCapture, line: str, now_ns: int) -> None:
+        if not line.startswith("$"):
+            cap.garbage += 1
+            return
+        try:
+            msg = pynmea2.parse(line, check=True)
+        except pynmea2.ChecksumError:  # a ParseError too: catch it first
+            cap.bad_checksum += 1
+            return
+        except pynmea2.ParseError:
+            cap.garbage += 1
+            return
+        cap.sentences += 1
+        if isinstance(msg, pynmea2.GGA):
+            cap.arrivals_ns.append(now_ns)
+            cap.fix_quality.append(int(msg.gps_qual or 0))
+            cap.satellites.append(int(msg.num_sats or 0))
+            if msg.gps_qual:
+                cap.positions.append((msg.latitude, msg.longitude))
+        elif isinstance(msg, pynmea2.RMC):
+            cap.rmc_status.append(msg.status or "")
+
+    def health(self, timeout: float) -> dict[str, Any]:
+        cap = self.capture(timeout, max_epochs=1)
+        if not cap.arrivals_ns:
+            raise self.error(f"did not answer within {timeout:g} s")
+        return {"fix_quality": cap.fix_quality[-1]}

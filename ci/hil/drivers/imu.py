@@ -1,0 +1,99 @@
+"""IMU / flight controller driver: MAVLink 2 HIGHRES_IMU through pymavlink's parser, drops from sequence gaps."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.setdefault("MAVLINK20", "1")  # before importing the dialect: MAVLink 2
+
+from pymavlink.dialects.v20 import common as mavlink  # noqa: E402
+
+from ci.hil.drivers.base import SerialStreamDriver  # noqa: E402
+
+
+@dataclass
+class ImuCapture:
+    """What arrived in a window: arrival times (ns), the samples, and what went wrong on the wire."""
+
+    arrivals_ns: list[int] = field(default_factory=list)
+    time_usec: list[int] = field(default_factory=list)
+    accel: list[tuple[float, float, float]] = field(default_factory=list)
+    messages: int = 0  # all messages, any type, with a good CRC
+    drops: int = 0  # sequence-number gaps, per sender, across message types
+    bad_data: int = 0  # CRC errors and bytes that were no MAVLink
+    senders: set = field(default_factory=set)
+    error: str = ""  # set when the capture ended early (stall, disconnect)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.arrivals_ns[-1] - self.arrivals_ns[0]) / 1e9 if len(self.arrivals_ns) > 1 else 0.0
+
+    @property
+    def rate_hz(self) -> float:
+        return (len(self.arrivals_ns) - 1) / self.duration_s if self.duration_s > 0 else 0.0
+
+    def gravity(self) -> list[float]:
+        return [math.sqrt(x * x + y * y + z * z) for x, y, z in self.accel]
+
+
+class ImuDriver(SerialStreamDriver):
+    """Reads HIGHRES_IMU; a silence longer than `stall_timeout_s` is a stall, a vanished port a disconnect."""
+
+    def _open(self) -> None:
+        super()._open()
+        self.mav = mavlink.MAVLink(None, srcSystem=255, srcComponent=0)
+        self.mav.robust_parsing = True  # bad CRCs come back as MAVLink_bad_data instead of exceptions
+        self.last_seq: dict[tuple[int, int], int] = {}
+
+    def capture(self, duration_s: float, *, max_messages: int = 0) -> ImuCapture:
+        """Collect HIGHRES_IMU for `duration_s`; a stall or disconnect ends it with `error` set."""
+        cap = ImuCapture()
+        stall = self.device.stall_timeout_s
+        start = time.monotonic()
+        last = start
+        while time.monotonic() - start < duration_s:
+            try:
+                chunk = self.read_chunk()
+            except Exception as exc:
+                cap.error = str(exc)
+                return cap
+            now_ns = time.perf_counter_ns()
+            if not chunk:
+                if time.monotonic() - last > stall:
+                    cap.error = f"{self.label}: stalled: no HIGHRES_IMU for {stall:g} s"
+                    return cap
+                continue
+            for msg in self.mav.parse_buffer(chunk) or ():
+                self._account(cap, msg, now_ns)
+                if msg.get_type() == "HIGHRES_IMU":
+                    last = time.monotonic()
+            if max_messages and len(cap.arrivals_ns) >= max_messages:
+                break
+        return cap
+
+    def _account(self, cap: ImuCapture, msg: Any, now_ns: int) -> None:
+        if msg.get_type() == "BAD_DATA":
+            cap.bad_data += 1
+            return
+        cap.messages += 1
+        sender = (msg.get_srcSystem(), msg.get_srcComponent())
+        cap.senders.add(sender)
+        seq = msg.get_seq()
+        prev = self.last_seq.get(sender)
+        if prev is not None:
+            cap.drops += (seq - prev - 1) % 256
+        self.last_seq[sender] = seq
+        if msg.get_type() == "HIGHRES_IMU":
+            cap.arrivals_ns.append(now_ns)
+            cap.time_usec.append(msg.time_usec)
+            cap.accel.append((msg.xacc, msg.yacc, msg.zacc))
+
+    def health(self, timeout: float) -> dict[str, Any]:
+        cap = self.capture(timeout, max_messages=2)
+        if len(cap.arrivals_ns) < 2:
+            raise self.error(f"did not answer within {timeout:g} s")
+        return {"senders": sorted(cap.senders)}

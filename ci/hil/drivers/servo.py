@@ -1,0 +1,150 @@
+"""Servo driver: Dynamixel Protocol 2.0 through ROBOTIS dynamixel-sdk (PortHandler, PacketHandler)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dynamixel_sdk as dxl
+import serial
+
+from ci.hil.drivers.base import DeviceError, Driver
+
+# X-series control table addresses (e-Manual, "Control Table of RAM Area")
+MODEL_NUMBER, TORQUE_ENABLE, HARDWARE_ERROR = 0, 64, 70
+GOAL_POSITION, MOVING, PRESENT_POSITION = 116, 122, 132
+HW_ERRORS = {0x01: "input voltage", 0x04: "overheating", 0x08: "motor encoder", 0x10: "electrical shock",
+             0x20: "overload"}
+
+COMM_HINTS = {dxl.COMM_RX_TIMEOUT: "no answer: stalled, unplugged, rebooting or wrong baud",
+              dxl.COMM_RX_CORRUPT: "corrupt reply: bad CRC or garbage on the line"}
+
+
+def hw_error_text(code: int) -> str:
+    names = [name for bit, name in HW_ERRORS.items() if code & bit]
+    return ", ".join(names) or f"0x{code:02x}"
+
+
+class ServoDriver(Driver):
+    """One bus of X-series servos; every call checks the comm result and the status error byte."""
+
+    def __init__(self, device, port: str | None = None):
+        super().__init__(device, port)
+        self.port_handler: dxl.PortHandler | None = None
+        self.packet = dxl.PacketHandler(2.0)
+        self.torque_touched: set[int] = set()  # ids whose torque we enabled: what the safe state must undo
+
+    def _open(self) -> None:
+        handler = dxl.PortHandler(self.port)
+        try:
+            ok = handler.openPort() and handler.setBaudRate(int(self.device.baud))
+        except Exception as exc:  # the SDK raises serial.SerialException or prints and returns False
+            raise DeviceError(str(exc)) from None
+        if not ok:
+            raise DeviceError(f"dynamixel-sdk could not open the port at {self.device.baud} baud")
+        self.port_handler = handler
+
+    def _close(self) -> None:
+        if self.port_handler is not None:
+            try:
+                self.port_handler.closePort()
+            except Exception:
+                pass
+        self.port_handler = None
+
+    def _check(self, dxl_id: int, what: str, result: int, error: int) -> None:
+        if result != dxl.COMM_SUCCESS:
+            hint = COMM_HINTS.get(result, "")
+            raise self.error(f"id {dxl_id}: {what}: {self.packet.getTxRxResult(result)}"
+                             + (f" ({hint})" if hint else ""))
+        if error & 0x7F:
+            raise self.error(f"id {dxl_id}: {what}: {self.packet.getRxPacketError(error)}")
+
+    def _port(self) -> dxl.PortHandler:
+        if self.port_handler is None:
+            self.open()
+        return self.port_handler
+
+    def _txrx(self, fn, *args):
+        """One SDK transaction; a vanished port becomes a DeviceError saying so."""
+        try:
+            return fn(self._port(), *args)
+        except (OSError, serial.SerialException) as exc:
+            self._close()
+            self.is_open = False
+            raise self.error(f"disconnected ({exc})") from None
+
+    def ping(self, dxl_id: int) -> int:
+        model, result, error = self._txrx(self.packet.ping, dxl_id)
+        self._check(dxl_id, "ping", result, error)
+        return model
+
+    def read(self, dxl_id: int, addr: int, size: int) -> int:
+        fn = {1: self.packet.read1ByteTxRx, 2: self.packet.read2ByteTxRx, 4: self.packet.read4ByteTxRx}[size]
+        value, result, error = self._txrx(fn, dxl_id, addr)
+        self._check(dxl_id, f"read address {addr}", result, error)
+        return value
+
+    def write(self, dxl_id: int, addr: int, size: int, value: int) -> None:
+        fn = {1: self.packet.write1ByteTxRx, 2: self.packet.write2ByteTxRx, 4: self.packet.write4ByteTxRx}[size]
+        result, error = self._txrx(fn, dxl_id, addr, value)
+        self._check(dxl_id, f"write address {addr}", result, error)
+
+    def torque(self, dxl_id: int, on: bool) -> None:
+        if on:
+            self.torque_touched.add(dxl_id)
+        self.write(dxl_id, TORQUE_ENABLE, 1, 1 if on else 0)
+
+    def goal(self, dxl_id: int, position: int) -> None:
+        self.write(dxl_id, GOAL_POSITION, 4, position & 0xFFFFFFFF)
+
+    def position(self, dxl_id: int) -> int:
+        value = self.read(dxl_id, PRESENT_POSITION, 4)
+        return value - (1 << 32) if value >= 0x80000000 else value
+
+    def moving(self, dxl_id: int) -> bool:
+        return bool(self.read(dxl_id, MOVING, 1))
+
+    def hardware_error(self, dxl_id: int) -> int:
+        return self.read(dxl_id, HARDWARE_ERROR, 1)
+
+    def torque_enabled(self, dxl_id: int) -> bool:
+        return bool(self.read(dxl_id, TORQUE_ENABLE, 1))
+
+    def safe(self) -> None:
+        """Torque off on every id we enabled (and every configured id), tolerating a dead bus per id."""
+        failures = []
+        for dxl_id in sorted(self.torque_touched | set(self.device.ids)):
+            try:
+                self.torque(dxl_id, False)
+            except DeviceError as exc:
+                failures.append(str(exc))
+        if failures:
+            raise DeviceError("; ".join(failures))
+
+    def health(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        models = {}
+        for dxl_id in self.device.ids:
+            while True:
+                try:
+                    models[dxl_id] = self.ping(dxl_id)
+                    break
+                except DeviceError:
+                    if time.monotonic() > deadline:
+                        raise self.error(f"did not answer within {timeout:g} s (id {dxl_id})") from None
+                    time.sleep(0.05)
+        return {"models": models}
+
+    def explain(self, exc: DeviceError, dxl_id: int, timeout: float = 1.5) -> str:
+        """Why a transaction failed: if the servo answers again with torque off that we had on, it rebooted."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.ping(dxl_id)
+                if dxl_id in self.torque_touched and not self.torque_enabled(dxl_id):
+                    return f"{self.label}: id {dxl_id} rebooted mid-test (torque went off; first symptom: {exc})"
+                return str(exc)
+            except DeviceError:
+                time.sleep(0.05)
+        return str(exc)

@@ -1,0 +1,338 @@
+"""The device side of a serial link: a raw pseudo-terminal at a stable path, faults, and a control socket.
+
+An emulator runs in its own process (`python -m ci.hil.emulators SPEC`), prints one JSON line with its port and
+control socket, and exits when its stdin closes, so it never outlives whoever started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import socket
+import sys
+import termios
+import threading
+import time
+import tty
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from ci.hil.faults import Fault, parse_fault
+from ci.measurements import Stats
+
+_SPEEDS = {getattr(termios, f"B{b}"): b for b in (
+    9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000,
+    2000000, 2500000, 3000000, 3500000, 4000000) if hasattr(termios, f"B{b}")}
+
+
+class PtyLink:
+    """A raw pseudo-terminal whose slave is published as a symlink that survives reconnects, like by-id names."""
+
+    def __init__(self, link: Path):
+        self.link = link
+        self.master = self.slave = -1
+        self.dropped = 0  # writes lost because the reader fell behind (pty buffer full)
+        self.open()
+
+    def open(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no echo, no \n -> \r\n
+        os.set_blocking(master, False)
+        self.master, self.slave = master, slave
+        tmp = self.link.with_name(self.link.name + ".new")
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(os.ttyname(slave), tmp)
+        os.replace(tmp, self.link)
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.master = self.slave = -1
+
+    def unpublish(self) -> None:
+        self.close()
+        try:
+            self.link.unlink()
+        except OSError:
+            pass
+
+    def write(self, data: bytes) -> bool:
+        """Write without blocking; a message the buffer cannot take is dropped and counted."""
+        if self.master < 0:
+            return False
+        try:
+            n = os.write(self.master, data)
+        except BlockingIOError:
+            self.dropped += 1
+            return False
+        except OSError:
+            return False
+        deadline = time.monotonic() + 0.05
+        while n < len(data) and time.monotonic() < deadline:  # finish a partial write, briefly
+            select.select([], [self.master], [], 0.005)
+            try:
+                n += os.write(self.master, data[n:])
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                return False
+        if n < len(data):
+            self.dropped += 1
+            return False
+        return True
+
+    def read(self, timeout: float) -> bytes:
+        if self.master < 0:
+            time.sleep(timeout)
+            return b""
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            return os.read(self.master, 4096)
+        except (BlockingIOError, OSError):
+            return b""
+
+    def client_baud(self) -> int | None:
+        """The baud rate the client set on its end (a pty ignores it, but a real device would not)."""
+        try:
+            return _SPEEDS.get(termios.tcgetattr(self.slave)[5])
+        except (termios.error, OSError):
+            return None
+
+
+class Emulator:
+    """Base of every emulator: its link, its faults over time, its stats and its control commands."""
+
+    kind = ""
+
+    def __init__(self, spec: dict[str, Any]):
+        self.spec = spec
+        self.name = spec.get("name", self.kind)
+        self.params: dict[str, Any] = dict(spec.get("params") or {})
+        self.baud = int(spec.get("baud", 115200))
+        self.link = PtyLink(Path(spec["link"]))
+        self.control_path = Path(spec["link"] + ".ctl")
+        self.rng = random.Random(self.params.get("seed", 0))
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.faults: list[tuple[Fault, float, float | None]] = []  # (fault, start, end) in monotonic seconds
+        self.events: list[tuple[Fault, float]] = []  # one-shot faults (disconnect, reboot) and when they fire
+        self.down_until = 0.0  # silent until then (disconnected or rebooting)
+        self.sent_ns: deque[int] = deque(maxlen=200_000)
+        self.counters = {"sent": 0, "corrupted": 0, "garbage": 0, "disconnects": 0, "reboots": 0,
+                         "baud_mismatch": 0}
+        self._baud_checked = 0.0
+        self._baud_ok = True
+        for fault in spec.get("faults") or ():
+            self.inject(parse_fault(fault))
+
+    # --- faults -------------------------------------------------------------------------------------
+    def inject(self, fault: Fault) -> None:
+        now = time.monotonic()
+        start = now + fault.after_s
+        with self.lock:
+            if fault.kind in ("disconnect", "reboot"):
+                self.events.append((fault, start))
+            else:
+                end = start + fault.duration_s if fault.duration_s is not None else None
+                self.faults.append((fault, start, end))
+
+    def clear(self) -> None:
+        with self.lock:
+            self.faults.clear()
+            self.events.clear()
+
+    def active(self, kind: str) -> Fault | None:
+        now = time.monotonic()
+        with self.lock:
+            for fault, start, end in self.faults:
+                if fault.kind == kind and start <= now and (end is None or now < end):
+                    return fault
+        return None
+
+    def hit(self, fault: Fault | None) -> bool:
+        return fault is not None and self.rng.random() < fault.fraction
+
+    def service_events(self) -> None:
+        """Fire due one-shot faults: a disconnect closes the pty and publishes a new one after the outage."""
+        now = time.monotonic()
+        with self.lock:
+            due = [(f, t) for f, t in self.events if t <= now]
+            self.events = [(f, t) for f, t in self.events if t > now]
+        for fault, _ in due:
+            outage = fault.duration_s if fault.duration_s is not None else (1.0 if fault.kind == "disconnect" else 0.5)
+            if fault.kind == "disconnect":
+                self.counters["disconnects"] += 1
+                self.link.close()
+                self.stop.wait(outage)
+                self.link.open()
+                self.reset()
+            else:
+                self.counters["reboots"] += 1
+                self.down_until = time.monotonic() + outage
+                self.reset()
+
+    def silent(self) -> bool:
+        """True while the device would say nothing: stalled, rebooting, or the client's baud is wrong."""
+        if time.monotonic() < self.down_until or self.active("stall"):
+            return True
+        now = time.monotonic()
+        if now - self._baud_checked > 0.2:
+            self._baud_checked = now
+            self._baud_ok = self.link.client_baud() == self.baud
+            if not self._baud_ok:
+                self.counters["baud_mismatch"] += 1
+        return not self._baud_ok
+
+    def garbage(self) -> bytes:
+        return bytes(self.rng.randrange(256) for _ in range(self.rng.randrange(8, 40)))
+
+    # --- to override --------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Power-on state (after a reboot or reconnect)."""
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    # --- control ------------------------------------------------------------------------------------
+    def stats(self, since_ns: int = 0, until_ns: int = 0) -> dict[str, Any]:
+        times = [t for t in list(self.sent_ns) if t >= since_ns and (not until_ns or t <= until_ns)]
+        out: dict[str, Any] = {**self.counters, "dropped": self.link.dropped, "n": len(times)}
+        if len(times) > 2:
+            intervals = [(b - a) / 1e6 for a, b in zip(times, times[1:], strict=False)]
+            st = Stats.of(intervals)
+            out.update(rate_hz=(len(times) - 1) / ((times[-1] - times[0]) / 1e9), interval_p50_ms=st.p50,
+                       interval_p99_ms=st.p99, interval_max_ms=st.max)
+        return out
+
+    def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        op = cmd.get("cmd")
+        if op == "fault":
+            fault = parse_fault({k: v for k, v in cmd.items() if k != "cmd"})
+            self.inject(fault)
+            return {"ok": True, "fault": fault.to_dict()}
+        if op == "clear":
+            self.clear()
+            return {"ok": True}
+        if op == "stats":
+            return {"ok": True, **self.stats(int(cmd.get("since_ns", 0)), int(cmd.get("until_ns", 0)))}
+        if op == "state":
+            return {"ok": True, **self.state()}
+        if op == "stop":
+            self.stop.set()
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown command {op!r} (fault, clear, stats, state, stop)"}
+
+    def _serve_control(self) -> None:
+        if self.control_path.exists():
+            self.control_path.unlink()
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(self.control_path))
+        server.listen(8)
+        server.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.settimeout(2.0)
+                try:
+                    line = conn.makefile("r").readline()
+                    try:
+                        reply = self.handle(json.loads(line))
+                    except Exception as exc:  # a bad command gets an error reply, never kills the device
+                        reply = {"ok": False, "error": str(exc)}
+                    conn.sendall((json.dumps(reply) + "\n").encode())
+                except OSError:
+                    pass
+        server.close()
+
+    def _watch_parent(self) -> None:
+        """Stop when stdin closes: the process that started us has gone."""
+        try:
+            while sys.stdin.buffer.read(1):
+                pass
+        except (OSError, ValueError):
+            pass
+        self.stop.set()
+
+    def main(self) -> int:
+        threading.Thread(target=self._serve_control, daemon=True, name="control").start()
+        threading.Thread(target=self._watch_parent, daemon=True, name="parent").start()
+        print(json.dumps({"name": self.name, "kind": self.kind, "port": str(self.link.link),
+                          "tty": os.ttyname(self.link.slave), "control": str(self.control_path),
+                          "pid": os.getpid()}), flush=True)
+        try:
+            self.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop.set()
+            self.link.unpublish()
+            try:
+                self.control_path.unlink()
+            except OSError:
+                pass
+        return 0
+
+
+class StreamEmulator(Emulator):
+    """A device that talks on its own at a rate: paces messages, adds timing noise, applies faults."""
+
+    default_rate_hz = 10.0
+
+    def __init__(self, spec: dict[str, Any]):
+        super().__init__(spec)
+        self.rate_hz = float(self.params.get("rate_hz", self.default_rate_hz))
+        self.jitter_s = float(self.params.get("jitter_ms", 0.05)) / 1000.0
+
+    def message(self) -> bytes:
+        raise NotImplementedError
+
+    def corrupt(self, data: bytes) -> bytes:
+        """The message with a wrong checksum (protocol-specific)."""
+        return data[:-1] + bytes([data[-1] ^ 0x5A])
+
+    def with_garbage(self, data: bytes) -> bytes:
+        return self.garbage() + data
+
+    def run(self) -> None:
+        next_t = time.perf_counter()
+        while not self.stop.is_set():
+            self.service_events()
+            drop = self.active("rate_drop")
+            rate = (drop.rate_hz or self.rate_hz / 2) if drop else self.rate_hz
+            period = 1.0 / rate
+            noise = max(-3 * self.jitter_s, min(3 * self.jitter_s, self.rng.gauss(0.0, self.jitter_s)))
+            delay = next_t + noise - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            next_t += period
+            now = time.perf_counter()
+            if now - next_t > 5 * period:  # after a stall or outage, resume the schedule from now
+                next_t = now + period
+            if self.silent():
+                continue
+            data = self.message()
+            if self.hit(self.active("corrupt")):
+                data = self.corrupt(data)
+                self.counters["corrupted"] += 1
+            if self.hit(self.active("garbage")):
+                data = self.with_garbage(data)
+                self.counters["garbage"] += 1
+            if self.link.write(data):
+                self.sent_ns.append(time.perf_counter_ns())
+                self.counters["sent"] += 1

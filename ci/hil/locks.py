@@ -1,0 +1,92 @@
+"""Exclusive devices: one `fcntl` lock file per device, so two processes never talk to one device at once.
+
+The kernel drops an fcntl lock when its holder dies, so a crashed run leaves no stale lock. A waiter gives up
+after a timeout and names the holder's pid (written into the lock file by the holder).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+
+
+class DeviceBusy(Exception):
+    """The device is held by another process for longer than we were willing to wait."""
+
+
+def lock_dir() -> Path:
+    path = Path(os.environ.get("HILCI_LOCK_DIR", "/tmp/hilci-locks"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def lock_name(port: str) -> str:
+    """One name per physical device: symlinks (by-id names, emulator links) resolve to the same lock."""
+    real = os.path.realpath(port)
+    if real.startswith("/dev/pts/"):
+        real = os.path.abspath(port)  # a pty is renumbered on reconnect: lock its stable link instead
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", real).strip("_")[-60:]
+    return f"{slug}-{hashlib.sha1(real.encode()).hexdigest()[:8]}.lock"
+
+
+class DeviceLock:
+    """Held while a test talks to a device; re-entrant within one process."""
+
+    def __init__(self, port: str, label: str, timeout: float = 10.0, folder: Path | None = None):
+        self.path = (folder or lock_dir()) / lock_name(port)
+        self.label = label
+        self.timeout = timeout
+        self.fd = -1
+        self.depth = 0
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    def acquire(self) -> DeviceLock:
+        if self.depth:
+            self.depth += 1
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        deadline = time.monotonic() + self.timeout
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise DeviceBusy(f"{self.label}: busy, held by pid {self.holder()} "
+                                     f"(lock {self.path}); gave up after {self.timeout:g} s") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd, self.depth = fd, 1
+        return self
+
+    def release(self) -> None:
+        if not self.depth:
+            return
+        self.depth -= 1
+        if self.depth:
+            return
+        try:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> DeviceLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

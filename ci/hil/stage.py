@@ -1,0 +1,61 @@
+"""The pipeline's `hil` stage: `pytest hil_tests --rig RIG` in a subprocess, its JUnit merged into the stage's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ci.stage import StageContext, StageError, artifacts_dir
+
+DEFAULT_RIG = "hil_tests/rigs/sim.yaml"
+
+
+def built_engine(ctx: StageContext) -> Path | None:
+    """The engine this pipeline's convert stage built for this board (TensorRT plan first), if any."""
+    from ci.definition import PIPELINE
+
+    folder = artifacts_dir(ctx.root, PIPELINE.stage("convert"), ctx.board)
+    for name in ("engine.plan", "engine.onnx"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def hil(ctx: StageContext) -> None:
+    """Run the HIL suites on the stage's rig (`--rig`, else hilci.yaml `hil.rig`, else the sim rig)."""
+    rig = Path(ctx.rig or ctx.config.get("rig") or DEFAULT_RIG)
+    rig_path = rig if rig.is_absolute() else ctx.root / rig
+    if not rig_path.is_file():
+        raise StageError(f"{rig}: rig file not found")
+    timeout = float(ctx.config.get("timeout_s", ctx.stage.timeout_s * 0.9))
+    junit = ctx.reports / "junit" / f"hil-pytest-{ctx.board}.xml"
+    junit.parent.mkdir(parents=True, exist_ok=True)
+    log = ctx.artifacts / f"pytest-{ctx.board}.log"
+    cmd = [sys.executable, "-m", "pytest", "hil_tests", "--rig", str(rig_path), f"--junitxml={junit}",
+           "-o", f"junit_suite_name=hil.{ctx.board}", "-o", "junit_family=xunit2", "-p", "no:cacheprovider",
+           "-q", "-rfE"]
+    engine = built_engine(ctx)
+    if engine is not None:
+        cmd += ["--engine", str(engine)]
+    for extra in ctx.config.get("pytest_args", []) or []:
+        cmd.append(str(extra))
+    ctx.log(f"hil: {' '.join(cmd)}")
+    env = dict(os.environ)
+    env.pop("HILCI_HIL_STATE", None)
+    try:
+        proc = subprocess.run(cmd, cwd=ctx.root, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        log.write_text(out)
+        if junit.exists():
+            ctx.junit_files.append(junit)
+        raise StageError(f"pytest hil_tests on {rig} did not finish within {timeout:g} s (log: {log})") from None
+    log.write_text(proc.stdout + proc.stderr)
+    print(proc.stdout[-4000:], end="", flush=True)
+    if junit.exists():
+        ctx.junit_files.append(junit)
+    if proc.returncode > 1 or not junit.exists():
+        last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise StageError(f"pytest hil_tests --rig {rig} could not run (exit {proc.returncode}): {last[0]}")

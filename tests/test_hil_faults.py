@@ -1,0 +1,120 @@
+"""The fault matrix: each fault an emulator injects is caught by the right HIL test with a message naming the
+device and the fault, inside the test's timeout; after a disconnect or reboot the next test reconnects and passes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from ci.junit import read_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASE_DEVICES = {
+    "imu": {"driver": "imu", "baud": 921600, "rate_hz": 200, "jitter_p99_ms": 15.0, "window_s": 0.6},
+    "gnss": {"driver": "gnss", "baud": 115200, "rate_hz": 10, "window_s": 1.0, "jitter_p99_ms": 30.0},
+    "camera": {"driver": "camera", "baud": 4000000, "rate_hz": 30, "window_s": 0.6, "jitter_p99_ms": 20.0},
+    "servo": {"driver": "servo", "baud": 1000000, "ids": [1], "roundtrip_samples": 50, "roundtrip_p99_ms": 8.0},
+}
+
+
+def write_rig(tmp_path: Path, name: str, faults: dict[str, list], devices=("imu", "gnss", "camera", "servo")) -> Path:
+    devs = {}
+    for dev in devices:
+        devs[dev] = dict(BASE_DEVICES[dev])
+        if faults.get(dev):
+            devs[dev]["faults"] = faults[dev]
+    rig = {"name": name, "emulate": True, "health_timeout_s": 1.0, "devices": devs}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(rig))
+    return path
+
+
+def run_hil(tmp_path: Path, rig: Path, *args: str, timeout: float = 90) -> tuple[int, dict, str]:
+    junit = tmp_path / f"{rig.stem}.xml"
+    cmd = [sys.executable, "-m", "pytest", "hil_tests", "--rig", str(rig), f"--junitxml={junit}", "-q",
+           "-p", "no:cacheprovider", "-o", "junit_family=xunit2", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    cases = {f"{c.classname.rsplit('.', 1)[-1]}::{c.name}": c for c in read_cases(junit)} if junit.exists() else {}
+    return proc.returncode, cases, proc.stdout + proc.stderr
+
+
+def expect(cases: dict, test: str, status: str, *fragments: str) -> None:
+    case = cases.get(test)
+    assert case is not None, f"{test} not run; ran {sorted(cases)}"
+    assert case.status == status, f"{test}: {case.status} ({case.message})"
+    for fragment in fragments:
+        assert fragment in case.message, f"{test}: {fragment!r} not in {case.message!r}"
+
+
+def test_persistent_faults_from_the_rig(tmp_path):
+    rig = write_rig(tmp_path, "faulty", {
+        "imu": [{"kind": "rate_drop", "rate_hz": 150}],
+        "gnss": [{"kind": "corrupt", "fraction": 0.5}],
+        "camera": [{"kind": "garbage", "fraction": 0.5}],
+        "servo": [{"kind": "hw_error", "code": 32}],
+    })
+    code, cases, out = run_hil(tmp_path, rig, "-k", "test_rate or test_data_valid or test_hardware_error")
+    assert code == 1, out
+    expect(cases, "TestImu::test_rate[imu]", "failed", "imu rate ", "Hz below limit 196 Hz (200 Hz ±2%)")
+    expect(cases, "TestGnss::test_data_valid[gnss]", "failed", "gnss at ", "with a bad checksum")
+    expect(cases, "TestCamera::test_data_valid[camera]", "failed", "camera at ", "bytes of garbage")
+    expect(cases, "TestServo::test_hardware_error_clear[servo]", "failed", "servo at ", "0x20 (overload)")
+    expect(cases, "TestGnss::test_rate[gnss]", "passed")  # a corrupt sentence does not slow the receiver
+    rate = cases["TestImu::test_rate[imu]"].measurements["imu.rate"]
+    assert rate["verdict"] == "fail" and 145 < float(rate["value"]) < 155
+
+
+def test_corruption_and_garbage(tmp_path):
+    rig = write_rig(tmp_path, "noisy", {
+        "imu": [{"kind": "corrupt", "fraction": 0.3}],
+        "gnss": [{"kind": "garbage", "fraction": 0.5}],
+        "camera": [{"kind": "corrupt", "fraction": 0.3}],
+        "servo": [{"kind": "rate_drop", "delay_ms": 10}],
+    })
+    code, cases, out = run_hil(tmp_path, rig, "-k", "test_data_valid or test_roundtrip or test_no_drops")
+    assert code == 1, out
+    expect(cases, "TestImu::test_data_valid[imu]", "failed", "imu at ", "bad CRC")
+    expect(cases, "TestImu::test_no_drops[imu]", "failed", "imu drops")  # a bad packet is a lost packet
+    expect(cases, "TestGnss::test_data_valid[gnss]", "failed", "gnss at ", "garbage lines")
+    expect(cases, "TestCamera::test_data_valid[camera]", "failed", "camera at ", "bad CRC-32")
+    expect(cases, "TestServo::test_roundtrip[servo]", "failed", "servo roundtrip", "above limit 8 ms")
+
+
+def test_per_test_disconnect_stall_reboot_then_recovery(tmp_path):
+    rig = write_rig(tmp_path, "flaky", {})
+    code, cases, out = run_hil(
+        tmp_path, rig,
+        "--hil-fault", "imu:disconnect:duration_s=0.5@TestImu::test_rate",
+        "--hil-fault", "gnss:stall:duration_s=0.7@TestGnss::test_rate",
+        "--hil-fault", "camera:reboot:after_s=0.2,duration_s=0.1@TestCamera::test_data_valid",
+        "--hil-fault", "servo:reboot:after_s=0.05,duration_s=0.5@test_reaches_positions",
+        "-k", "test_rate or test_jitter or test_data_valid or test_reaches or test_roundtrip")
+    assert code == 1, out
+    expect(cases, "TestImu::test_rate[imu]", "failed", "imu at ", "disconnected")
+    expect(cases, "TestImu::test_jitter[imu]", "passed")  # reconnected after the outage
+    expect(cases, "TestGnss::test_rate[gnss]", "failed", "gnss at ", "stalled")
+    expect(cases, "TestGnss::test_jitter[gnss]", "passed")
+    expect(cases, "TestCamera::test_data_valid[camera]", "failed", "camera at ", "rebooted")
+    expect(cases, "TestServo::test_reaches_positions[servo]", "failed", "servo at ", "rebooted mid-test")
+    expect(cases, "TestServo::test_roundtrip[servo]", "passed")
+
+
+def test_silent_device_fails_only_its_own_tests(tmp_path):
+    rig = write_rig(tmp_path, "mute", {"gnss": [{"kind": "stall"}], "imu": [], "servo": []},
+                    devices=("imu", "gnss", "servo"))
+    code, cases, out = run_hil(
+        tmp_path, rig, "--hil-fault", "servo:garbage:fraction=1@test_answers",
+        "--hil-fault", "servo:corrupt:fraction=1@test_hardware_error_clear",
+        "--hil-fault", "imu:reboot:after_s=0.2,duration_s=0.2@TestImu::test_data_valid",
+        "-k", "test_present or test_answers or test_hardware_error or TestImu")
+    assert code == 1, out
+    expect(cases, "TestGnss::test_present[gnss]", "failed", "did not answer within 1 s")
+    assert "/gnss did not answer" in cases["TestGnss::test_present[gnss]"].message  # names the port
+    expect(cases, "TestImu::test_present[imu]", "passed")
+    expect(cases, "TestImu::test_data_valid[imu]", "failed", "imu at ", "went backwards", "rebooted")
+    expect(cases, "TestServo::test_answers[servo]", "failed", "servo at ", "corrupt reply")
+    expect(cases, "TestServo::test_hardware_error_clear[servo]", "failed", "servo at ", "corrupt reply")

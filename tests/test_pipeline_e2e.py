@@ -1,0 +1,51 @@
+"""The project's own pipeline, end to end, in a scratch copy of the repository: what `make pipeline` does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci import junit
+from tests.scratch import child_env, scratch_copy
+
+pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
+
+
+def hilci(root: Path, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+    env = child_env(CI="true")
+    return subprocess.run([sys.executable, "-m", "ci", *args], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def statuses(root: Path) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in json.loads((root / "reports/run.json").read_text())["stages"]}
+
+
+def test_the_pipeline_runs_then_hits_the_cache(tmp_path: Path):
+    root = scratch_copy(tmp_path)
+    cold = hilci(root, "run")
+    assert cold.returncode == 0, cold.stdout[-4000:] + cold.stderr[-4000:]
+    stages = ["build", "train", "quantize", "convert", "hil", "report"]
+    assert statuses(root) == dict.fromkeys(stages, "passed")
+    for artifact in ("artifacts/train/model.pt", "artifacts/quantize/model.onnx", "artifacts/convert/engine.onnx",
+                     "artifacts/convert/benchmark.json"):
+        assert (root / artifact).is_file(), artifact
+        assert (root / (artifact + ".manifest.json")).is_file(), artifact
+    cases = junit.read_cases(root / "reports/junit.xml")
+    assert {c.suite.split(".")[1] for c in cases if c.suite.startswith("hilci.")} >= set(stages) - {"hil"}
+    assert any(c.suite.startswith("hil") and c.measurements for c in cases), "no HIL measurements in the JUnit"
+    assert "<svg class='timeline'" in (root / "reports/index.html").read_text()
+
+    trace = hilci(root, "trace", "artifacts/convert/engine.onnx")
+    assert trace.returncode == 0, trace.stderr
+    assert "load_digits" in trace.stdout and "commit" in trace.stdout
+
+    (root / "hil_tests" / "NOTE.txt").write_text("a change to the HIL suites alone must not retrain\n")
+    warm = hilci(root, "run")
+    assert warm.returncode == 0, warm.stdout[-4000:] + warm.stderr[-4000:]
+    assert statuses(root) == {"build": "cached", "train": "cached", "quantize": "cached", "convert": "cached",
+                              "hil": "passed", "report": "passed"}
