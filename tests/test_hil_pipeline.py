@@ -22,8 +22,9 @@ def rig(tmp_path: Path, name: str, devices: dict) -> Path:
     return path
 
 
-IMU = {"driver": "imu", "baud": 921600, "window_s": 0.5, "jitter_p99_ms": 4.0}
-SERVO = {"driver": "servo", "baud": 1000000, "roundtrip_samples": 30, "roundtrip_p99_ms": 8.0}
+# These tests check plumbing (stage, xdist, JUnit merge), not timing: budgets leave room for a loaded 2-core host.
+IMU = {"driver": "imu", "baud": 921600, "window_s": 0.5, "jitter_p99_ms": 20.0, "rate_tolerance_pct": 10}
+SERVO = {"driver": "servo", "baud": 1000000, "roundtrip_samples": 30, "roundtrip_p99_ms": 50.0}
 
 
 def test_hil_stage_runs_the_suites_and_writes_measurements(tmp_path):

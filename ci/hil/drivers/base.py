@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import serial
@@ -106,3 +107,19 @@ class SerialStreamDriver(Driver):
         except (OSError, serial.SerialException) as exc:
             self._close()
             raise self.error(f"disconnected ({exc})") from None
+
+    def alive(self) -> None:
+        """A parser saw a whole, valid message: the stall clock of `stream` starts again."""
+        self._alive_at = time.monotonic()
+
+    def stream(self, duration_s: float, stall_s: float, what: str) -> Iterator[tuple[bytes, int]]:
+        """Chunks with their arrival time (perf_counter_ns) for `duration_s`. Raises DeviceError when the port
+        fails, or when no `what` was marked `alive()` for `stall_s`."""
+        start = self._alive_at = time.monotonic()
+        while time.monotonic() - start < duration_s:
+            chunk = self.read_chunk()
+            if not chunk:
+                if time.monotonic() - self._alive_at > stall_s:
+                    raise self.error(f"stalled: no {what} for {stall_s:g} s")
+                continue
+            yield chunk, time.perf_counter_ns()

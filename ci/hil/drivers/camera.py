@@ -67,27 +67,16 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
         self.last_seq: int | None = None
 
     def frames(self, cap: CameraCapture, duration_s: float, max_frames: int = 0) -> None:
-        stall = self.device.stall_timeout_s
-        start = time.monotonic()
-        last = start
-        while time.monotonic() - start < duration_s:
-            try:
-                chunk = self.read_chunk()
-            except Exception as exc:
-                cap.error = str(exc)
-                return
-            now_ns = time.perf_counter_ns()
-            if not chunk:
-                if time.monotonic() - last > stall:
-                    cap.error = f"{self.label}: stalled: no frame for {stall:g} s"
+        try:
+            for chunk, now_ns in self.stream(duration_s, self.device.stall_timeout_s, "frame"):
+                self.pending += chunk
+                for frame in self._split(cap, now_ns):
+                    self.alive()
+                    cap.frames.append(frame)
+                if max_frames and len(cap.frames) >= max_frames:
                     return
-                continue
-            self.pending += chunk
-            for frame in self._split(cap, now_ns):
-                last = time.monotonic()
-                cap.frames.append(frame)
-            if max_frames and len(cap.frames) >= max_frames:
-                return
+        except DeviceError as exc:
+            cap.error = str(exc)
 
     def _split(self, cap: CameraCapture, now_ns: int):
         while True:

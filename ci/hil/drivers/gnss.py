@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pynmea2
 
-from ci.hil.drivers.base import SerialStreamDriver
+from ci.hil.drivers.base import DeviceError, SerialStreamDriver
 
 
 @dataclass
@@ -44,30 +43,19 @@ class GnssDriver(SerialStreamDriver):
     def capture(self, duration_s: float, *, max_epochs: int = 0) -> GnssCapture:
         cap = GnssCapture()
         stall = max(self.device.stall_timeout_s, 2.5 / self.device.rate_hz)
-        start = time.monotonic()
-        last = start
-        while time.monotonic() - start < duration_s:
-            try:
-                chunk = self.read_chunk()
-            except Exception as exc:
-                cap.error = str(exc)
-                return cap
-            now_ns = time.perf_counter_ns()
-            if not chunk:
-                if time.monotonic() - last > stall:
-                    cap.error = f"{self.label}: stalled: no NMEA sentence for {stall:g} s"
-                    return cap
-                continue
-            self.pending += chunk
-            *lines, self.pending = self.pending.split(b"\n")
-            for raw in lines:
-                line = raw.decode("ascii", errors="replace").strip()
-                if not line:
-                    continue
-                last = time.monotonic()
-                self._parse(cap, line, now_ns)
-            if max_epochs and len(cap.arrivals_ns) >= max_epochs:
-                break
+        try:
+            for chunk, now_ns in self.stream(duration_s, stall, "NMEA sentence"):
+                self.pending += chunk
+                *lines, self.pending = self.pending.split(b"\n")
+                for raw in lines:
+                    line = raw.decode("ascii", errors="replace").strip()
+                    if line:
+                        self.alive()
+                        self._parse(cap, line, now_ns)
+                if max_epochs and len(cap.arrivals_ns) >= max_epochs:
+                    break
+        except DeviceError as exc:
+            cap.error = str(exc)
         return cap
 
     def _parse(self, cap: GnssCapture, line: str, now_ns: int) -> None:

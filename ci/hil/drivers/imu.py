@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +11,7 @@ os.environ.setdefault("MAVLINK20", "1")  # before importing the dialect: MAVLink
 
 from pymavlink.dialects.v20 import common as mavlink  # noqa: E402
 
-from ci.hil.drivers.base import SerialStreamDriver  # noqa: E402
+from ci.hil.drivers.base import DeviceError, SerialStreamDriver  # noqa: E402
 
 
 @dataclass
@@ -52,27 +51,16 @@ class ImuDriver(SerialStreamDriver):
     def capture(self, duration_s: float, *, max_messages: int = 0) -> ImuCapture:
         """Collect HIGHRES_IMU for `duration_s`; a stall or disconnect ends it with `error` set."""
         cap = ImuCapture()
-        stall = self.device.stall_timeout_s
-        start = time.monotonic()
-        last = start
-        while time.monotonic() - start < duration_s:
-            try:
-                chunk = self.read_chunk()
-            except Exception as exc:
-                cap.error = str(exc)
-                return cap
-            now_ns = time.perf_counter_ns()
-            if not chunk:
-                if time.monotonic() - last > stall:
-                    cap.error = f"{self.label}: stalled: no HIGHRES_IMU for {stall:g} s"
-                    return cap
-                continue
-            for msg in self.mav.parse_buffer(chunk) or ():
-                self._account(cap, msg, now_ns)
-                if msg.get_type() == "HIGHRES_IMU":
-                    last = time.monotonic()
-            if max_messages and len(cap.arrivals_ns) >= max_messages:
-                break
+        try:
+            for chunk, now_ns in self.stream(duration_s, self.device.stall_timeout_s, "HIGHRES_IMU"):
+                for msg in self.mav.parse_buffer(chunk) or ():
+                    self._account(cap, msg, now_ns)
+                    if msg.get_type() == "HIGHRES_IMU":
+                        self.alive()
+                if max_messages and len(cap.arrivals_ns) >= max_messages:
+                    break
+        except DeviceError as exc:
+            cap.error = str(exc)
         return cap
 
     def _account(self, cap: ImuCapture, msg: Any, now_ns: int) -> None:
