@@ -93,6 +93,9 @@ def test_bad_rig_on_the_command_line_is_a_usage_error(tmp_path):
     emulate = subprocess.run([sys.executable, "-m", "ci", "emulate", str(path)], cwd=ROOT, capture_output=True,
                              text=True, timeout=60)
     assert emulate.returncode == 2 and "hilci: error:" in emulate.stderr and "devices.imu.driver" in emulate.stderr
+    engine = pytest_run(ROOT, str(ROOT / "hil_tests"), "--rig", str(rig_file(tmp_path, GOOD)),
+                        "--engine", "weights.pt")
+    assert engine.returncode == 4 and "--engine weights.pt: expected a .onnx, .plan or .engine file" in engine.stderr
 
 
 def test_ci_hil_imports_no_torch_kubernetes_or_jenkins():
