@@ -87,5 +87,8 @@ PIPELINE = Pipeline(
             timeout_s=600,
         ),
     ),
-    boards=(Board(name="orin-nx", rig="hil_tests/rigs/orin-example.yaml"),),
+    boards=(
+        Board(name="orin-nx", rig="hil_tests/rigs/orin-example.yaml"),
+        Board(name="agx-orin", rig="hil_tests/rigs/agx-orin.yaml"),
+    ),
 )
