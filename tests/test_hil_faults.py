@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ci.junit import read_cases
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Each case runs the suites against four emulators (7-10 s): `make test` runs them, the build stage does not.
+pytestmark = pytest.mark.slow
 
 BASE_DEVICES = {
     "imu": {"driver": "imu", "baud": 921600, "rate_hz": 200, "jitter_p99_ms": 15.0, "window_s": 0.6},

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ci.definition import PIPELINE
@@ -47,6 +48,7 @@ def test_missing_rig_is_a_stage_error(tmp_path):
     assert code == 2 and "absent.yaml: rig file not found" in cases[0].message
 
 
+@pytest.mark.slow  # 12 emulators beside 4 workers: `make test` runs it, the build stage does not
 def test_xdist_over_several_rigs_merges_into_one_junit(tmp_path):
     rigs = [rig(tmp_path, f"r{i}", {"imu": IMU, "servo": SERVO}) for i in range(3)]
     junit = tmp_path / "all.xml"
