@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from ci.yamlfile import YamlFileError, load_yaml
 
 KUBERNETES_VERSION = "1.37"
 # hostPath volumes a pod may mount: the stable names of serial devices and V4L2 cameras of a rig.
@@ -38,11 +38,9 @@ class Document:
 def load(path: Path) -> list[Document]:
     """Every YAML document of a file; malformed YAML names the line."""
     try:
-        docs = list(yaml.safe_load_all(path.read_text()))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise TemplateError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
+        docs = load_yaml(path, all_documents=True)
+    except YamlFileError as exc:
+        raise TemplateError(str(exc)) from None
     out = []
     for i, data in enumerate(docs):
         if data is None:

@@ -16,13 +16,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ci import junit
 from ci.cache import StageCache, stage_key
 from ci.model import Pipeline, Stage
 from ci.progress import Progress
 from ci.stage import EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
+from ci.yamlfile import YamlFileError, load_yaml
 
 PASSED, FAILED, ERROR, CACHED, SKIPPED = "passed", "failed", "error", "cached", "skipped"
 KILL_GRACE_S = 5.0
@@ -311,8 +310,8 @@ def rig_is_emulated(rig: Path | None) -> bool:
     if rig is None:
         return False
     try:
-        data = yaml.safe_load(rig.read_text())
-    except (OSError, yaml.YAMLError):
+        data = load_yaml(rig)
+    except YamlFileError:
         return False
     return isinstance(data, dict) and data.get("emulate") is True
 

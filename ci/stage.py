@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ci import junit
 from ci.measurements import Measurement
 from ci.model import Pipeline, Stage
+from ci.yamlfile import YamlFileError, load_yaml
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -101,11 +100,9 @@ def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{path}:{where} malformed YAML ({getattr(exc, 'problem', exc)})") from None
+        data = load_yaml(path) or {}
+    except YamlFileError as exc:
+        raise UsageError(str(exc)) from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of stage name to settings")
     for key, value in data.items():

@@ -103,7 +103,7 @@ def test_a_template_without_the_hilci_container_or_with_bad_yaml(tmp_path):
         check_pod_template(path)
     bad = tmp_path / "bad2.yaml"
     bad.write_text("apiVersion: v1\nkind: Pod\nspec:\n  containers: [\n")
-    with pytest.raises(TemplateError, match=r"bad2.yaml:\d+: malformed YAML"):
+    with pytest.raises(TemplateError, match=r"bad2.yaml: line \d+: malformed YAML"):
         check_file(bad)
 
 

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ci.hil.faults import Fault, FaultError, parse_fault
+from ci.yamlfile import YamlFileError, load_yaml
 
 DRIVERS = ("imu", "gnss", "servo", "camera")
 SENSORS = ("imu", "gnss", "camera")
@@ -135,11 +134,9 @@ def load_rig(path: str | Path, base: Path | None = None) -> Rig:
     if not path.is_file():
         raise RigError(f"{where}: rig file not found")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}:" if mark else ""
-        raise RigError(f"{where}:{line} malformed YAML ({getattr(exc, 'problem', exc)})") from None
+        data = load_yaml(path)
+    except YamlFileError as exc:
+        raise RigError(str(exc)) from None
     if not isinstance(data, dict):
         raise RigError(f"{where}: expected a mapping with 'name' and 'devices'")
     known = {"name", "platform", "emulate", "devices", "engine", "budgets", *RIG_FIELDS}
