@@ -70,3 +70,5 @@ RIGGED = Pipeline(
                   matrix=True, rerun_on_real_rig=True),),
     boards=(Board(name="b", rig="rig.yaml"),),
 )
+
+CYCLIC = Pipeline(stages=(stage("a", needs=("b",)), stage("b", needs=("a",))))

@@ -205,6 +205,14 @@ def test_bad_input_is_one_line_and_exit_2(project: Path, args, config, message):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_malformed_definition_is_one_line_and_exit_2(project: Path):
+    proc = hilci(project, "run", pipeline="tests.fixture_pipelines:CYCLIC")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "hilci: error: cycle in stage needs: a -> b -> a"
+    proc = hilci(project, "run", pipeline="tests.fixture_pipelines:NOPE")
+    assert proc.returncode == 2 and "pipeline definition 'tests.fixture_pipelines:NOPE' cannot be loaded" in proc.stderr
+
+
 def test_a_missing_input_file_is_named(project: Path):
     (project / "src/input.txt").unlink()
     proc = hilci(project, "run")
