@@ -18,11 +18,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ci.hil.checks import intervals_ms  # noqa: E402
 from ci.hil.drivers import driver_for  # noqa: E402
 from ci.hil.emulators.process import RigEmulators  # noqa: E402
 from ci.hil.rig import load_rig  # noqa: E402
-from ci.measurements import Stats  # noqa: E402
+from ci.measurements import (  # noqa: E402
+    Stats,  # noqa: E402
+    intervals_ms,
+    rate_hz,
+)
 
 
 def write_rig(folder: Path, name: str, devices: dict, **extra) -> Path:
@@ -80,7 +83,7 @@ def headroom(folder: Path, seconds: float) -> None:
     finally:
         background.terminate()
         background.wait(30)
-    print(f"bench: headroom imu 1 kHz for {seconds:g} s beside another rig: {cap.rate_hz:.1f} Hz, "
+    print(f"bench: headroom imu 1 kHz for {seconds:g} s beside another rig: {rate_hz(cap.arrivals_ns):.1f} Hz, "
           f"{cap.drops} drops (seq gaps), {dropped} emulator writes lost, {cap.bad_data} bad, "
           f"reader CPU {cpu / wall * 100:.1f}% of one core")
 

@@ -158,6 +158,18 @@ def distribution(name: str, samples: Iterable[float], unit: str = "", *, gate: s
                        low=low, high=high, stats=stats, nominal=nominal, extra={"gate": gate})
 
 
+def rate_hz(timestamps_ns: Sequence[int]) -> float:
+    """Events per second between the first and the last timestamp (0 with fewer than two)."""
+    if len(timestamps_ns) < 2 or timestamps_ns[-1] <= timestamps_ns[0]:
+        return 0.0
+    return (len(timestamps_ns) - 1) / ((timestamps_ns[-1] - timestamps_ns[0]) / 1e9)
+
+
+def intervals_ms(timestamps_ns: Sequence[int]) -> list[float]:
+    """Gaps between consecutive timestamps, in milliseconds."""
+    return [(b - a) / 1e6 for a, b in zip(timestamps_ns, timestamps_ns[1:], strict=False)]
+
+
 def within_percent(nominal: float, percent: float) -> tuple[float, float]:
     """Limits nominal ± percent, e.g. a 200 Hz rate within 2% -> (196.0, 204.0)."""
     delta = abs(nominal) * percent / 100.0

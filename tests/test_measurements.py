@@ -46,3 +46,12 @@ def test_properties_are_one_per_field_and_parse_back():
 
 def test_nan_never_passes():
     assert not measure("x", float("nan")).passed
+
+
+def test_rates_and_intervals_from_arrival_times():
+    from ci.measurements import intervals_ms, rate_hz
+
+    stamps = [0, 5_000_000, 10_000_000, 16_000_000]  # ns
+    assert intervals_ms(stamps) == [5.0, 5.0, 6.0]
+    assert rate_hz(stamps) == pytest.approx(3 / 0.016)
+    assert rate_hz(stamps[:1]) == 0.0 and rate_hz([7, 7]) == 0.0

@@ -7,7 +7,7 @@ Each returns `ci.measurements.Measurement`s named `<device>.<what>`, so a failur
 from __future__ import annotations
 
 from ci.hil.rig import Device
-from ci.measurements import Measurement, distribution, measure, within_percent
+from ci.measurements import Measurement, distribution, intervals_ms, measure, rate_hz, within_percent
 
 
 def _fmt(x: float) -> str:
@@ -17,13 +17,8 @@ def _fmt(x: float) -> str:
 def rate(device: Device, arrivals_ns: list[int]) -> Measurement:
     """Messages per second over the window, against the rig's nominal rate ± tolerance."""
     low, high = within_percent(device.rate_hz, device.rate_tolerance_pct)
-    value = (len(arrivals_ns) - 1) / ((arrivals_ns[-1] - arrivals_ns[0]) / 1e9) if len(arrivals_ns) > 1 else 0.0
-    return measure(f"{device.name}.rate", value, "Hz", low=low, high=high,
+    return measure(f"{device.name}.rate", rate_hz(arrivals_ns), "Hz", low=low, high=high,
                    nominal=f"{_fmt(device.rate_hz)} Hz ±{_fmt(device.rate_tolerance_pct)}%")
-
-
-def intervals_ms(arrivals_ns: list[int]) -> list[float]:
-    return [(b - a) / 1e6 for a, b in zip(arrivals_ns, arrivals_ns[1:], strict=False)]
 
 
 def jitter(device: Device, arrivals_ns: list[int]) -> Measurement:

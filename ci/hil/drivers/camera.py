@@ -36,11 +36,6 @@ class CameraCapture:
     def arrivals_ns(self) -> list[int]:
         return [f.arrival_ns for f in self.frames]
 
-    @property
-    def rate_hz(self) -> float:
-        t = self.arrivals_ns
-        return (len(t) - 1) / ((t[-1] - t[0]) / 1e9) if len(t) > 1 and t[-1] > t[0] else 0.0
-
 
 class _CameraApi:
     """Capture and health on top of a `frames(cap, duration_s, max_frames)` source."""

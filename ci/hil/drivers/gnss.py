@@ -24,14 +24,6 @@ class GnssCapture:
     garbage: int = 0  # lines that are no NMEA sentence
     error: str = ""
 
-    @property
-    def duration_s(self) -> float:
-        return (self.arrivals_ns[-1] - self.arrivals_ns[0]) / 1e9 if len(self.arrivals_ns) > 1 else 0.0
-
-    @property
-    def rate_hz(self) -> float:
-        return (len(self.arrivals_ns) - 1) / self.duration_s if self.duration_s > 0 else 0.0
-
 
 class GnssDriver(SerialStreamDriver):
     """Reads lines; a GGA marks an epoch. A silence longer than `stall_timeout_s` is a stall."""

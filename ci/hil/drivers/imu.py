@@ -27,14 +27,6 @@ class ImuCapture:
     senders: set = field(default_factory=set)
     error: str = ""  # set when the capture ended early (stall, disconnect)
 
-    @property
-    def duration_s(self) -> float:
-        return (self.arrivals_ns[-1] - self.arrivals_ns[0]) / 1e9 if len(self.arrivals_ns) > 1 else 0.0
-
-    @property
-    def rate_hz(self) -> float:
-        return (len(self.arrivals_ns) - 1) / self.duration_s if self.duration_s > 0 else 0.0
-
     def gravity(self) -> list[float]:
         return [math.sqrt(x * x + y * y + z * z) for x, y, z in self.accel]
 

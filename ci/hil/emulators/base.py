@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.hil.faults import Fault, parse_fault
-from ci.measurements import Stats
+from ci.measurements import Stats, intervals_ms, rate_hz
 
 _SPEEDS = {getattr(termios, f"B{b}"): b for b in (
     9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000,
@@ -211,9 +211,8 @@ class Emulator:
         times = [t for t in list(self.sent_ns) if t >= since_ns and (not until_ns or t <= until_ns)]
         out: dict[str, Any] = {**self.counters, "dropped": self.link.dropped, "n": len(times)}
         if len(times) > 2:
-            intervals = [(b - a) / 1e6 for a, b in zip(times, times[1:], strict=False)]
-            st = Stats.of(intervals)
-            out.update(rate_hz=(len(times) - 1) / ((times[-1] - times[0]) / 1e9), interval_p50_ms=st.p50,
+            st = Stats.of(intervals_ms(times))
+            out.update(rate_hz=rate_hz(times), interval_p50_ms=st.p50,
                        interval_p99_ms=st.p99, interval_max_ms=st.max)
         return out
 
