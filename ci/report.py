@@ -126,7 +126,7 @@ def timeline_svg(rows: list[StageRow], width: int = 900) -> str:
         return "<p>No stages ran.</p>"
     label_w, bar_h, gap = 110, 22, 6
     total = max((r.start_s + r.duration_s for r in rows), default=0.0) or 1.0
-    scale = (width - label_w - 80) / total
+    scale = (width - label_w - 140) / total  # room for the '12.3 s passed' label after the last bar
     height = len(rows) * (bar_h + gap) + 24
     svg = [f"<svg class='timeline' width='{width}' height='{height}' role='img' "
            f"aria-label='stage timeline' xmlns='http://www.w3.org/2000/svg'>"]
@@ -140,7 +140,7 @@ def timeline_svg(rows: list[StageRow], width: int = 900) -> str:
                    f"<title>{html.escape(r.name)}: {r.status}, {r.duration_s:.2f} s</title></rect>")
         svg.append(f"<text x='{x + w + 4:.1f}' y='{y + 16}'>{r.duration_s:.1f} s {r.status}</text>")
     svg.append(f"<text x='{label_w}' y='{height - 4}' class='axis'>0 s</text>")
-    svg.append(f"<text x='{width - 80}' y='{height - 4}' class='axis'>{total:.1f} s</text></svg>")
+    svg.append(f"<text x='{width - 140}' y='{height - 4}' class='axis'>{total:.1f} s</text></svg>")
     return "".join(svg)
 
 
