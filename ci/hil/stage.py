@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ci.commands import DEFAULT_RIG
 from ci.stage import StageContext, StageError, artifacts_dir
-
-DEFAULT_RIG = "hil_tests/rigs/sim.yaml"
 
 
 def built_engine(ctx: StageContext) -> Path | None:
@@ -24,8 +23,8 @@ def built_engine(ctx: StageContext) -> Path | None:
 
 
 def hil(ctx: StageContext) -> None:
-    """Run the HIL suites on the stage's rig (`--rig`, else hilci.yaml `hil.rig`, else the sim rig)."""
-    rig = Path(ctx.rig or ctx.config.get("rig") or DEFAULT_RIG)
+    """Run the HIL suites on the stage's rig (`--rig`, else the sim rig)."""
+    rig = Path(ctx.rig or DEFAULT_RIG)
     rig_path = rig if rig.is_absolute() else ctx.root / rig
     if not rig_path.is_file():
         raise StageError(f"{rig}: rig file not found")
