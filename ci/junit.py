@@ -108,6 +108,21 @@ def _suites(xml) -> list:
     return list(xml)
 
 
+def with_suite_properties(src: Path, out: Path, properties: Iterable[tuple[str, str]]) -> Path:
+    """Copy a JUnit file, adding properties to every suite (e.g. that a cached stage's result is restored)."""
+    tree = ET.parse(src)
+    root = tree.getroot()
+    for suite in [root] if root.tag == "testsuite" else root.iter("testsuite"):
+        props = suite.find("properties")
+        if props is None:
+            props = ET.Element("properties")
+            suite.insert(0, props)
+        for name, value in properties:
+            ET.SubElement(props, "property", name=name, value=value)
+    tree.write(out, encoding="utf-8", xml_declaration=True)
+    return out
+
+
 def read_cases(path: Path) -> list[CaseRecord]:
     """Every testcase of a JUnit file (one suite or many), with status, message and properties."""
     try:

@@ -258,12 +258,9 @@ class LocalRunner:
 
     def _restore_reports(self, stage: Stage, hit) -> None:
         """A cached stage's JUnit is the one it passed with, marked as cached (suite properties)."""
-        text = hit.junit.read_text()
-        marker = (f'<property name="hilci.cached" value="true"/>'
-                  f'<property name="hilci.cached_from" value="{time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(hit.created))}Z"/>')
-        if "<properties>" in text:
-            text = text.replace("<properties>", "<properties>" + marker, 1)
-        self._junit(stage).write_text(text)
+        made = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hit.created))
+        junit.with_suite_properties(hit.junit, self._junit(stage),
+                                    [("hilci.cached", "true"), ("hilci.cached_from", made)])
         log = self._log_path(stage)
         log.write_text(f"cached: restored from {hit.path}\n--- log of the run that produced it ---\n"
                        + hit.log.read_text(errors="replace"))

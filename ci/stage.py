@@ -9,9 +9,7 @@ their measurements) and raises `StageError` for a clean, one-line failure. Exit 
 from __future__ import annotations
 
 import importlib
-import os
 import signal
-import sys
 import time
 import traceback
 from collections.abc import Iterable
@@ -189,15 +187,3 @@ def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None
 
 def _suite_name(stage: Stage, board: str) -> str:
     return f"hilci.{stage.name}" + (f".{board}" if stage.matrix and board != "local" else "")
-
-
-def main_stage(name: str, rig: str | None, board: str, root: Path | None = None) -> int:
-    from ci.definition import PIPELINE
-
-    root = root or Path(os.environ.get("HILCI_ROOT", Path.cwd()))
-    rig_path = Path(rig) if rig else None
-    return run_stage(root, PIPELINE, name, rig=rig_path, board=board)
-
-
-if __name__ == "__main__":  # pragma: no cover - `hilci stage` is the entry point
-    sys.exit(main_stage(sys.argv[1], None, "local"))
