@@ -17,9 +17,9 @@ from ci.stage import StageError, UsageError
 # Each module has `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
 COMMAND_MODULES = (
     "ci.commands",
-    "ci.jenkinsfile",
-    "ci.jenkins_cli",
-    "ci.cluster",
+    "ci.jenkins.jenkinsfile",
+    "ci.jenkins.cli",
+    "ci.kube.cluster",
     "conversion.cli",
     "ci.hil.cli",
 )

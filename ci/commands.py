@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ci.runner import LocalRunner, RunOptions
+    from ci.local.runner import LocalRunner, RunOptions
 
     root = project_root()
     spec = args.pipeline or os.environ.get("HILCI_PIPELINE") or ""

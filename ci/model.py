@@ -7,7 +7,42 @@ the local runner (`hilci run`) and the Jenkinsfile renderer (`hilci jenkinsfile`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
+
+
+class Status(str, Enum):
+    """A stage's or a testcase's outcome; a `str`, so it reads and writes as the plain word in JSON and JUnit."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    CACHED = "cached"  # a stage only: restored from the stage cache
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+@dataclass
+class StageOutcome:
+    """What happened to one stage in this run: the row of the summary table and of the report's timeline."""
+
+    name: str
+    status: str
+    start_s: float = 0.0  # offset from the start of the run
+    duration_s: float = 0.0
+    reason: str = ""
+    exit_code: int | None = None
+    cache_key: str = ""
+    log: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.PASSED, Status.CACHED)
 
 
 class DefinitionError(ValueError):

@@ -70,7 +70,7 @@ def build(ctx: StageContext) -> None:
 
 def report(ctx: StageContext) -> None:
     """Merge every stage's JUnit into reports/junit.xml and render reports/index.html."""
-    from ci.report import write_reports
+    from ci.local.report import write_reports
 
     junit_dir = ctx.reports / "junit"
     from ci.commands import load_pipeline

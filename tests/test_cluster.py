@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ci import cli
-from ci.cluster import GPU, RIG, collect, format_view
+from ci.kube.cluster import GPU, RIG, collect, format_view
 from tests.kube_standin import kube  # noqa: F401 - the fixture
 
 NS = "hilci-ci"

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from ci import cli
-from ci.jenkins_client import (
+from ci.jenkins.client import (
     Credentials,
     JenkinsClient,
     JenkinsError,
@@ -198,5 +198,5 @@ def test_build_refs():
     with pytest.raises(UsageError):
         from types import SimpleNamespace
 
-        from ci.jenkins_cli import cmd_trigger
+        from ci.jenkins.cli import cmd_trigger
         cmd_trigger(SimpleNamespace(param=["novalue"], branch="main"))

@@ -12,8 +12,8 @@ import pytest
 
 from ci import cli
 from ci.definition import PIPELINE
-from ci.jenkinsfile import render
-from ci.jenkinsfile_check import JenkinsfileError, check, parse
+from ci.jenkins.check import JenkinsfileError, check, parse
+from ci.jenkins.jenkinsfile import render
 from ci.model import Board, Pipeline, Stage
 
 ROOT = Path(__file__).resolve().parents[1]

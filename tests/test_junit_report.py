@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ci import junit
+from ci.local.report import StageRow, render_html, rows_from_cases, write_reports
 from ci.measurements import distribution, measure
-from ci.report import StageRow, render_html, rows_from_cases, write_reports
 
 
 def write_stage(path: Path, stage: str, *cases) -> Path:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ci.definition import PIPELINE
-from ci.podtemplates import (
+from ci.kube.podtemplates import (
     Document,
     TemplateError,
     check_file,

@@ -1,7 +1,7 @@
 """`hilci trigger/status/results/logs`: drive and read the Jenkins pipeline from a laptop.
 
 Exit codes follow the build's result: SUCCESS 0, UNSTABLE 1 (a gate failed), FAILURE or ABORTED 2.
-Credentials come from JENKINS_URL/JENKINS_USER/JENKINS_TOKEN or a 0600 config file (ci.jenkins_client).
+Credentials come from JENKINS_URL/JENKINS_USER/JENKINS_TOKEN or a 0600 config file (ci.jenkins.client).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _common(p) -> None:
 def _client(args):
     from dataclasses import replace
 
-    from ci.jenkins_client import JenkinsClient, JenkinsError, load_credentials
+    from ci.jenkins.client import JenkinsClient, JenkinsError, load_credentials
     from ci.stage import UsageError
 
     try:
@@ -50,7 +50,7 @@ def _client(args):
 
 def _run(args, body) -> int:
     """Run a command body; Jenkins errors become one line on stderr and exit 2."""
-    from ci.jenkins_client import JenkinsError
+    from ci.jenkins.client import JenkinsError
 
     try:
         return body(_client(args))
@@ -60,7 +60,7 @@ def _run(args, body) -> int:
 
 
 def cmd_trigger(args) -> int:
-    from ci.jenkins_client import branch_job, exit_code
+    from ci.jenkins.client import branch_job, exit_code
     from ci.stage import UsageError
 
     params = {}
@@ -89,7 +89,7 @@ def cmd_trigger(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from ci.jenkins_client import exit_code, parse_build_ref
+    from ci.jenkins.client import exit_code, parse_build_ref
 
     def body(client) -> int:
         ref = parse_build_ref(args.build, client.creds)
@@ -104,8 +104,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from ci.jenkins_client import exit_code, parse_build_ref
-    from ci.jenkins_results import format_report
+    from ci.jenkins.client import exit_code, parse_build_ref
+    from ci.jenkins.results import format_report
 
     def body(client) -> int:
         ref = parse_build_ref(args.build, client.creds)
@@ -122,7 +122,7 @@ def cmd_results(args) -> int:
 
 
 def cmd_logs(args) -> int:
-    from ci.jenkins_client import parse_build_ref
+    from ci.jenkins.client import parse_build_ref
 
     def body(client) -> int:
         ref = parse_build_ref(args.build, client.creds)

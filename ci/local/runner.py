@@ -17,33 +17,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ci import junit
-from ci.cache import StageCache, stage_key
-from ci.model import Pipeline, Stage
-from ci.progress import Progress
+from ci.local.cache import StageCache, stage_key
+from ci.local.progress import Progress
+from ci.model import Pipeline, Stage, StageOutcome, Status
 from ci.stage import EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
 from ci.yamlfile import YamlFileError, load_yaml
 
-PASSED, FAILED, ERROR, CACHED, SKIPPED = "passed", "failed", "error", "cached", "skipped"
+PASSED, FAILED, ERROR, CACHED, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.CACHED, Status.SKIPPED
 KILL_GRACE_S = 5.0
 LOG_TAIL_LINES = 40
-
-
-@dataclass
-class StageOutcome:
-    """What happened to one stage in this run: the row of the summary table and of the report's timeline."""
-
-    name: str
-    status: str
-    start_s: float = 0.0  # offset from the start of the run
-    duration_s: float = 0.0
-    reason: str = ""
-    exit_code: int | None = None
-    cache_key: str = ""
-    log: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (PASSED, CACHED)
 
 
 @dataclass
@@ -294,7 +276,7 @@ class LocalRunner:
         return ""
 
     def write_reports(self) -> None:
-        from ci.report import write_reports
+        from ci.local.report import write_reports
 
         run_file = self.root / "reports" / "run.json"
         run_file.write_text(json.dumps({"stages": [asdict(o) for o in self.outcomes]}, indent=1))

@@ -336,7 +336,7 @@ def register(subparsers) -> None:
 
 def _cmd_jenkinsfile(args) -> int:
     from ci.definition import PIPELINE
-    from ci.jenkinsfile_check import JenkinsfileError, check
+    from ci.jenkins.check import JenkinsfileError, check
     from ci.stage import UsageError
 
     root = Path.cwd()

@@ -6,8 +6,7 @@ import os
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from ci.model import Stage
-    from ci.runner import StageOutcome
+    from ci.model import Stage, StageOutcome
 
 MARKS = {"passed": "ok", "cached": "cached", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}
 

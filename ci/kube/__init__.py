@@ -1,0 +1,1 @@
+"""The Kubernetes side: pod templates and the cluster view."""
