@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= train,cluster,dev
 PYTEST_ARGS ?=
 
-.PHONY: pipeline test venv lint jenkinsfile groovy clean
+.PHONY: pipeline test venv lint jenkinsfile groovy clean deviceplugin-proto images
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ lint: $(STAMP)
 
 jenkinsfile: $(STAMP)
 	$(BIN)/hilci jenkinsfile --write
+
+# The rig device plugin's gRPC code, from the kubelet's api.proto (ci/kube/deviceplugin/PROTO.md).
+deviceplugin-proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. ci/kube/deviceplugin/api.proto
+
+# The pod images (images/*/Dockerfile), each tagged with the name its pod templates use (LABEL dev.hilci.image).
+# The jetson image is arm64: build it on a Jetson or with `docker buildx build --platform linux/arm64`.
+images:
+	@for d in images/*/Dockerfile; do \
+	  tag=$$(sed -n 's/^LABEL dev.hilci.image="\(.*\)"/\1/p' $$d); \
+	  echo "docker build -f $$d -t $$tag ."; docker build -f $$d -t $$tag . || exit 1; done
 
 clean:
 	rm -rf reports artifacts dist .hilci-cache build *.egg-info

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "ci.jenkins.jenkinsfile",
     "ci.jenkins.cli",
     "ci.kube.cluster",
+    "ci.kube.deviceplugin.cli",
     "conversion.cli",
     "ci.hil.cli",
 )

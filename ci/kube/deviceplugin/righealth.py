@@ -1,0 +1,76 @@
+"""The one place the device plugin touches the HIL framework: load a rig, ask its devices, resolve their nodes.
+
+Health is the HIL health check (every device of the rig answers, `Driver.health`), run under the same per-device
+`fcntl` locks the pytest plugin takes (`ci.hil.locks.DeviceLock`): a device that a test holds is not probed (the
+probe would steal its bytes), and the rig keeps its last verdict until the test lets go.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.hil.drivers import DeviceError, driver_for
+from ci.hil.locks import DeviceBusy, DeviceLock
+from ci.hil.rig import Rig, RigError, load_rig
+
+__all__ = ["DeviceError", "Probe", "RigError", "device_nodes", "load_rig", "probe_rig"]
+
+PROBE_TIMEOUT_CAP_S = 3.0  # a probe never waits longer than this per device, whatever health_timeout_s says
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One look at a rig: healthy, or why not; `in_use` when a test held a device and nothing was asked."""
+
+    healthy: bool
+    reason: str = ""
+    in_use: bool = False
+
+
+def probe_rig(rig: Rig, lock_folder: Path | None = None) -> Probe:
+    """Ask every device of the rig (in turn) whether it answers; stop at the first that does not."""
+    timeout = min(float(rig.settings["health_timeout_s"]), PROBE_TIMEOUT_CAP_S)
+    for device in rig.devices.values():
+        lock = DeviceLock(device.port, device.label, timeout=0.0, folder=lock_folder)
+        try:
+            lock.acquire()
+        except DeviceBusy as exc:
+            return Probe(healthy=False, reason=str(exc), in_use=True)
+        try:
+            _shareable(lock.path)
+            driver = driver_for(device, device.port)
+            try:
+                driver.open(timeout=timeout)
+                driver.health(timeout)
+            finally:
+                driver.close()
+        except DeviceError as exc:
+            return Probe(healthy=False, reason=str(exc))
+        except Exception as exc:  # a driver library failing in its own way is still this device's fault
+            return Probe(healthy=False, reason=f"{device.label}: {type(exc).__name__}: {exc}")
+        finally:
+            lock.release()
+    return Probe(healthy=True)
+
+
+def _shareable(path: Path) -> None:
+    """The plugin runs as root, tests as an unprivileged user: both must be able to open the lock file."""
+    try:
+        os.chmod(path, 0o666)
+    except OSError:
+        pass
+
+
+def device_nodes(rig: Rig) -> dict[str, str]:
+    """Device name -> the node its port resolves to right now (`/dev/serial/by-id/...` -> `/dev/ttyACM0`).
+
+    Resolved at each allocation, so a port renumbered after a power cycle is found again by the next pod."""
+    nodes = {}
+    for device in rig.devices.values():
+        host = os.path.realpath(device.port)
+        if not os.path.exists(host):
+            raise DeviceError(f"{device.label}: {device.port} does not exist on this node")
+        nodes[device.name] = host
+    return nodes

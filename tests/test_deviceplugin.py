@@ -1,0 +1,183 @@
+"""`hilci deviceplugin` end to end: the plugin (its own process, as the DaemonSet runs it) against the kubelet
+stand-in on unix sockets, with the HIL emulators as the rig, wired like a real one (ports are links to ptys, as
+/dev/serial/by-id names are links to ttys). Every wait is bounded."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+
+from ci.hil.emulators.process import RigEmulators, start
+from ci.hil.locks import DeviceLock
+from ci.hil.rig import load_rig
+from tests.kubelet_standin import KubeletStandIn
+from tests.scratch import child_env
+
+ROOT = Path(__file__).resolve().parents[1]
+HEALTH_BOUND_S = 15.0  # the goal is 10 s (benchmarks/cluster.py measures it); this only bounds the wait
+
+
+class PluginProcess:
+    """`python -m ci deviceplugin ...` with its log read line by line by a thread."""
+
+    def __init__(self, args: list[str]):
+        self.proc = subprocess.Popen([sys.executable, "-m", "ci", "deviceplugin", *args], cwd=ROOT,
+                                     env=child_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self.lines.put(x) for x in self.proc.stdout], daemon=True).start()
+
+    def until(self, pattern: str, timeout_s: float = HEALTH_BOUND_S) -> str:
+        deadline = time.monotonic() + timeout_s
+        for line in self.seen:
+            if re.search(pattern, line):
+                return line
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"plugin log has no line matching {pattern!r} within {timeout_s} s:\n"
+                             + "".join(self.seen[-30:]))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def rig():
+    """An emulated robot (IMU, GNSS, servo) and a real-rig YAML naming its ports; the emulators' handles."""
+    folder = Path(tempfile.mkdtemp(prefix="hilci-dp-"))  # short: unix socket paths are limited to 107 bytes
+    sim = folder / "sim.yaml"
+    sim.write_text(yaml.safe_dump({"name": "desk", "emulate": True, "health_timeout_s": 2, "devices": {
+        "imu": {"driver": "imu", "baud": 921600, "rate_hz": 200},
+        "gnss": {"driver": "gnss", "baud": 115200, "rate_hz": 10},
+        "servo": {"driver": "servo", "baud": 1000000, "ids": [1]}}}))
+    (folder / "ports").mkdir()
+    emus = RigEmulators(load_rig(sim), folder / "ports").start()
+    rigs = folder / "rigs"
+    rigs.mkdir()
+    (rigs / "desk.yaml").write_text(yaml.safe_dump({
+        "name": "desk", "emulate": False, "health_timeout_s": 2,
+        "devices": {name: {"driver": h.kind, "port": h.port, "baud": load_rig(sim).devices[name].baud}
+                    for name, h in emus.handles.items()}}))
+    try:
+        yield folder, emus
+    finally:
+        emus.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster_node(rig):
+    """The kubelet stand-in and the plugin process serving the rig folder (plus a broken rig file)."""
+    folder, emus = rig
+    sockets = folder / "dp"
+    sockets.mkdir()
+    (folder / "rigs" / "broken.yaml").write_text("name: broken\ndevices: [not, a, mapping\n")
+    kubelet = KubeletStandIn(sockets).start()
+    plugin = PluginProcess([str(folder / "rigs"), "--socket-dir", str(sockets), "--state-dir",
+                            str(folder / "state"), "--interval", "0.5"])
+    try:
+        yield folder, emus, kubelet, plugin
+    finally:
+        assert plugin.stop() == 0, "the plugin must exit cleanly on SIGTERM"
+        kubelet.stop()
+
+
+def test_registers_and_follows_the_rig_s_health_through_an_emulator_stop_and_restart(cluster_node):
+    folder, emus, kubelet, plugin = cluster_node
+    reg = kubelet.wait(lambda k: k.registrations and k.registrations[0], HEALTH_BOUND_S, "a registration")
+    assert (reg.version, reg.resource_name, reg.endpoint) == ("v1beta1", "hilci.dev/rig", "hilci-rig.sock")
+    kubelet.wait(lambda k: k.options is not None, 5, "GetDevicePluginOptions")
+    assert not kubelet.options.pre_start_required
+
+    kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
+    assert set(kubelet.lists[-1][1]) == {"desk", "broken"}  # one device per rig YAML
+    # an unreadable rig YAML makes that rig Unhealthy, with the reason, and the others stay served
+    assert kubelet.health("broken") == "Unhealthy"
+    assert "broken.yaml: line" in plugin.until(r"rig broken: Unhealthy: rig file unreadable")
+
+    gnss = emus.handles["gnss"]
+    gnss.stop()  # the device goes silent (unplugged)
+    kubelet.wait_health("desk", "Unhealthy", HEALTH_BOUND_S)
+    assert "gnss" in plugin.until(r"rig desk: Unhealthy: ")
+    assert kubelet.health("broken") == "Unhealthy"
+
+    device = load_rig(folder / "sim.yaml").devices["gnss"]
+    emus.handles["gnss"] = start(device, Path(gnss.port))  # plugged in again, at the same stable name
+    kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
+    plugin.until(r"rig desk: Healthy \(was Unhealthy\)")
+
+
+def test_allocate_hands_over_device_nodes_rig_yaml_and_locks_and_refuses_unknown_ids(cluster_node):
+    folder, emus, kubelet, plugin = cluster_node
+    kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
+    reply = kubelet.allocate("desk").container_responses[0]
+    nodes = {os.path.realpath(h.port) for h in emus.handles.values()}
+    assert {d.host_path for d in reply.devices} == nodes and all(n.startswith("/dev/pts/") for n in nodes)
+    assert all(d.container_path == d.host_path and d.permissions == "rw" for d in reply.devices)
+    assert reply.envs["HILCI_RIG"] == "/etc/hilci/rig.yaml"
+    rig_mount = next(m for m in reply.mounts if m.container_path == "/etc/hilci/rig.yaml")
+    assert rig_mount.read_only
+    allocated = load_rig(rig_mount.host_path)  # what the pod reads: the rig, its ports pinned to the nodes
+    assert {d.port for d in allocated.devices.values()} == nodes and allocated.name == "desk"
+    locks = next(m for m in reply.mounts if m.container_path == reply.envs["HILCI_LOCK_DIR"])
+    assert not locks.read_only and Path(locks.host_path).is_dir()
+
+    with pytest.raises(grpc.RpcError) as err:
+        kubelet.allocate("no-such-rig")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and "no-such-rig" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        kubelet.allocate("broken")
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "broken.yaml" in err.value.details()
+    assert kubelet.allocate("desk").container_responses  # still serving after both refusals
+    assert plugin.proc.poll() is None
+
+
+def test_re_registers_when_the_kubelet_restarts(cluster_node):
+    folder, emus, kubelet, plugin = cluster_node
+    kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
+    kubelet.restart()  # every socket in the folder removed, a new kubelet.sock
+    kubelet.wait(lambda k: len(k.registrations) >= 2, HEALTH_BOUND_S, "a second registration")
+    assert (folder / "dp" / "hilci-rig.sock").is_socket()
+    before = len(kubelet.lists)
+    kubelet.wait(lambda k: len(k.lists) > before, HEALTH_BOUND_S, "a ListAndWatch list after the restart")
+    assert kubelet.allocate("desk").container_responses
+
+
+def test_a_rig_held_by_a_test_is_not_probed_and_keeps_its_verdict(cluster_node):
+    folder, emus, kubelet, plugin = cluster_node
+    kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
+    imu = emus.handles["imu"]
+    lock = DeviceLock(imu.port, "desk:imu", timeout=5, folder=folder / "state" / "locks")
+    with lock:  # a test talks to the IMU: the plugin must not open it
+        imu.stop()
+        plugin.until(r"hilci-rig|registered")  # (the log is live)
+        time.sleep(2.0)  # four probe intervals: each found the lock held
+        assert kubelet.health("desk") == "Healthy", "a probe ran while a test held the rig"
+    kubelet.wait_health("desk", "Unhealthy", HEALTH_BOUND_S)  # let go: the next probe finds it silent
+    assert "imu" in plugin.until(r"rig desk: Unhealthy: ")
