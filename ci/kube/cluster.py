@@ -3,11 +3,22 @@
 Read-only, on the kubernetes client: node labels (arch, board, GPU), taints, allocatable against what running
 pods request of `nvidia.com/gpu` and `hilci.dev/rig`, the pods holding them, pods Pending for lack of a GPU or
 rig (with the scheduler's message), and double allocation (two running pods on one rig).
+
+Allocation records: each rig's health (the rig device plugin reports an unhealthy rig, and the kubelet then
+counts it out of allocatable: capacity 1, allocatable 0), the pod and Jenkins build holding it and since when,
+and each rig's and GPU's busy share over a period, from the pods still there and the Scheduled/Killing events of
+those already deleted (Jenkins deletes agent pods when their stage ends). On a rig or GPU node every pod of ours
+holds the resource: the node's taint admits only the pods that ask for it.
 """
 
 from __future__ import annotations
 
+import argparse
+import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from ci.kube.usage import Hold, busy_share, overlaps
 
 GPU = "nvidia.com/gpu"
 RIG = "hilci.dev/rig"
@@ -128,33 +139,222 @@ def format_view(view: ClusterView) -> str:
     return "\n".join(lines)
 
 
+# --- allocation records -------------------------------------------------------------------------------
+BUILD_ANNOTATIONS = ("runUrl", "buildUrl")  # set on agent pods by Jenkins's Kubernetes plugin
+ASSIGNED = re.compile(r"assigned (?P<pod>\S+) to (?P<node>\S+)")
+
+
+@dataclass
+class Holder:
+    pod: str
+    build: str
+    since: datetime | None
+
+
+@dataclass
+class Record:
+    """One rig or GPU node: health, who holds it now, how busy it was over the period, double allocations."""
+
+    kind: str  # "rig" or "gpu"
+    name: str  # the board for a rig, the node for a GPU
+    node: str
+    health: str
+    holders: list[Holder]
+    busy: float
+    doubles: list[tuple[str, str]]
+
+
+def _time(*candidates) -> datetime | None:
+    for value in candidates:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return None
+
+
+def _pod_end(pod) -> datetime | None:
+    """When a finished pod let go: its last container's finishedAt (None while it still holds)."""
+    if pod.status is None or pod.status.phase in HOLDING_PHASES:
+        return None
+    ends = [_time(cs.state.terminated.finished_at) for cs in (pod.status.container_statuses or [])
+            if cs.state and cs.state.terminated]
+    ends = [e for e in ends if e]
+    return max(ends) if ends else _time(pod.metadata.deletion_timestamp, pod.status.start_time) or datetime.now(
+        timezone.utc)
+
+
+def records(core, namespace: str, period: timedelta, now: datetime | None = None) -> list[Record]:
+    """Allocation records of every rig and GPU node; holds from live pods, and from events for deleted ones."""
+    now = now or datetime.now(timezone.utc)
+    start = now - period
+    nodes = {n.metadata.name: n for n in core.list_node(_request_timeout=10).items}
+    holds: dict[tuple[str, str], list[Hold]] = {}  # (node, resource) -> holds
+    current: dict[tuple[str, str], list[Holder]] = {}
+    live: set[str] = set()
+    for pod in core.list_pod_for_all_namespaces(_request_timeout=10).items:
+        node = pod.spec.node_name if pod.spec else None
+        if node not in nodes:
+            continue
+        name = f"{pod.metadata.namespace or 'default'}/{pod.metadata.name}"
+        live.add(name)
+        since = _time(pod.status.start_time if pod.status else None, pod.metadata.creation_timestamp)
+        end = _pod_end(pod)
+        annotations = pod.metadata.annotations or {}
+        build = next((annotations[a] for a in BUILD_ANNOTATIONS if annotations.get(a)), "")
+        for key in _requests(pod):
+            if since:
+                holds.setdefault((node, key), []).append(Hold(name, since.timestamp(), end and end.timestamp()))
+            if end is None:
+                current.setdefault((node, key), []).append(Holder(name, build, since))
+    for (node, key), hs in _event_holds(core, namespace, nodes, live).items():
+        holds.setdefault((node, key), []).extend(hs)
+    out = []
+    for node_name, node in sorted(nodes.items()):
+        labels = node.metadata.labels or {}
+        cap = (node.status.capacity or {}) if node.status else {}
+        alloc = (node.status.allocatable or {}) if node.status else {}
+        for key, kind in ((RIG, "rig"), (GPU, "gpu")):
+            total = _count(cap.get(key, alloc.get(key)))
+            if not total:
+                continue
+            ready = _count(alloc.get(key))
+            health = "Healthy" if ready >= total else f"Unhealthy ({ready} of {total} allocatable)"
+            hs = holds.get((node_name, key), [])
+            doubles = overlaps(hs, start.timestamp(), now.timestamp()) if total == 1 else []
+            out.append(Record(kind, labels.get(BOARD_LABEL, node_name) if kind == "rig" else node_name, node_name,
+                              health, current.get((node_name, key), []),
+                              busy_share(hs, start.timestamp(), now.timestamp()), doubles))
+    return out
+
+
+def _event_holds(core, namespace: str, nodes: dict, live: set[str]) -> dict[tuple[str, str], list[Hold]]:
+    """Holds of pods already deleted, from their Scheduled and Killing events in the CI namespace."""
+    started: dict[str, tuple[str, float]] = {}
+    ended: dict[str, float] = {}
+    for ev in core.list_namespaced_event(namespace, _request_timeout=10).items:
+        obj = ev.involved_object
+        if obj is None or obj.kind != "Pod":
+            continue
+        name = f"{obj.namespace or namespace}/{obj.name}"
+        when = _time(ev.event_time, ev.first_timestamp, ev.last_timestamp, ev.metadata.creation_timestamp)
+        if name in live or when is None:
+            continue
+        if ev.reason == "Scheduled":
+            m = ASSIGNED.search(ev.message or "")
+            if m and m.group("node") in nodes:
+                started[name] = (m.group("node"), when.timestamp())
+        elif ev.reason == "Killing":
+            ended[name] = max(ended.get(name, 0.0), when.timestamp())
+    out: dict[tuple[str, str], list[Hold]] = {}
+    for name, (node, begin) in started.items():
+        alloc = (nodes[node].status.allocatable or {}) if nodes[node].status else {}
+        for key in (RIG, GPU):
+            if key in alloc:  # the node's taint admits only pods that ask for its rig or GPU
+                out.setdefault((node, key), []).append(Hold(name, begin, ended.get(name, begin)))
+    return out
+
+
+def format_records(recs: list[Record], period: timedelta) -> str:
+    hours = period.total_seconds() / 3600
+    lines = [f"{'RESOURCE':22} {'NODE':14} {'HEALTH':28} BUSY ({hours:g} h)  HELD BY"]
+    for r in recs:
+        held = "; ".join(f"{h.pod}{' (build ' + h.build + ')' if h.build else ''}"
+                         f"{' since ' + h.since.strftime('%Y-%m-%d %H:%M:%SZ') if h.since else ''}"
+                         for h in r.holders) or "-"
+        lines.append(f"{r.kind + ' ' + r.name:22} {r.node:14} {r.health:28} {r.busy:>8.0%}       {held}")
+        for a, b in r.doubles:
+            lines.append(f"    DOUBLE ALLOCATION: {r.kind} {r.name} held by {a} and {b} at once")
+    return "\n".join(lines)
+
+
+def parse_period(text: str) -> timedelta:
+    """'90m', '24h', '7d', '3600s' or a number of hours."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"--period {text!r}: expected a positive duration like 90m, 24h or 7d")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 3600}[m.group(2)]
+    return timedelta(seconds=float(m.group(1)) * unit)
+
+
 def register(subparsers) -> None:
-    p = subparsers.add_parser("cluster", help="nodes, GPUs, Jetsons and rigs: capacity, holders, conflicts")
-    p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
-    p.add_argument("--context", default=None, help="kubeconfig context")
+    p = subparsers.add_parser("cluster", help="nodes, GPUs, Jetsons and rigs: capacity, holders, conflicts; "
+                                              "`cluster preflight`: can each pod template be scheduled")
+    _connection_options(p, None)
+    p.add_argument("--namespace", default="hilci-ci", help="the CI namespace, for events (default: %(default)s)")
+    p.add_argument("--period", default="24h", help="busy share over this period (default: %(default)s)")
+    sub = p.add_subparsers(dest="cluster_command", metavar="[preflight]")
+    pre = sub.add_parser("preflight", help="for each pod template: can it be scheduled, where, and if not, why")
+    _connection_options(pre, argparse.SUPPRESS)  # accepted after `preflight` too, without undoing the parent's
+    pre.add_argument("--root", default=".", help="the repository (its podtemplates/) (default: %(default)s)")
+    pre.set_defaults(func=_cmd_preflight)
     p.set_defaults(func=_cmd_cluster)
 
 
-def _cmd_cluster(args) -> int:
-    """Exit 0 when the cluster is sound, 1 when a rig or GPU is double-allocated."""
-    import sys
+def _connection_options(parser, default) -> None:
+    parser.add_argument("--kubeconfig", default=default,
+                        help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
+    parser.add_argument("--context", default=default, help="kubeconfig context")
 
-    from kubernetes import client, config
+
+def _api_client(args):
+    from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
     from ci.stage import UsageError
 
     try:
-        api_client = config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
+        return config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
     except (ConfigException, OSError) as exc:
         raise UsageError(f"kubeconfig: {exc}") from None
-    try:
-        view = collect(client.CoreV1Api(api_client))
-    except client.ApiException as exc:
-        print(f"hilci: error: the API server answered {exc.status} {exc.reason}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # urllib3 connection errors: one line, not a traceback
+
+
+def _api_failure(exc: Exception) -> int:
+    """One line for an API server that is unreachable or says no (RBAC): exit 2."""
+    import sys
+
+    from kubernetes import client
+
+    if isinstance(exc, client.ApiException):
+        hint = " (RBAC: deploy/cluster-view-rbac.yaml grants what hilci cluster reads)" if exc.status == 403 else ""
+        print(f"hilci: error: the API server answered {exc.status} {exc.reason}{hint}", file=sys.stderr)
+    else:
         print(f"hilci: error: cannot reach the API server ({type(exc).__name__})", file=sys.stderr)
-        return 2
+    return 2
+
+
+def _cmd_cluster(args) -> int:
+    """Exit 0 when the cluster is sound, 1 when a rig or GPU is double-allocated."""
+    from kubernetes import client
+
+    from ci.stage import UsageError
+
+    try:
+        period = parse_period(args.period)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    api_client = _api_client(args)
+    try:
+        core = client.CoreV1Api(api_client)
+        view = collect(core)
+        recs = records(core, args.namespace, period)
+    except Exception as exc:  # ApiException and urllib3's connection errors: one line, not a traceback
+        return _api_failure(exc)
     print(format_view(view))
-    return 1 if view.conflicts else 0
+    print(format_records(recs, period))
+    return 1 if view.conflicts or any(r.doubles for r in recs) else 0
+
+
+def _cmd_preflight(args) -> int:
+    """Exit 0 when every pod template can be scheduled, 1 when one cannot, 2 when the cluster cannot be read."""
+    from pathlib import Path
+
+    from ci.kube import preflight
+
+    api_client = _api_client(args)
+    templates = preflight.read_templates(Path(args.root))
+    try:
+        nodes, classes = preflight.read_cluster(api_client)
+    except Exception as exc:
+        return _api_failure(exc)
+    verdicts = preflight.check(templates, nodes, classes)
+    print(preflight.format_verdicts(verdicts, len(nodes)))
+    return 0 if all(v.schedulable for v in verdicts) else 1
