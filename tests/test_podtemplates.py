@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,8 @@ def test_every_template_and_manifest_passes():
     for stage in PIPELINE.stages:
         for template in PIPELINE.pod_templates(stage):
             assert template in checked
-    assert {"deploy/jenkins-rbac.yaml", "deploy/namespace.yaml", "deploy/runtimeclass-nvidia.yaml"} <= checked
+    assert {"deploy/jenkins-rbac.yaml", "deploy/namespace.yaml", "deploy/runtimeclass-nvidia.yaml",
+            "deploy/rig-device-plugin.yaml"} <= checked
 
 
 def _pod(name: str) -> dict:
@@ -46,6 +48,8 @@ def test_jetson_templates_pin_the_board(board):
     node = next(e for e in hilci["env"] if e["name"] == "NODE_NAME")
     assert node["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert all(not (c.get("securityContext") or {}).get("privileged") for c in spec["containers"])
+    # the rig device plugin hands over device nodes and the rig YAML: no hostPath, so Pod Security can enforce
+    assert not [v for v in spec.get("volumes") or [] if "hostPath" in v]
 
 
 def test_gpu_template_asks_for_one_gpu_on_a_gpu_node():
@@ -72,9 +76,9 @@ def _hilci(pod: dict) -> dict:
 @pytest.mark.parametrize("mutate, message", [
     (lambda p: _hilci(p)["securityContext"].update(privileged=True), "securityContext.privileged: true"),
     (lambda p: p["spec"].update(hostNetwork=True), "spec.hostNetwork: true is not allowed"),
-    (lambda p: p["spec"]["volumes"].append({"name": "root", "hostPath": {"path": "/"}}),
+    (lambda p: p["spec"].setdefault("volumes", []).append({"name": "root", "hostPath": {"path": "/"}}),
      "volumes[root].hostPath.path '/' is not a rig device path"),
-    (lambda p: p["spec"]["volumes"].append({"name": "dev", "hostPath": {"path": "/dev"}}),
+    (lambda p: p["spec"].setdefault("volumes", []).append({"name": "dev", "hostPath": {"path": "/dev"}}),
      "volumes[dev].hostPath.path '/dev' is not a rig device path"),
     (lambda p: _hilci(p)["resources"].pop("limits"), "spec.containers[hilci].resources.limits lacks cpu, memory"),
     (lambda p: _hilci(p)["resources"]["requests"].pop("memory"), "resources.requests lacks memory"),
@@ -112,3 +116,51 @@ def test_security_rules_reach_workload_templates():
                   "spec": {"template": {"spec": {"hostPID": True, "containers": []}}}}
     with pytest.raises(TemplateError, match="spec.hostPID"):
         check_security(Document(Path("deploy/x.yaml"), 0, deployment))
+
+
+def _daemonset() -> dict:
+    return yaml.safe_load((ROOT / "deploy" / "rig-device-plugin.yaml").read_text())
+
+
+@pytest.mark.parametrize("annotation, message", [
+    ("hilci.dev/why-privileged", "securityContext.privileged: true is not allowed"),
+    ("hilci.dev/why-root", "must run as a non-root user"),
+    ("hilci.dev/why-hostpath", "hostPath.path '/var/lib/kubelet/device-plugins' is not a rig device path"),
+])
+def test_the_device_plugin_s_privileges_each_need_their_reason(tmp_path, annotation, message):
+    ds = _daemonset()
+    check_security(Document(Path("deploy/rig-device-plugin.yaml"), 0, ds))  # with every reason: accepted
+    ds["metadata"]["annotations"].pop(annotation)
+    with pytest.raises(TemplateError, match=re.escape(message)):
+        check_security(Document(Path("deploy/rig-device-plugin.yaml"), 0, ds))
+    ds["metadata"]["annotations"][annotation] = "because"  # a placeholder is not a reason
+    with pytest.raises(TemplateError, match=re.escape(message)):
+        check_security(Document(Path("deploy/rig-device-plugin.yaml"), 0, ds))
+
+
+def test_the_device_plugin_daemonset_runs_on_rig_nodes_and_never_talks_to_the_api_server():
+    spec = _daemonset()["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    term = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
+    assert {"key": "hilci.dev/board", "operator": "Exists"} in term["matchExpressions"]
+    assert {"key": "hilci.dev/rig", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    plugin = spec["containers"][0]
+    assert plugin["command"][:2] == ["hilci", "deviceplugin"]
+    assert plugin["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_a_pod_template_gets_no_exception(tmp_path):
+    path = _broken(tmp_path, lambda p: p["metadata"].setdefault("annotations", {}).update(
+        {"hilci.dev/why-privileged": "a long enough reason that would excuse a node agent"}))
+    with pytest.raises(TemplateError, match="a pod template runs CI code and gets no exception"):
+        check_pod_template(path)
+
+
+def test_the_agents_role_grants_no_secrets_and_no_exec_mutation():
+    role = next(d for d in yaml.safe_load_all((ROOT / "deploy" / "jenkins-rbac.yaml").read_text())
+                if d["kind"] == "Role")
+    by_resource = {r: set(rule["verbs"]) for rule in role["rules"] for r in rule["resources"]}
+    assert "secrets" not in by_resource
+    assert by_resource["pods/exec"] == {"create", "get"}
+    text = (ROOT / "docs" / "jenkins.md").read_text()
+    assert "pods/exec" in text and "secrets" in text  # what stays and why is documented

@@ -1,0 +1,152 @@
+"""images/*/Dockerfile: each stage's declared tools are installed by its pod's image, and the pod templates name
+images built from these files. No Docker engine here: the Dockerfiles are parsed."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ci.definition import PIPELINE
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest itself depends on tomli below 3.11
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(spec: str) -> str:
+    return canonical(re.split(r"[\s\[<>=!~;@]", spec.strip(), maxsplit=1)[0])
+
+
+def commands(shell: str) -> list[list[str]]:
+    """A RUN line's commands (split at &&, ;, ||, |), each as its words, quotes honoured."""
+    lexer = shlex.shlex(shell, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    out: list[list[str]] = [[]]
+    for token in lexer:
+        if token in ("&&", ";", "||", "|"):
+            out.append([])
+        else:
+            out[-1].append(token)
+    return [c for c in out if c]
+
+
+class Dockerfile:
+    """What a Dockerfile installs, read from its instructions (continuations joined)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        text = re.sub(r"\\\n", " ", path.read_text())
+        self.instructions = [(w.split(None, 1) + [""])[:2] for w in text.splitlines()
+                             if w.strip() and not w.lstrip().startswith("#")]
+        self.base = next(arg for op, arg in self.instructions if op.upper() == "FROM").split()[0]
+        self.labels = {}
+        for op, arg in self.instructions:
+            if op.upper() == "LABEL":
+                for word in shlex.split(arg):
+                    key, _, value = word.partition("=")
+                    self.labels[key] = value
+        self.extras: set[str] = set()
+        self.pip: set[str] = set()
+        self.apt: set[str] = set()
+        for op, arg in self.instructions:
+            if op.upper() != "RUN":
+                continue
+            for words in commands(arg):
+                if "pip" in words and "install" in words:
+                    for w in words[words.index("install") + 1:]:
+                        if w.startswith("-") or w in ("/src/constraints.txt",) or w.startswith("https://"):
+                            continue
+                        m = re.fullmatch(r"/src(?:\[(.*)\])?", w)
+                        if m:
+                            self.extras |= set((m.group(1) or "").split(",")) - {""}
+                            self.extras.add("")  # the core dependencies
+                        else:
+                            self.pip.add(requirement_name(w))
+                if "apt-get" in words and "install" in words:
+                    self.apt |= {w for w in words[words.index("install") + 1:] if not w.startswith("-")}
+
+    @property
+    def image(self) -> str:
+        return self.labels["dev.hilci.image"]
+
+
+def project_requirements() -> dict[str, set[str]]:
+    """Extra name ('' for the core) -> the distributions it installs, from pyproject.toml."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    out = {"": {requirement_name(r) for r in project["dependencies"]}}
+    for extra, reqs in project["optional-dependencies"].items():
+        out[extra] = {requirement_name(r) for r in reqs}
+    return out
+
+
+def installed_by(docker: Dockerfile) -> set[str]:
+    reqs = project_requirements()
+    names = set(docker.pip) | set(docker.labels.get("dev.hilci.system-python", "").split())
+    for extra in docker.extras:
+        assert extra in reqs, f"{docker.path}: installs unknown extra [{extra}]"
+        names |= reqs[extra]
+    return {canonical(n) for n in names}
+
+
+DOCKERFILES = sorted((ROOT / "images").glob("*/Dockerfile"))
+
+
+def image_for(template: str) -> Dockerfile:
+    """The Dockerfile whose image the template's `hilci` container runs."""
+    pod = yaml.safe_load((ROOT / template).read_text())
+    image = next(c["image"] for c in pod["spec"]["containers"] if c["name"] == "hilci")
+    matches = [d for d in map(Dockerfile, DOCKERFILES) if d.image == image]
+    assert matches, f"{template}: image {image} is built by no images/*/Dockerfile " \
+                    f"(they build {', '.join(Dockerfile(p).image for p in DOCKERFILES)})"
+    return matches[0]
+
+
+def test_there_is_a_dockerfile_per_pod_kind():
+    assert {p.parent.name for p in DOCKERFILES} == {"cpu", "gpu", "jetson"}
+
+
+@pytest.mark.parametrize("stage", [s.name for s in PIPELINE.stages])
+def test_each_stage_s_tools_are_installed_by_its_pod_image(stage):
+    s = PIPELINE.stage(stage)
+    for template in PIPELINE.pod_templates(s):
+        docker = image_for(template)
+        missing = sorted(canonical(t) for t in s.tools if canonical(t) not in installed_by(docker))
+        assert not missing, f"stage {stage}: {template} runs {docker.image} ({docker.path.relative_to(ROOT)}), " \
+                            f"which does not install {', '.join(missing)}"
+
+
+def test_the_jetson_image_is_jetpack6_with_tensorrt_from_the_system():
+    docker = Dockerfile(ROOT / "images" / "jetson" / "Dockerfile")
+    assert re.fullmatch(r"nvcr\.io/nvidia/l4t-jetpack:r36\.\d+(\.\d+)?", docker.base), docker.base
+    assert "tensorrt" not in docker.pip, "TensorRT comes from JetPack; a pip one would not match the board"
+    venv = [arg for op, arg in docker.instructions if op == "RUN" and "venv" in arg]
+    assert any("--system-site-packages" in v for v in venv), "the venv must see JetPack's TensorRT"
+    assert any("python3 -m venv" in v for v in venv)  # JetPack 6's Python 3.10, which its TensorRT is built for
+
+
+def test_images_run_as_the_pod_templates_user():
+    for path in DOCKERFILES:
+        docker = Dockerfile(path)
+        users = [arg for op, arg in docker.instructions if op.upper() == "USER"]
+        assert users and users[-1].strip() == "1000", f"{path}: must end as USER 1000 (runAsUser in the templates)"
+
+
+def test_a_tool_missing_from_the_image_is_caught(tmp_path):
+    """The check can fail: a cpu image without the dev extra lacks ruff and build."""
+    broken = tmp_path / "Dockerfile"
+    text = (ROOT / "images" / "cpu" / "Dockerfile").read_text().replace("[train,cluster,dev]", "[train]")
+    broken.write_text(text)
+    missing = {t for t in PIPELINE.stage("build").tools if canonical(t) not in installed_by(Dockerfile(broken))}
+    assert missing == {"ruff", "build"}
