@@ -41,7 +41,7 @@ def docs_nodes() -> list[dict]:
         words = shlex.split(m.group(3))
         labels = {"kubernetes.io/arch": m.group(2), "kubernetes.io/hostname": m.group(1)}
         taints = []
-        for flag, value in zip(words, words[1:]):
+        for flag, value in zip(words, words[1:], strict=False):
             if flag == "--node-label":
                 key, _, val = value.partition("=")
                 labels[key] = val
