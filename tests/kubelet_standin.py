@@ -14,8 +14,35 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
+import yaml
 
+from ci.hil.emulators.process import RigEmulators
+from ci.hil.rig import load_rig
 from ci.kube.deviceplugin import api_pb2, api_pb2_grpc
+
+ROBOT = {  # the emulated robot each rig stands for: IMU, GNSS and one servo
+    "imu": {"driver": "imu", "baud": 921600, "rate_hz": 200},
+    "gnss": {"driver": "gnss", "baud": 115200, "rate_hz": 10},
+    "servo": {"driver": "servo", "baud": 1000000, "ids": [1]},
+}
+
+
+def wire_emulated_rig(folder: Path, name: str) -> tuple[RigEmulators, Path, Path]:
+    """Start a robot's emulators and write the rig YAML a node would hold for it: `emulate: false`, ports naming
+    the emulators' links (as /dev/serial/by-id names link to ttys). Returns the emulators, the emulated rig
+    (to restart a device from) and the real-rig YAML under `folder/rigs/`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sim = folder / f"{name}-sim.yaml"
+    sim.write_text(yaml.safe_dump({"name": name, "emulate": True, "health_timeout_s": 2, "devices": ROBOT}))
+    ports = folder / f"{name}-ports"
+    ports.mkdir(parents=True)
+    emus = RigEmulators(load_rig(sim), ports).start()
+    rigs = folder / "rigs"
+    rigs.mkdir(exist_ok=True)
+    real = rigs / f"{name}.yaml"
+    real.write_text(yaml.safe_dump({"name": name, "emulate": False, "health_timeout_s": 2, "devices": {
+        dev: {"driver": h.kind, "port": h.port, "baud": ROBOT[dev]["baud"]} for dev, h in emus.handles.items()}}))
+    return emus, sim, real
 
 
 class KubeletStandIn(api_pb2_grpc.RegistrationServicer):

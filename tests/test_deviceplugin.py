@@ -17,12 +17,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-import yaml
 
-from ci.hil.emulators.process import RigEmulators, start
+from ci.hil.emulators.process import start
 from ci.hil.locks import DeviceLock
 from ci.hil.rig import load_rig
-from tests.kubelet_standin import KubeletStandIn
+from tests.kubelet_standin import KubeletStandIn, wire_emulated_rig
 from tests.scratch import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,23 +68,11 @@ class PluginProcess:
 
 @pytest.fixture
 def rig():
-    """An emulated robot (IMU, GNSS, servo) and a real-rig YAML naming its ports; the emulators' handles."""
+    """An emulated robot (IMU, GNSS, servo) wired as the real rig `desk`; the emulators' handles."""
     folder = Path(tempfile.mkdtemp(prefix="hilci-dp-"))  # short: unix socket paths are limited to 107 bytes
-    sim = folder / "sim.yaml"
-    sim.write_text(yaml.safe_dump({"name": "desk", "emulate": True, "health_timeout_s": 2, "devices": {
-        "imu": {"driver": "imu", "baud": 921600, "rate_hz": 200},
-        "gnss": {"driver": "gnss", "baud": 115200, "rate_hz": 10},
-        "servo": {"driver": "servo", "baud": 1000000, "ids": [1]}}}))
-    (folder / "ports").mkdir()
-    emus = RigEmulators(load_rig(sim), folder / "ports").start()
-    rigs = folder / "rigs"
-    rigs.mkdir()
-    (rigs / "desk.yaml").write_text(yaml.safe_dump({
-        "name": "desk", "emulate": False, "health_timeout_s": 2,
-        "devices": {name: {"driver": h.kind, "port": h.port, "baud": load_rig(sim).devices[name].baud}
-                    for name, h in emus.handles.items()}}))
+    emus, sim, _ = wire_emulated_rig(folder, "desk")
     try:
-        yield folder, emus
+        yield folder, emus, sim
     finally:
         emus.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -94,7 +81,7 @@ def rig():
 @pytest.fixture
 def cluster_node(rig):
     """The kubelet stand-in and the plugin process serving the rig folder (plus a broken rig file)."""
-    folder, emus = rig
+    folder, emus, sim = rig
     sockets = folder / "dp"
     sockets.mkdir()
     (folder / "rigs" / "broken.yaml").write_text("name: broken\ndevices: [not, a, mapping\n")
@@ -102,14 +89,14 @@ def cluster_node(rig):
     plugin = PluginProcess([str(folder / "rigs"), "--socket-dir", str(sockets), "--state-dir",
                             str(folder / "state"), "--interval", "0.5"])
     try:
-        yield folder, emus, kubelet, plugin
+        yield folder, emus, sim, kubelet, plugin
     finally:
         assert plugin.stop() == 0, "the plugin must exit cleanly on SIGTERM"
         kubelet.stop()
 
 
 def test_registers_and_follows_the_rig_s_health_through_an_emulator_stop_and_restart(cluster_node):
-    folder, emus, kubelet, plugin = cluster_node
+    folder, emus, sim, kubelet, plugin = cluster_node
     reg = kubelet.wait(lambda k: k.registrations and k.registrations[0], HEALTH_BOUND_S, "a registration")
     assert (reg.version, reg.resource_name, reg.endpoint) == ("v1beta1", "hilci.dev/rig", "hilci-rig.sock")
     kubelet.wait(lambda k: k.options is not None, 5, "GetDevicePluginOptions")
@@ -127,14 +114,14 @@ def test_registers_and_follows_the_rig_s_health_through_an_emulator_stop_and_res
     assert "gnss" in plugin.until(r"rig desk: Unhealthy: ")
     assert kubelet.health("broken") == "Unhealthy"
 
-    device = load_rig(folder / "sim.yaml").devices["gnss"]
+    device = load_rig(sim).devices["gnss"]
     emus.handles["gnss"] = start(device, Path(gnss.port))  # plugged in again, at the same stable name
     kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
     plugin.until(r"rig desk: Healthy \(was Unhealthy\)")
 
 
 def test_allocate_hands_over_device_nodes_rig_yaml_and_locks_and_refuses_unknown_ids(cluster_node):
-    folder, emus, kubelet, plugin = cluster_node
+    folder, emus, sim, kubelet, plugin = cluster_node
     kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
     reply = kubelet.allocate("desk").container_responses[0]
     nodes = {os.path.realpath(h.port) for h in emus.handles.values()}
@@ -159,7 +146,7 @@ def test_allocate_hands_over_device_nodes_rig_yaml_and_locks_and_refuses_unknown
 
 
 def test_re_registers_when_the_kubelet_restarts(cluster_node):
-    folder, emus, kubelet, plugin = cluster_node
+    folder, emus, sim, kubelet, plugin = cluster_node
     kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
     kubelet.restart()  # every socket in the folder removed, a new kubelet.sock
     kubelet.wait(lambda k: len(k.registrations) >= 2, HEALTH_BOUND_S, "a second registration")
@@ -170,7 +157,7 @@ def test_re_registers_when_the_kubelet_restarts(cluster_node):
 
 
 def test_a_rig_held_by_a_test_is_not_probed_and_keeps_its_verdict(cluster_node):
-    folder, emus, kubelet, plugin = cluster_node
+    folder, emus, sim, kubelet, plugin = cluster_node
     kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
     imu = emus.handles["imu"]
     lock = DeviceLock(imu.port, "desk:imu", timeout=5, folder=folder / "state" / "locks")
