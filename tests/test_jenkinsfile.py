@@ -61,7 +61,16 @@ def test_matrix_rendering_has_the_declarative_shape(matrix_text):
     check(matrix_text, p, ROOT)
     assert "agent none" in matrix_text.split("stages {")[0]
     assert matrix_text.count("retries 2") == 5  # build, train, quantize, one Jetson pod per board, report
-    assert matrix_text.count("podRetention onFailure()") == 3  # train, quantize (gpu), the Jetson matrix
+    # podRetention onFailure() keeps a pod only when the pod failed, not the stage: diagnostics are archived
+    assert "podRetention" not in matrix_text
+    assert matrix_text.count("unsuccessful {") == 6 and "diagnostics(\"hil-${BOARD}\")" in matrix_text
+    # "Restart from stage" would start with an empty `passed` map and skip everything: disabled, with the reason
+    assert "disableRestartFromStage()" in matrix_text.split("stages {")[0]
+    # the matrix decides before its rig lock, so a skipped board does not wait for the lock
+    matrix_when = matrix_text.split("matrix {")[1].split("agent {")[0]
+    assert "beforeAgent true" in matrix_when and "beforeOptions true" in matrix_when
+    assert "boardSelected(env.BOARD) && hasPassed('quantize')" in matrix_when
+    assert "string(name: 'BOARDS', defaultValue: 'all'" in matrix_text.split("stages {")[0]
     assert 'yamlFile "podtemplates/jetson-${BOARD}.yaml"' in matrix_text
     assert "values " + ", ".join(f"'{b.name}'" for b in p.boards) in matrix_text
     assert 'lock(resource: "rig-${BOARD}")' in matrix_text
@@ -120,7 +129,8 @@ def test_groovy_parses_renderings_and_runs_the_exit_code_mapping(tmp_path, matri
     assert "timeout:60 SECONDS" in ok["calls"]
     hil = by[1, "hil"]
     rig = next(b.rig for b in matrix_pipeline().boards if b.name == "orin-nx")
-    assert f"sh:hilci stage hil --board orin-nx --rig {rig}" in hil["calls"]
+    # the rig YAML the rig device plugin mounted ($HILCI_RIG), else the repository's
+    assert f'sh:hilci stage hil --board orin-nx --rig "${{HILCI_RIG:-{rig}}}"' in hil["calls"]
     assert by[0, "hil"]["passed"] and by[0, "hil"]["key"] == "hil-orin-nx"
     # a missing stash (its stage never ran) is reported, not fatal
     assert any(c.startswith("echo:no stash 'missing-x'") for c in ok["calls"])
@@ -139,9 +149,9 @@ def _line_of(text: str, needle: str) -> int:
     ("            post {\n", "            postt {\n", "unknown directive 'postt' in stage 'build'", "postt {"),
     ("yamlFile 'podtemplates/gpu.yaml'", "yamlFile 'podtemplates/gpux.yaml'",
      "yamlFile 'podtemplates/gpux.yaml' does not exist", "gpux"),
-    ("                    retries 2\n                    podRetention onFailure()",
-     "                    retries 2\n                    podRetentionn onFailure()",
-     "unknown directive 'podRetentionn' in kubernetes agent", "podRetentionn"),
+    ("                    defaultContainer 'hilci'\n                    retries 2",
+     "                    defaultContainer 'hilci'\n                    retriess 2",
+     "unknown directive 'retriess' in kubernetes agent", "retriess"),
     ("disableConcurrentBuilds(abortPrevious: true)", "disableConcurentBuilds(abortPrevious: true)",
      "unknown option 'disableConcurentBuilds'", "disableConcurentBuilds"),
     ("junit testResults: 'reports/junit/train.xml', keepProperties: true",

@@ -8,7 +8,11 @@ Layout of the rendering, decided by stage fields only:
 - non-matrix stages get `agent { kubernetes { yamlFile 'podtemplates/<pod>.yaml' ... } }`;
 - consecutive matrix stages share one `matrix` over the boards (one Jetson pod per board for all of them, so
   an engine built by `convert` is the one `hil` tests) with a stage-level `lock` of that board's rig;
-- GPU and Jetson pods are kept on failure (`podRetention onFailure()`) for a post-mortem;
+- a failed stage archives its diagnostics (`podRetention onFailure()` would keep a pod only when the pod itself
+  failed, never because a stage failed, so it is not used);
+- "Restart from stage" is disabled: the gates read what passed in this build, and a restart skips those stages;
+- the matrix's `when` runs before its rig lock (`beforeOptions true`): a skipped board waits for nothing;
+- `parameters` declares what `hilci trigger --param` may pass (BOARDS);
 - a stage runs only when the stages it `needs` passed; a `gathers` stage runs after failures too;
 - a stage's `outputs` and JUnit file are stashed, and unstashed by the stages that need them (ONNX between
   pods while it is small); its `archive` globs are archived with fingerprints.
@@ -26,7 +30,6 @@ JENKINSFILE = "Jenkinsfile"
 CONTAINER = "hilci"  # the container of every pod template that runs `hilci stage`
 AXIS = "BOARD"
 POD_RETRIES = 2
-KEEP_ON_FAILURE_PODS = ("gpu", "jetson")  # pod name prefixes whose pods are kept when a stage fails
 BUILD_TIMEOUT_MIN_FLOOR = 60
 
 
@@ -48,6 +51,14 @@ def render(pipeline: Pipeline) -> str:
             out.line(f"timeout(time: {_build_timeout_min(pipeline)}, unit: 'MINUTES')")
             out.line("disableConcurrentBuilds(abortPrevious: true)")
             out.line("buildDiscarder(logRotator(numToKeepStr: '30', artifactNumToKeepStr: '10'))")
+            out.line("// A restart skips the stages before it, so their gates (hasPassed) would skip every later one.")
+            out.line("disableRestartFromStage()")
+        out.line("}")
+        out.line("parameters {  // what `hilci trigger --param K=V` may pass")
+        with out.indent():
+            boards = ",".join(b.name for b in pipeline.boards)
+            out.line(f"string(name: 'BOARDS', defaultValue: 'all', description: 'Jetson boards to run on: all, "
+                     f"or some of {boards} (comma-separated)')")
         out.line("}")
         out.line("stages {")
         with out.indent():
@@ -71,8 +82,9 @@ import groovy.transform.Field
 @Field Map<String, Boolean> passed = [:]
 
 // Runs one hilci stage and maps pytest's exit codes: 0 passed, 1 a gate failed (UNSTABLE), above 1 an error.
+// On a Jetson the rig device plugin hands the pod its rig YAML ($HILCI_RIG); elsewhere the repository's is used.
 def hilciStage(String stage, int timeoutS, String board = '') {
-    String args = board ? "${stage} --board ${board} --rig ${rigFor(board)}" : stage
+    String args = board ? "${stage} --board ${board} --rig " + '"${HILCI_RIG:-' + rigFor(board) + '}"' : stage
     String key = board ? "${stage}-${board}".toString() : stage
     passed[key] = false
     int rc = 2
@@ -94,6 +106,21 @@ def hilciStage(String stage, int timeoutS, String board = '') {
 // Whether a stage (on a board, for matrix stages) ran and passed in this build.
 def hasPassed(String stage, String board = '') {
     return passed[board ? "${stage}-${board}".toString() : stage] == true
+}
+
+// Whether the BOARDS parameter selects a board: 'all' (the default), or a comma-separated list.
+def boardSelected(String board) {
+    String chosen = params.BOARDS ?: 'all'
+    return chosen == 'all' || chosen.tokenize(', ').contains(board)
+}
+
+// A failed stage's pod is deleted like any other: what a post-mortem needs is archived instead.
+def diagnostics(String key) {
+    String file = "reports/diagnostics/${key}.txt"
+    sh(script: 'mkdir -p reports/diagnostics && { date -u; uname -a; df -h .; ls -l /dev/serial/by-id /dev/video* ' +
+               '"${HILCI_RIG:-/dev/null}"; cat "${HILCI_RIG:-/dev/null}"; } > ' + file + ' 2>&1 || true',
+       label: 'diagnostics')
+    archiveArtifacts artifacts: "${file},artifacts/**/*.log,reports/logs/**", allowEmptyArchive: true
 }
 
 // Unstashes what earlier pods handed on; a stash is missing only when its stage did not run.
@@ -160,9 +187,11 @@ def _needs_closure(pipeline: Pipeline, stage: Stage) -> list[Stage]:
     return [s for s in pipeline.stages if s.name in seen]
 
 
-def _when(out: _Writer, stage: Stage, pipeline: Pipeline, skip: set[str] = frozenset()) -> None:
-    """Run only when every needed stage passed (checked before a pod is asked for)."""
-    checks = []
+def _when(out: _Writer, stage: Stage, pipeline: Pipeline, skip: set[str] = frozenset(),
+          matrix: bool = False) -> None:
+    """Run only when every needed stage passed (checked before a pod is asked for, and for the matrix before its
+    rig lock, with the BOARDS parameter)."""
+    checks = [f"boardSelected(env.{AXIS})"] if matrix else []
     for need in stage.needs:
         if need in skip:
             continue
@@ -178,6 +207,8 @@ def _when(out: _Writer, stage: Stage, pipeline: Pipeline, skip: set[str] = froze
     out.line("when {")
     with out.indent():
         out.line("beforeAgent true")
+        if matrix:
+            out.line("beforeOptions true")
         out.line(f"expression {{ {' && '.join(checks)} }}")
     out.line("}")
 
@@ -190,8 +221,6 @@ def _kubernetes(out: _Writer, yaml_file: str, pod: str) -> None:
             out.line(f"yamlFile {yaml_file}")
             out.line(f"defaultContainer {_q(CONTAINER)}")
             out.line(f"retries {POD_RETRIES}")
-            if pod.startswith(KEEP_ON_FAILURE_PODS):
-                out.line("podRetention onFailure()")
         out.line("}")
     out.line("}")
 
@@ -231,6 +260,11 @@ def _post(out: _Writer, stage: Stage) -> None:
                 includes = ",".join(_dir_glob(o) for o in stage.outputs)
                 out.line(f"stash name: {_q(stash)}, includes: {_q(includes)}, allowEmpty: true")
         out.line("}")
+        out.line("unsuccessful {")
+        with out.indent():
+            key = f'"{stage.name}-${{{AXIS}}}"' if stage.matrix else _q(stage.name)
+            out.line(f"diagnostics({key})")
+        out.line("}")
     out.line("}")
 
 
@@ -259,7 +293,7 @@ def _matrix(out: _Writer, pipeline: Pipeline, group: list[Stage]) -> None:
                     out.line("values " + ", ".join(_q(b.name) for b in pipeline.boards))
                 out.line("}")
             out.line("}")
-            _when(out, group[0], pipeline)
+            _when(out, group[0], pipeline, matrix=True)
             _kubernetes(out, f'"{pipeline.podtemplates_dir}/jetson-${{{AXIS}}}.yaml"', "jetson")
             out.line("options {")
             with out.indent():
