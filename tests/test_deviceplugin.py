@@ -118,6 +118,23 @@ def test_registers_and_follows_the_rig_s_health_through_an_emulator_stop_and_res
     emus.handles["gnss"] = start(device, Path(gnss.port))  # plugged in again, at the same stable name
     kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
     plugin.until(r"rig desk: Healthy \(was Unhealthy\)")
+    # re-plugged, its stable name may lead to another node now: the next allocation follows it
+    nodes = {d.host_path for d in kubelet.allocate("desk").container_responses[0].devices}
+    assert os.path.realpath(gnss.port) in nodes
+
+
+def test_bad_command_lines_are_one_line_and_exit_2(tmp_path, capsys):
+    from ci import cli
+
+    assert cli.main(["deviceplugin", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.strip() == f"hilci: error: {tmp_path / 'nowhere'}: no such rig file or folder"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "bench.yaml").write_text("name: x\n")
+    (tmp_path / "b" / "bench.yaml").write_text("name: y\n")
+    assert cli.main(["deviceplugin", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "device id 'bench' already used by" in capsys.readouterr().err
+    assert cli.main(["deviceplugin", str(tmp_path / "a"), "--interval", "0"]) == 2
 
 
 def test_allocate_hands_over_device_nodes_rig_yaml_and_locks_and_refuses_unknown_ids(cluster_node):

@@ -164,3 +164,18 @@ def test_the_agents_role_grants_no_secrets_and_no_exec_mutation():
     assert by_resource["pods/exec"] == {"create", "get"}
     text = (ROOT / "docs" / "jenkins.md").read_text()
     assert "pods/exec" in text and "secrets" in text  # what stays and why is documented
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in (ROOT / "podtemplates").glob("*.yaml")))
+def test_every_pod_template_meets_pod_security_restricted(template):
+    """deploy/namespace.yaml enforces `restricted`: what its checks ask of every pod and container."""
+    spec = _pod(template)["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
+    assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert all(set(v) & {"emptyDir", "configMap", "secret", "projected", "persistentVolumeClaim",
+                         "downwardAPI", "ephemeral", "csi", "name"} == set(v) for v in spec.get("volumes") or [])
+    for c in spec["containers"]:
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"], c["name"]
+    ns = next(d for d in yaml.safe_load_all((ROOT / "deploy" / "namespace.yaml").read_text()) if d["kind"] == "Namespace")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
