@@ -5,13 +5,10 @@ stand-in on unix sockets, with the HIL emulators as the rig, wired like a real o
 from __future__ import annotations
 
 import os
-import queue
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -23,37 +20,23 @@ from ci.hil.locks import DeviceLock
 from ci.hil.rig import load_rig
 from tests.kubelet_standin import KubeletStandIn, wire_emulated_rig
 from tests.scratch import child_env
+from tests.test_hil_emulate import Lines
 
 ROOT = Path(__file__).resolve().parents[1]
 HEALTH_BOUND_S = 15.0  # the goal is 10 s (benchmarks/cluster.py measures it); this only bounds the wait
 
 
 class PluginProcess:
-    """`python -m ci deviceplugin ...` with its log read line by line by a thread."""
+    """`python -m ci deviceplugin ...`, its log read line by line (waits bounded) as `hilci emulate`'s test does."""
 
     def __init__(self, args: list[str]):
         self.proc = subprocess.Popen([sys.executable, "-m", "ci", "deviceplugin", *args], cwd=ROOT,
                                      env=child_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=lambda: [self.lines.put(x) for x in self.proc.stdout], daemon=True).start()
+        self.log = Lines(self.proc)
 
     def until(self, pattern: str, timeout_s: float = HEALTH_BOUND_S) -> str:
-        deadline = time.monotonic() + timeout_s
-        for line in self.seen:
-            if re.search(pattern, line):
-                return line
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            self.seen.append(line)
-            if re.search(pattern, line):
-                return line
-        raise AssertionError(f"plugin log has no line matching {pattern!r} within {timeout_s} s:\n"
-                             + "".join(self.seen[-30:]))
+        return self.log.until(pattern, timeout_s)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -180,7 +163,6 @@ def test_a_rig_held_by_a_test_is_not_probed_and_keeps_its_verdict(cluster_node):
     lock = DeviceLock(imu.port, "desk:imu", timeout=5, folder=folder / "state" / "locks")
     with lock:  # a test talks to the IMU: the plugin must not open it
         imu.stop()
-        plugin.until(r"hilci-rig|registered")  # (the log is live)
         time.sleep(2.0)  # four probe intervals: each found the lock held
         assert kubelet.health("desk") == "Healthy", "a probe ran while a test held the rig"
     kubelet.wait_health("desk", "Unhealthy", HEALTH_BOUND_S)  # let go: the next probe finds it silent
