@@ -55,6 +55,7 @@ class KubeletStandIn(api_pb2_grpc.RegistrationServicer):
         self.server: grpc.Server | None = None
         self.channel: grpc.Channel | None = None
         self.stub: api_pb2_grpc.DevicePluginStub | None = None
+        self.refuse = 0  # refuse this many registrations first (a kubelet still starting, a resource name taken)
 
     @property
     def socket(self) -> Path:
@@ -88,6 +89,9 @@ class KubeletStandIn(api_pb2_grpc.RegistrationServicer):
     def Register(self, request, context):
         if request.version != "v1beta1":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unsupported version {request.version}")
+        if self.refuse > 0:
+            self.refuse -= 1
+            context.abort(grpc.StatusCode.UNAVAILABLE, "device manager not ready")
         with self.changed:
             self.registrations.append(request)
             self.changed.notify_all()

@@ -156,6 +156,25 @@ def test_re_registers_when_the_kubelet_restarts(cluster_node):
     assert kubelet.allocate("desk").container_responses
 
 
+def test_a_refused_registration_is_retried_with_back_off(rig):
+    folder, emus, sim = rig
+    sockets = folder / "dp"
+    sockets.mkdir()
+    kubelet = KubeletStandIn(sockets)
+    kubelet.refuse = 2
+    kubelet.start()
+    plugin = PluginProcess([str(folder / "rigs"), "--socket-dir", str(sockets), "--state-dir",
+                            str(folder / "state"), "--interval", "0.5"])
+    try:
+        assert "UNAVAILABLE" in plugin.until(r"registration with .* failed .*retrying in 0.5 s")
+        plugin.until(r"retrying in 1.0 s")
+        kubelet.wait(lambda k: k.registrations, HEALTH_BOUND_S, "the third registration")
+        kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
+    finally:
+        assert plugin.stop() == 0
+        kubelet.stop()
+
+
 def test_a_rig_held_by_a_test_is_not_probed_and_keeps_its_verdict(cluster_node):
     folder, emus, sim, kubelet, plugin = cluster_node
     kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)

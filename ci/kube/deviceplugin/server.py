@@ -228,20 +228,22 @@ class RigDevicePlugin(api_pb2_grpc.DevicePluginServicer):
         """Serve, register, and do both again whenever the kubelet restarts, until `stop()`."""
         self.start_health()
         kubelet_id = None
+        retry_at, backoff = 0.0, poll_s
         while not self.stopping.is_set():
             current = _inode(self.kubelet_socket)
             if current is None:
                 if kubelet_id is not None:
                     log.warning("kubelet socket %s is gone: waiting for the kubelet", self.kubelet_socket)
                 kubelet_id = None
-            elif current != kubelet_id or not self.socket.exists():
+            elif (current != kubelet_id or not self.socket.exists()) and time.monotonic() >= retry_at:
                 try:
                     self.serve()
                     self.register()
-                    kubelet_id = current
+                    kubelet_id, backoff = current, poll_s
                 except grpc.RpcError as exc:
-                    log.warning("registration with %s failed (%s): retrying", self.kubelet_socket,
-                                exc.code().name if hasattr(exc, "code") else exc)
+                    log.warning("registration with %s failed (%s): retrying in %.1f s", self.kubelet_socket,
+                                exc.code().name if hasattr(exc, "code") else exc, backoff)
+                    retry_at, backoff = time.monotonic() + backoff, min(backoff * 2, 10.0)
             self.stopping.wait(poll_s)
         if self.server is not None:
             self.server.stop(grace=1).wait(2)
