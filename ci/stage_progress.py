@@ -38,9 +38,9 @@ def progress_file(root: Path, stage: str) -> Path:
     return root / "reports" / "progress" / f"{stage}.json"
 
 
-def report_progress(done: int, total: int, what: str, failed: int = 0) -> None:
-    """Tell `hilci run` how far this stage is (a no-op outside it)."""
-    target = os.environ.get(PROGRESS_ENV)
+def report_progress(done: int, total: int, what: str, failed: int = 0, target: str | None = None) -> None:
+    """Tell `hilci run` how far this stage is (a no-op outside it): into `target`, else `$HILCI_PROGRESS`."""
+    target = target or os.environ.get(PROGRESS_ENV)
     if not target:
         return
     body = {"done": int(done), "total": int(total), "what": str(what)}

@@ -8,11 +8,13 @@ nothing. Under `hilci run` the controller process also writes tests done of tota
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ci.measurement_view import is_failed, limits_text, value_text, verdict, verdict_counts
 from ci.measurements import parse_properties
-from ci.stage_progress import report_progress
+from ci.stage_progress import PROGRESS_ENV, report_progress
 
 MAX_ROWS = 40  # "short": every failed measurement, then the others up to this many rows
 PLUGIN_NAME = "hilci-measurement-summary"
@@ -22,6 +24,8 @@ class SessionMeasurements:
     """What this session measured and how far it is; lives in the controller (never in an xdist worker)."""
 
     def __init__(self) -> None:
+        # taken out of the environment: pytest runs that this session's tests start report nothing
+        self.target = os.environ.pop(PROGRESS_ENV, None)
         self.total = 0
         self.done = 0
         self.failed: set[str] = set()
@@ -30,12 +34,12 @@ class SessionMeasurements:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if session.items:
             self.total = len(session.items)
-            report_progress(self.done, self.total, "tests")
+            report_progress(self.done, self.total, "tests", target=self.target)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         self.total = max(self.total, len(ids))  # the controller collects nothing itself under xdist
-        report_progress(self.done, self.total, "tests")
+        report_progress(self.done, self.total, "tests", target=self.target)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:
@@ -44,7 +48,7 @@ class SessionMeasurements:
             self.properties[report.nodeid] = list(report.user_properties)
         if report.when == "teardown":
             self.done += 1
-            report_progress(self.done, self.total, "tests", len(self.failed))
+            report_progress(self.done, self.total, "tests", len(self.failed), self.target)
 
     def rows(self) -> list[tuple[str, str, dict[str, str]]]:
         """(test, measurement, fields) for every measurement, failed ones first."""

@@ -151,6 +151,9 @@ def run_facts(root: Path, props: dict[str, dict[str, str]]) -> list[tuple[str, s
                 found[label] = [value]
     if "commit" in found:
         found["commit"] = [c[:12] for c in found["commit"]]
+    if "rig" in found:  # hil.rigs spells them name=path[,name=path]
+        found["rig"] = [", ".join(f"{n} ({p})" if p else n for n, _, p in (r.partition("=") for r in v.split(",")))
+                        for v in found["rig"]]
     facts = [(label, ", ".join(found[label])) for label, _ in FACTS if label in found]
     facts.append(("report made on", f"{socket.gethostname()} · {platform.system()} {platform.machine()} · "
                                     f"Python {platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"))
@@ -197,7 +200,8 @@ def header_html(title: str, rows: list[StageRow], cases: list[CaseRecord], facts
     for c in cases:
         counts[c.status] += 1
     tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    dl = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in facts)
+    dl = "".join(f"<div{' class=wide' if len(v) > 24 else ''}><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>"
+                 for k, v in facts)
     return (f"<header><h1>{esc(title)}</h1><p class='verdict'>{verdict_line}</p>"
             f"<dl class='facts'>{dl}</dl><p class='meta'>testcases: {esc(tally) or 'none'}</p></header>")
 
@@ -207,13 +211,16 @@ def stages_html(rows: list[StageRow], cases: list[CaseRecord]) -> str:
     for c in cases:
         by_stage[stage_of(c)].append(c)
     out = ["<section><h2>Stages</h2>", timeline_svg(rows),
-           "<div class='scroll'><table class='stages'><tr><th>stage</th><th>status</th><th>duration</th>"
+           "<div class='scroll'><table class='stages cards'><tr><th>stage</th><th>status</th><th>duration</th>"
            "<th>detail</th><th>log</th></tr>"]
     for r in rows:
-        detail = (stage_detail(by_stage[r.name]) if r.status in ("passed", "cached") else "") or r.reason
+        detail = (stage_detail(by_stage[r.name]) if r.status != "skipped" else "") or r.reason
+        if r.status == "cached" and r.reason:
+            detail = f"{detail} · {r.reason}"
         log = f"<a href='{esc(r.log)}'>{esc(Path(r.log).name)}</a>" if r.log else ""
-        out.append(f"<tr class='{r.status}'><td>{esc(r.name)}</td><td>{r.status}</td>"
-                   f"<td class='num'>{duration_html(r)}</td><td>{esc(detail)}</td><td>{log}</td></tr>")
+        out.append(f"<tr class='{r.status}'><td>{esc(r.name)}</td><td data-label='status'>{r.status}</td>"
+                   f"<td class='num' data-label='duration'>{duration_html(r)}</td><td data-label='detail'>"
+                   f"{esc(detail)}</td><td data-label='log'>{log}</td></tr>")
     out.append("</table></div></section>")
     return "\n".join(out)
 
@@ -245,6 +252,9 @@ def timeline_svg(rows: list[StageRow], width: int = 900) -> str:
         if r.produced_s is not None:
             label += f" ({r.produced_s:.1f} s when produced)"
         svg.append(f"<text x='0' y='{y + 16}'>{esc(r.name)}</text>")
+        if r.status == "skipped":  # it never ran: no bar, and no place on the time axis
+            svg.append(f"<text x='{label_w}' y='{y + 16}' class='tick'>skipped</text>")
+            continue
         svg.append(f"<rect x='{x:.1f}' y='{y}' width='{w:.1f}' height='{bar_h}' fill='{color}'>"
                    f"<title>{esc(r.name)}: {esc(label)}</title></rect>")
         svg.append(f"<text x='{x + w + 4:.1f}' y='{y + 16}'>{esc(label)}</text>")
@@ -301,9 +311,11 @@ def failures_html(cases: list[CaseRecord], rows: list[StageRow]) -> str:
         detail = next((c.text for c in g.cases if c.text), "")
         more = f"<details><summary>details</summary><pre>{esc(detail[-4000:])}</pre></details>" if detail else ""
         log = f" · <a href='{esc(logs[g.stage])}'>log</a>" if g.stage in logs else ""
+        judged = "".join(f"<p class='measured'>{esc(name)}: {esc(value_text(f))}, limits {esc(limits_text(f))}</p>"
+                         for name, f in g.cases[0].measurements.items() if is_failed(f))
         out.append(f"<div class='cause {g.status}'><p class='what'><span class='tag'>{esc(kind)}</span> "
                    f"<b>{esc(g.cause)}</b></p><p class='where'>{esc(g.stage)} · {len(g.cases)} "
-                   f"test{'s' if len(g.cases) != 1 else ''}{log}: {shown}</p>{rest}{more}</div>")
+                   f"test{'s' if len(g.cases) != 1 else ''}{log}: {shown}</p>{judged}{rest}{more}</div>")
     out.append("</section>")
     return "\n".join(out)
 
@@ -331,7 +343,7 @@ def measurement_table(rows: list[tuple[str, str, dict[str, str]]]) -> str:
     """One row per measurement: value with its statistic, limits, verdict, a plot and the statistics."""
     with_test = any(test for test, _, _ in rows)
     head = "<th>test</th>" if with_test else ""
-    out = [f"<div class='scroll'><table class='measurements'><tr>{head}<th>measurement</th><th>value</th>"
+    out = [f"<div class='scroll'><table class='measurements cards'><tr>{head}<th>measurement</th><th>value</th>"
            "<th>limits</th><th>verdict</th><th>plot</th><th>statistics</th></tr>"]
     for test, name, fields in rows:
         word = verdict(fields)
@@ -339,8 +351,9 @@ def measurement_table(rows: list[tuple[str, str, dict[str, str]]]) -> str:
         plot = histogram_svg(fields) if statistic(fields) else measurement_svg(fields)
         cell = f"<td>{esc(test)}</td>" if with_test else ""
         out.append(f"<tr class='{verdict_class(word)}'>{cell}<td>{esc(name)}</td>"
-                   f"<td class='num'>{esc(value_text(fields))}</td><td>{esc(limits_text(fields))}</td>"
-                   f"<td><span class='verdict {verdict_class(word)}'>{esc(word)}</span></td><td>{plot}</td>"
+                   f"<td class='num' data-label='value'>{esc(value_text(fields))}</td>"
+                   f"<td class='lim' data-label='limits'>{esc(limits_text(fields))}</td><td data-label='verdict'>"
+                   f"<span class='verdict {verdict_class(word)}'>{esc(word)}</span></td><td>{plot}</td>"
                    f"<td class='stats'>{esc(stats)}</td></tr>")
     out.append("</table></div>")
     return "\n".join(out)
@@ -386,9 +399,10 @@ def measurement_svg(fields: dict[str, str], width: int = 240, height: int = 34) 
 QUANTILE_BINS = (("min", "p50", 0.50), ("p50", "p90", 0.40), ("p90", "p99", 0.09), ("p99", "max", 0.01))
 
 
-def histogram_svg(fields: dict[str, str], width: int = 300, height: int = 140) -> str:
-    """A distribution's histogram from its recorded quantiles: bins min–p50–p90–p99–max holding 50, 40, 9 and
-    1% of the n samples, bar height = samples per unit, with both axes, the limits and the gated statistic."""
+def histogram_svg(fields: dict[str, str], width: int = 320, height: int = 150) -> str:
+    """A distribution's histogram from its recorded quantiles: bins min–p50–p90–p99–max hold 50, 40, 9 and 1%
+    of the n samples; bar height = samples per unit on a log scale (so the tail shows beside the bulk), with
+    both axes, the limits (red, dashed) and the gated statistic (blue)."""
     edges = {k: _float(fields, k) for k in ("min", "p50", "p90", "p99", "max")}
     n = _float(fields, "n") or 0.0
     if any(v is None for v in edges.values()) or n <= 0:
@@ -397,37 +411,47 @@ def histogram_svg(fields: dict[str, str], width: int = 300, height: int = 140) -
     lo, hi = min([edges["min"], *limits]), max([edges["max"], *limits])
     span = (hi - lo) or abs(hi) or 1.0
     lo, hi = max(lo - span * 0.05, 0.0) if lo >= 0 else lo - span * 0.05, hi + span * 0.05
-    left, right, top, bottom = 46, width - 28, 10, height - 34
+    left, right, top, bottom = 52, width - 24, 12, height - 32
     unit = fields.get("unit", "")
 
     def x(v: float) -> float:
         return left + (v - lo) / (hi - lo) * (right - left)
 
     bins = [(edges[a], edges[b], share * n, f"{a}–{b}") for a, b, share in QUANTILE_BINS]
-    densities = [count / (b - a) for a, b, count, _ in bins if b > a]
-    peak = max(densities) if densities else n
+    densities = [count / (b - a) for a, b, count, _ in bins if b > a and count > 0]
+    low_exp = math.floor(math.log10(min(densities))) - 1 if densities else 0  # the thinnest bin still shows
+    high_exp = max(math.ceil(math.log10(max(densities))) if densities else 1, low_exp + 1)
+
+    def y(density: float) -> float:
+        share = (math.log10(density) - low_exp) / (high_exp - low_exp) if density > 0 else 0.0
+        return bottom - min(max(share, 0.0), 1.0) * (bottom - top)
+
     svg = [f"<svg class='plot hist' width='{width}' height='{height}' viewBox='0 0 {width} {height}' role='img' "
-           f"aria-label='histogram of {esc(fields.get('gate', 'samples'))}' xmlns='http://www.w3.org/2000/svg'>"]
+           f"aria-label='histogram' xmlns='http://www.w3.org/2000/svg'>"]
     for a, b, count, label in bins:
-        density = count / (b - a) if b > a else peak
-        h = density / peak * (bottom - top)
-        w = max(x(b) - x(a), 1.5)
-        svg.append(f"<rect x='{x(a):.1f}' y='{bottom - h:.1f}' width='{w:.1f}' height='{h:.1f}' class='bar'>"
-                   f"<title>{label}: {number(count)} of {number(n)} samples, {number(a)}–{number(b)} {esc(unit)}"
-                   f"</title></rect>")
+        top_y = y(count / (b - a)) if b > a else top  # every sample of the bin at one value: a full-height line
+        svg.append(f"<rect x='{x(a):.1f}' y='{top_y:.1f}' width='{max(x(b) - x(a), 1.5):.1f}' "
+                   f"height='{bottom - top_y:.1f}' class='bar'><title>{label}: {number(count)} of {number(n)} "
+                   f"samples, {number(a)}–{number(b)} {esc(unit)}</title></rect>")
     for limit in limits:
         svg.append(f"<line x1='{x(limit):.1f}' y1='{top}' x2='{x(limit):.1f}' y2='{bottom}' class='limit'>"
                    f"<title>limit {number(limit)} {esc(unit)}</title></line>")
     value, stat = _float(fields, "value"), statistic(fields)
     if value is not None:
+        anchor = "end" if x(value) > (left + right) / 2 else "start"
+        shift = -3 if anchor == "end" else 3
         svg.append(f"<line x1='{x(value):.1f}' y1='{top}' x2='{x(value):.1f}' y2='{bottom}' class='gate'/>"
-                   f"<text x='{x(value) + 3:.1f}' y='{top + 10}' class='tick gate-label'>{esc(stat)}</text>")
+                   f"<text x='{x(value) + shift:.1f}' y='{top + 8}' text-anchor='{anchor}' class='tick gate-label'>"
+                   f"{esc(stat)} {number(value)}</text>")
     svg.append(_axis(left, right, bottom, lo, hi, unit))
-    svg.append(f"<line x1='{left}' y1='{top}' x2='{left}' y2='{bottom}' class='ax'/>"
-               f"<text x='{left - 4}' y='{top + 8}' text-anchor='end' class='tick'>{number(peak)}</text>"
-               f"<text x='{left - 4}' y='{bottom}' text-anchor='end' class='tick'>0</text>"
-               f"<text x='{left - 4}' y='{height - 4}' text-anchor='end' class='tick'>per {esc(unit or 'unit')}</text>"
-               "</svg>")
+    svg.append(f"<line x1='{left}' y1='{top}' x2='{left}' y2='{bottom}' class='ax'/>")
+    step = max(1, math.ceil((high_exp - low_exp) / 4))
+    for exp in range(low_exp, high_exp + 1, step):
+        svg.append(f"<line x1='{left - 4}' y1='{y(10.0 ** exp):.1f}' x2='{left}' y2='{y(10.0 ** exp):.1f}' "
+                   f"class='ax'/><text x='{left - 6}' y='{y(10.0 ** exp) + 3:.1f}' text-anchor='end' class='tick'>"
+                   f"{number(10.0 ** exp)}</text>")
+    svg.append(f"<text transform='translate(10 {(top + bottom) / 2:.0f}) rotate(-90)' text-anchor='middle' "
+               f"class='tick'>samples per {esc(unit or 'unit')}</text></svg>")
     return "".join(svg)
 
 
@@ -452,7 +476,7 @@ overflow-wrap:anywhere}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;margin:8px 0 16px;width:100%}
 td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f5f5f5} td.num{white-space:nowrap;font-variant-numeric:tabular-nums} td.stats{font-size:12px;color:#555}
+th{background:#f5f5f5} td.num,td.lim{white-space:nowrap;font-variant-numeric:tabular-nums} td.stats{font-size:12px;color:#555}
 tr.failed td:first-child{border-left:4px solid #c62828} tr.error td:first-child{border-left:4px solid #6a1b9a}
 tr.passed td:first-child{border-left:4px solid #2e7d32} tr.skipped td:first-child{border-left:4px solid #9e9e9e}
 tr.cached td:first-child{border-left:4px solid #00838f} tr.info td:first-child{border-left:4px solid #90a4ae}
@@ -467,6 +491,15 @@ summary h2{display:inline} svg text{font:12px system-ui,sans-serif} svg .tick{fo
 svg .ax{stroke:#777} svg .limit{stroke:#c62828;stroke-dasharray:4,3} svg .gate{stroke:#1565c0;stroke-width:2}
 svg .bar{fill:#90caf9;stroke:#1565c0} svg .gate-label{fill:#1565c0}
 svg.timeline{max-width:100%;height:auto}
+.facts div.wide{grid-column:span 2}
 @media (max-width:640px){body{margin:8px auto;padding:0 8px;font-size:13px} svg.timeline{display:none}
-.facts{grid-template-columns:1fr 1fr} td,th{padding:3px 5px}}
+.facts{grid-template-columns:1fr 1fr} td,th{padding:3px 5px}
+table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;border:0}
+table.cards tr:first-child{display:none} table.cards tr{border:1px solid #ddd;margin:0 0 8px;padding:4px 6px}
+table.cards td{padding:1px 0} table.cards td:first-child{font-weight:600;border-left:0!important}
+table.cards tr.failed{border-left:4px solid #c62828} table.cards tr.error{border-left:4px solid #6a1b9a}
+table.cards tr.passed{border-left:4px solid #2e7d32} table.cards tr.cached{border-left:4px solid #00838f}
+table.cards tr.skipped{border-left:4px solid #9e9e9e} table.cards tr.info{border-left:4px solid #90a4ae}
+table.cards tr.inconclusive{border-left:4px solid #ef6c00}
+table.cards td[data-label]::before{content:attr(data-label) ": ";color:#666} table.cards td:empty{display:none}}
 """
