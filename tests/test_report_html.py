@@ -189,3 +189,14 @@ def test_round_ticks():
     assert nice_ticks(0.8, 4.1) == [1, 2, 3, 4]
     assert nice_ticks(0.8, 2.1) == [1, 1.5, 2]
     assert nice_ticks(5, 5) == [5]
+
+
+def test_a_cached_stage_takes_the_duration_the_cache_recorded_else_its_testcases_times():
+    from ci.local.stagefacts import produced_duration
+
+    timed = [junit.CaseRecord("s", "hilci.train", "accuracy", 12.5, "passed")]
+    untimed = [junit.CaseRecord("s", "hilci.quantize", "drop", 0.0, "passed")]
+    assert produced_duration({"hilci.cached": "true", "hilci.cached.duration_s": "41.5"}, timed) == 41.5
+    assert produced_duration({"hilci.cached": "true"}, timed) == 12.5
+    assert produced_duration({"hilci.cached": "true"}, untimed) is None  # unknown, never "0.0 s"
+    assert produced_duration({}, timed) is None  # not cached

@@ -228,7 +228,9 @@ def stages_html(rows: list[StageRow], cases: list[CaseRecord]) -> str:
 def duration_html(row: StageRow) -> str:
     """A cached stage shows how long it took when it ran; the restore time of this run is the small print."""
     if row.produced_s is None:
-        return f"{row.duration_s:.1f} s"
+        unknown = "<br><small>restored; the producing run's time was not recorded</small>" \
+            if row.status == "cached" else ""
+        return f"{row.duration_s:.1f} s{unknown}"
     return f"{row.produced_s:.1f} s<br><small>when produced; restored in {row.duration_s:.1f} s</small>"
 
 
@@ -297,11 +299,10 @@ def failures_html(cases: list[CaseRecord], rows: list[StageRow]) -> str:
     groups = group_failures(cases)
     failed = sum(len(g.cases) for g in groups)
     logs = {r.name: r.log for r in rows if r.log}
+    if not groups:
+        return "<section><h2>Failures (none)</h2><p>Every testcase passed or was skipped.</p></section>"
     out = [f"<section><h2>Failures ({failed} test{'s' if failed != 1 else ''}, {len(groups)} "
            f"cause{'s' if len(groups) != 1 else ''})</h2>"]
-    if not groups:
-        out.append("<p>None.</p></section>")
-        return "\n".join(out)
     for g in groups:
         kind = "failed measurement" if g.measured else g.status
         names = [esc(c.name) for c in g.cases]

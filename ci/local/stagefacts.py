@@ -107,10 +107,10 @@ def suite_properties(path: Path) -> dict[str, dict[str, str]]:
 
 def produced_duration(properties: dict[str, str], cases: list[CaseRecord]) -> float | None:
     """How long a cached stage took in the run that produced it: `hilci.cached.duration_s` when the cache
-    recorded it, else the time its testcases took then; None for a stage that is not cached."""
+    recorded it, else the time its testcases took then; None for a stage that is not cached (or unknown)."""
     if properties.get("hilci.cached") != "true":
         return None
     try:
         return float(properties["hilci.cached.duration_s"])
     except (KeyError, ValueError):
-        return sum(c.time for c in cases)
+        return sum(c.time for c in cases) or None  # 0: its testcases were not timed, so unknown
