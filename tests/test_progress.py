@@ -44,7 +44,7 @@ def test_the_live_line_shows_progress_inside_the_stage():
     live.tick(stage, 4.2)
     assert out.getvalue().endswith("train      running   4.2 s  FP32 training")
     live.tick(stage, 5.0, StageProgress(3, 10, "epoch"))
-    assert out.getvalue().endswith("train      running   5.0 s  epoch 3/10")
+    assert out.getvalue().endswith("train      running   5.0 s  epoch 3/10 · FP32 training")
 
 
 def test_training_reports_each_epoch(tmp_path: Path, monkeypatch):

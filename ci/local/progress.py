@@ -81,7 +81,7 @@ class LiveProgress(Progress):
     def tick(self, stage: Stage, elapsed_s: float, inside: StageProgress | None = None) -> None:
         self._n += 1
         spin = self.SPIN[self._n % len(self.SPIN)]
-        what = inside.text() if inside is not None else stage.does
+        what = f"{inside.text()} · {stage.does}" if inside is not None else stage.does
         line = f"{spin} {stage.name:<10} running {elapsed_s:5.1f} s  {what}"
         self.write(f"\r\033[K{line[:terminal_width() - 1]}")
 
