@@ -29,7 +29,7 @@ def build_report(root: Path) -> Path:
         [("hilci.stage", "quantize"), ("hilci.cached", "true"), ("hilci.cached.duration_s", "41.5")])
     samples = [0.8 + 0.001 * (i % 200) for i in range(1960)] + [3.0 + 0.1 * i for i in range(40)]
     inconclusive = [(k, "inconclusive" if k.endswith(".verdict") else v)
-                    for k, v in Measurement("imu.jitter", 3.0, "ms", high=1.0).properties()]
+                    for k, v in Measurement("imu.jitter", 3.0, "ms", high=1.0, extra={"host_wakeup_p99_ms": "4.2"}).properties()]
     hil_cases = [junit.make_case(f"test_rate[imu{i}]", "hil_tests.test_sensors.orin-nx", failure=PORT_GONE)
                  for i in range(15)]
     hil_cases += [
@@ -154,6 +154,7 @@ def test_measurements_name_their_statistic_and_say_info_when_nothing_was_judged(
     assert [td.text() for td in rows["gnss.rate"].all("td")][1:4] == ["10 Hz", "9.8 – 10.2 Hz", "pass"]
     assert "inconclusive" in rows["imu.jitter"].classes
     assert [td.text() for td in rows["imu.jitter"].all("td")][3] == "inconclusive"
+    assert rows["imu.jitter"].all("td")[5].text() == "host wakeup p99 ms 4.2"  # what it recorded beside it
 
 
 def test_distributions_are_histograms_with_axes(tmp_path: Path):

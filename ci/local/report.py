@@ -336,6 +336,9 @@ def measurements_html(cases: list[CaseRecord]) -> str:
     return "\n".join(out)
 
 
+PLAIN_FIELDS = {"value", "unit", "low", "high", "verdict", "gate", *STAT_FIELDS}  # the rest: shown as recorded
+
+
 def verdict_class(word: str) -> str:
     return {"pass": "passed", "fail": "failed", INFO: "info"}.get(word, re.sub(r"[^a-z-]", "", word.lower()) or "info")
 
@@ -348,7 +351,8 @@ def measurement_table(rows: list[tuple[str, str, dict[str, str]]]) -> str:
            "<th>limits</th><th>verdict</th><th>plot</th><th>statistics</th></tr>"]
     for test, name, fields in rows:
         word = verdict(fields)
-        stats = " · ".join(f"{k} {number(fields[k])}" for k in STAT_FIELDS if k in fields)
+        shown = [k for k in STAT_FIELDS if k in fields] + [k for k in fields if k not in PLAIN_FIELDS]
+        stats = " · ".join(f"{k.replace('_', ' ')} {number(fields[k])}" for k in shown)
         plot = histogram_svg(fields) if statistic(fields) else measurement_svg(fields)
         cell = f"<td>{esc(test)}</td>" if with_test else ""
         out.append(f"<tr class='{verdict_class(word)}'>{cell}<td>{esc(name)}</td>"
