@@ -143,18 +143,22 @@ def test_measurements_name_their_statistic_and_say_info_when_nothing_was_judged(
     measured = section(doc, "Measurements")
     first = measured.all("h3")[0]
     assert first.text() == "Failed measurements (1)"
-    rows = {r.all("td")[0].text(): r for table in measured.all("table")[1:] for r in table.all("tr")[1:]}
+    assert [h.text() for h in measured.all("h3")] == ["Failed measurements (1)", "train (1)", "quantize (2)",
+                                                      "hil (4)"]
+    rows = {r.all("td")[1].text(): r for table in measured.all("table")[1:] for r in table.all("tr")[1:]}
+    assert [r.all("td")[0].text() for r in measured.all("table")[3].all("tr")[1:]] == [
+        "test_loop_latency", "", "test_jitter", "test_rate[gnss]"]
     failed = [td.text() for td in measured.all("table")[0].all("tr")[1].all("td")]
     assert failed[:2] == ["hil · test_loop_latency", "loop"] and failed[4] == "fail"
     cells = [td.text() for td in rows["loop"].all("td")]
-    assert cells[1].startswith("p99 ") and cells[1].endswith(" ms") and cells[3] == "fail"
-    assert "n 2000" in cells[5] and "2000.0" not in cells[5]  # integers as integers
-    assert [td.text() for td in rows["imu.samples"].all("td")][1:4] == ["2000", "", "info"]
-    assert [td.text() for td in rows["quantize.ptq_drop"].all("td")][3] == "info"
-    assert [td.text() for td in rows["gnss.rate"].all("td")][1:4] == ["10 Hz", "9.8 – 10.2 Hz", "pass"]
+    assert cells[2].startswith("p99 ") and cells[2].endswith(" ms") and cells[4] == "fail"
+    assert "n 2000" in cells[6] and "2000.0" not in cells[6]  # integers as integers
+    assert [td.text() for td in rows["imu.samples"].all("td")][2:5] == ["2000", "", "info"]
+    assert [td.text() for td in rows["quantize.ptq_drop"].all("td")][4] == "info"
+    assert [td.text() for td in rows["gnss.rate"].all("td")][2:5] == ["10 Hz", "9.8 – 10.2 Hz", "pass"]
     assert "inconclusive" in rows["imu.jitter"].classes
-    assert [td.text() for td in rows["imu.jitter"].all("td")][3] == "inconclusive"
-    assert rows["imu.jitter"].all("td")[5].text() == "host wakeup p99 ms 4.2"  # what it recorded beside it
+    assert [td.text() for td in rows["imu.jitter"].all("td")][4] == "inconclusive"
+    assert rows["imu.jitter"].all("td")[6].text() == "host wakeup p99 ms 4.2"  # what it recorded beside it
 
 
 def test_distributions_are_histograms_with_axes(tmp_path: Path):

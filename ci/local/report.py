@@ -329,9 +329,13 @@ def measurements_html(cases: list[CaseRecord]) -> str:
     if failed:
         out.append(f"<h3>Failed measurements ({len(failed)})</h3>")
         out.append(measurement_table([(f"{stage_of(c)} · {c.name}", name, f) for c, name, f in failed]))
-    for case in measured:
-        out.append(f"<h3>{esc(stage_of(case))} · {esc(case.name)}</h3>")
-        out.append(measurement_table([("", name, f) for name, f in case.measurements.items()]))
+    by_stage: dict[str, list[tuple[str, str, dict[str, str]]]] = defaultdict(list)
+    for case in measured:  # one table per stage; a test's name heads its first measurement only
+        for i, (name, fields) in enumerate(case.measurements.items()):
+            by_stage[stage_of(case)].append((case.name if i == 0 else "", name, fields))
+    for stage, rows in by_stage.items():
+        out.append(f"<h3>{esc(stage)} ({len(rows)})</h3>")
+        out.append(measurement_table(rows))
     out.append("</section>")
     return "\n".join(out)
 
@@ -344,18 +348,15 @@ def verdict_class(word: str) -> str:
 
 
 def measurement_table(rows: list[tuple[str, str, dict[str, str]]]) -> str:
-    """One row per measurement: value with its statistic, limits, verdict, a plot and the statistics."""
-    with_test = any(test for test, _, _ in rows)
-    head = "<th>test</th>" if with_test else ""
-    out = [f"<div class='scroll'><table class='measurements cards'><tr>{head}<th>measurement</th><th>value</th>"
-           "<th>limits</th><th>verdict</th><th>plot</th><th>statistics</th></tr>"]
+    """One row per measurement: its test, value with its statistic, limits, verdict, a plot and the statistics."""
+    out = ["<div class='scroll'><table class='measurements cards'><tr><th>test</th><th>measurement</th>"
+           "<th>value</th><th>limits</th><th>verdict</th><th>plot</th><th>statistics</th></tr>"]
     for test, name, fields in rows:
         word = verdict(fields)
         shown = [k for k in STAT_FIELDS if k in fields] + [k for k in fields if k not in PLAIN_FIELDS]
         stats = " · ".join(f"{k.replace('_', ' ')} {number(fields[k])}" for k in shown)
         plot = histogram_svg(fields) if statistic(fields) else measurement_svg(fields)
-        cell = f"<td>{esc(test)}</td>" if with_test else ""
-        out.append(f"<tr class='{verdict_class(word)}'>{cell}<td>{esc(name)}</td>"
+        out.append(f"<tr class='{verdict_class(word)}'><td>{esc(test)}</td><td>{esc(name)}</td>"
                    f"<td class='num' data-label='value'>{esc(value_text(fields))}</td>"
                    f"<td class='lim' data-label='limits'>{esc(limits_text(fields))}</td><td data-label='verdict'>"
                    f"<span class='verdict {verdict_class(word)}'>{esc(word)}</span></td><td>{plot}</td>"
