@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ci.stage_progress import report_progress
 from conversion.model import DigitNet
 
 
@@ -48,7 +49,7 @@ def fit(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings,
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(settings.seed)
     losses = []
-    for _ in range(settings.epochs):
+    for epoch in range(settings.epochs):
         order = torch.randperm(len(ys), generator=generator).to(device)
         total = 0.0
         for start in range(0, len(ys), settings.batch_size):
@@ -59,6 +60,7 @@ def fit(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings,
             optimizer.step()
             total += float(loss.detach()) * len(idx)
         losses.append(total / len(ys))
+        report_progress(epoch + 1, settings.epochs, "epoch")  # the runner's live line
     model.eval()
     return losses
 

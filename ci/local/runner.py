@@ -21,6 +21,7 @@ from ci.local.cache import StageCache, stage_key
 from ci.local.progress import Progress
 from ci.model import Pipeline, Stage, StageOutcome, Status
 from ci.stage import EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
+from ci.stage_progress import PROGRESS_ENV, progress_file, read_progress
 from ci.yamlfile import YamlFileError, load_yaml
 
 PASSED, FAILED, ERROR, CACHED, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.CACHED, Status.SKIPPED
@@ -100,7 +101,8 @@ class LocalRunner:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
             self.write_reports()
-        self.progress.summary(self.outcomes, self.cache.discarded if self.cache else [])
+        self.progress.summary(self.outcomes, self.cache.discarded if self.cache else [],
+                              self.root / "reports" / "junit")
         if aborted:
             return 128 + aborted.signum
         return self.exit_code()
@@ -138,7 +140,10 @@ class LocalRunner:
         cmd = [sys.executable, "-m", "ci", "stage", stage.name]
         if rig is not None:
             cmd += ["--rig", str(rig)]
-        env = {**os.environ, **self.options.env, "HILCI_ROOT": str(self.root), "PYTHONUNBUFFERED": "1"}
+        inside = progress_file(self.root, stage.name)
+        inside.unlink(missing_ok=True)
+        env = {**os.environ, **self.options.env, "HILCI_ROOT": str(self.root), "PYTHONUNBUFFERED": "1",
+               PROGRESS_ENV: str(inside)}
         if self.options.pipeline_spec:
             env["HILCI_PIPELINE"] = self.options.pipeline_spec
         self.progress.started(stage)
@@ -153,7 +158,7 @@ class LocalRunner:
                         break
                     except subprocess.TimeoutExpired:
                         elapsed = time.perf_counter() - self._t0 - start
-                        self.progress.tick(stage, elapsed)
+                        self.progress.tick(stage, elapsed, read_progress(inside))
                         if elapsed > stage.timeout_s:
                             timed_out = True
                             code = self._stop_child()
