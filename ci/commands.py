@@ -87,8 +87,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problems:  # everything wrong, named at once, before minutes of earlier stages
         for line in problems:
             print(f"hilci: error: {line}", file=sys.stderr)
-        print(f"hilci: {len(problems)} problem(s) found before the first stage; nothing was run",
-              file=sys.stderr)
+        if len(problems) > 1:
+            print(f"hilci: {len(problems)} problems found before the first stage; nothing was run",
+                  file=sys.stderr)
         return 2
     options = RunOptions(only=only, start_from=args.start_from, rig=rig, use_cache=not args.no_cache,
                          pipeline_spec=spec)

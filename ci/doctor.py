@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci import extras
-from ci.model import DefinitionError, Pipeline, Stage
+from ci.model import Pipeline, Stage
 
 # Programs a stage may need, and the Debian package that provides each.
 APT_PACKAGES = {
@@ -64,15 +64,12 @@ def missing_tools(stages: Iterable[Stage]) -> list[MissingTool]:
 
 
 def preflight(root: Path, pipeline: Pipeline, stages: list[Stage], rig: Path | None) -> list[str]:
-    """Every reason the stages cannot run here, one line each (empty when they can)."""
+    """Every reason the stages cannot run here, one line each (empty when they can); a broken definition is
+    raised as the DefinitionError it is."""
     from ci import config
 
-    problems: list[str] = []
-    try:
-        pipeline.validate(root)
-    except DefinitionError as exc:
-        problems.append(f"pipeline definition: {exc}")
-    problems += config.read(root, pipeline)[1]
+    pipeline.validate(root)  # DefinitionError: the checks below read the definition, so it comes first, alone
+    problems = config.read(root, pipeline)[1]
     if rig is not None and any(s.matrix for s in stages):
         problems += check_rig(root, rig)
     problems += [m.line() for m in missing_tools(stages)]
@@ -85,7 +82,7 @@ def check_rig(root: Path, rig: Path) -> list[str]:
 
     path = rig if rig.is_absolute() else root / rig
     if not path.is_file():
-        return [f"{rig}: rig file not found"]
+        return [f"rig file {rig} does not exist"]
     try:
         load_rig(path)
     except RigError as exc:

@@ -99,7 +99,7 @@ def test_every_problem_is_named_at_once_before_the_first_stage(tmp_path):
     assert any("train.epochz" in ln for ln in lines) and any("hil.pytest_argz" in ln for ln in lines)
     assert any("report.title" in ln for ln in lines)
     assert any(f"devices.{first}.rate_hzz" in ln for ln in lines), lines
-    assert "4 problem(s) found before the first stage; nothing was run" in proc.stderr
+    assert "4 problems found before the first stage; nothing was run" in proc.stderr
     assert "Traceback" not in proc.stderr and not (root / "reports").exists()
 
 
