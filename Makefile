@@ -36,13 +36,13 @@ groovy:
 	$(call apt,groovy,groovy,the build stage and the tests parse the Jenkinsfile with it)
 
 # What every stage needs, named with its install command (exit 2 when something is missing).
-doctor: $(STAMP) groovy
+doctor: groovy $(STAMP)
 	$(BIN)/hilci doctor
 
-pipeline: $(STAMP) groovy
+pipeline: groovy $(STAMP)
 	$(BIN)/hilci run
 
-test: $(STAMP) groovy
+test: groovy $(STAMP)
 	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)

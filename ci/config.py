@@ -89,7 +89,10 @@ def read(root: Path, pipeline: Pipeline) -> tuple[Config, list[str]]:
         try:
             cls = settings_class(stage)
             if cls is not None:
-                config.sections[stage.name] = build(cls, value, file=shown, prefix=f"{stage.name}.")
+                section = build(cls, value, file=shown, prefix=f"{stage.name}.")
+                if hasattr(section, "check"):  # what a settings class checks across its fields
+                    section.check(shown)
+                config.sections[stage.name] = section
             elif value is None or isinstance(value, dict):
                 config.sections[stage.name] = dict(value or {})
             else:

@@ -7,7 +7,7 @@ field, not a traceback minutes into a run. No torch here: a Jetson validates `co
 
 from __future__ import annotations
 
-from ci.settings import integer, mapping, nested, number, settings, text
+from ci.settings import SettingsError, integer, mapping, nearest, nested, number, settings, text
 
 BUDGETS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")
 HOUR_S = 3600.0
@@ -77,3 +77,14 @@ class ConvertSettings:
     rtol: float = number(0.001, ge=0, le=1e6)
     benchmark: BenchmarkSettings = nested(BenchmarkSettings)
     budgets: Budgets = nested(Budgets)
+
+    def check(self, file: object) -> None:
+        """The engines' own settings: names checked against each backend's (values at build, where the backend
+        knows its capabilities). Imports no engine runtime."""
+        from conversion.engines import onnxruntime, tensorrt
+
+        for name, module in (("onnxruntime", onnxruntime), ("tensorrt", tensorrt)):
+            known = tuple(module.SETTINGS)
+            for key in getattr(self, name):
+                if key not in known:
+                    raise SettingsError(f"{file}: convert.{name}.{key}: unknown setting{nearest(str(key), known)}")
