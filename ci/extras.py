@@ -85,6 +85,14 @@ def require(module: str) -> ModuleType:
         raise
 
 
+def ensure(*modules: str) -> None:
+    """MissingExtra for the first of `modules` that is not installed; nothing is imported (a stage checks its
+    heavy packages up front and imports them when it needs them)."""
+    for module in modules:
+        if not installed(module):
+            raise MissingExtra(missing_message(module))
+
+
 def installed(module: str) -> bool:
     """Whether the top-level package of `module` is importable (found, not imported)."""
     try:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ci.extras import ensure
 from ci.measurements import distribution, measure
 from ci.settings import as_dict
 from ci.stage import StageContext, StageError
@@ -41,6 +42,7 @@ def _write_json(path: Path, value: Any) -> Path:
 def train(ctx: StageContext) -> None:
     """FP32 training of the example model; gate: test accuracy."""
     cfg = ctx.config  # validated by conversion.settings.TrainSettings before the stage started
+    ensure("torch", "sklearn")  # one line naming the extra, not a traceback, when one is missing
     from conversion import train as tr
     from conversion.data import load_splits
 
@@ -66,6 +68,7 @@ def train(ctx: StageContext) -> None:
 def quantize(ctx: StageContext) -> None:
     """PTQ and QAT with modelopt, Q/DQ ONNX export and lint, ORT-vs-PyTorch parity; gates: drop, lint, parity."""
     cfg = ctx.config  # validated by conversion.settings.QuantizeSettings (opset >= 13: Q/DQ per channel)
+    ensure("torch", "modelopt", "onnx", "onnxruntime", "sklearn")
     from conversion import lint, parity
     from conversion import quantize as q
     from conversion import train as tr

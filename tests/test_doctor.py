@@ -107,3 +107,22 @@ def test_the_onnxruntime_engine_names_the_extra(monkeypatch, tmp_path):
     model.write_bytes(b"not really onnx")
     with pytest.raises(ImportError, match=r"onnxruntime is missing: pip install 'hilci\[train\]'"):
         load_engine(model)
+
+
+def test_a_stage_without_its_package_is_one_line_in_its_junit(tmp_path):
+    """`hilci stage train` where torch is missing (as Jenkins runs it, with no preflight): exit 2, one line
+    naming the extra, in the output and in the stage's JUnit, no traceback."""
+    from ci import junit
+
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("HILCI_ROOT", "HILCI_PIPELINE")}
+    env.update(PYTHONPATH=str(blocker), HILCI_ROOT=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "ci", "stage", "train"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "ERROR torch is missing: pip install 'hilci[train]'" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    cases = junit.read_cases(tmp_path / "reports" / "junit" / "train.xml")
+    assert [c.message for c in cases] == ["torch is missing: pip install 'hilci[train]'"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from ci.extras import require
 from ci.redact import safe_text, scrub_urls, strip_userinfo
 from ci.retry import Backoff, retry
 
@@ -144,8 +145,8 @@ class JenkinsClient:
 
     def __init__(self, creds: Credentials, *, timeout_s: float = 10.0, retries: int = 4,
                  backoff_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
-        import jenkins  # python-jenkins: the `cluster` extra; imported here so `hilci` starts without it
-        import requests
+        jenkins = require("jenkins")  # python-jenkins: the `cluster` extra; imported here so `hilci` starts without it
+        requests = require("requests")
 
         self.creds = creds
         self.retries = retries
