@@ -115,6 +115,6 @@ def cmd_doctor(args) -> int:
     if problems:
         return 2
     tools = sorted({t for s in stages for t in s.needs_tools})
-    print(f"ok: {len(stages)} stages ready in {root} (definition, {pipeline.config_file}, rig {rig}"
+    print(f"ok: {len(stages)} stage{'' if len(stages) == 1 else 's'} ready in {root} (definition, {pipeline.config_file}, rig {rig}"
           + (f", {', '.join(tools)}" if tools else "") + ")")
     return 0

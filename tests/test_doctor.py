@@ -49,7 +49,7 @@ def test_doctor_names_groovy_with_its_install_command(tmp_path):
 def test_doctor_checks_only_the_stages_asked(tmp_path):
     proc = hilci(tmp_path, "doctor", "--only", "report")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("ok: 1 stages ready")
+    assert proc.stdout.startswith("ok: 1 stage ready")
 
 
 def test_run_refuses_to_start_without_groovy(tmp_path):
