@@ -189,3 +189,12 @@ def test_manifest_with_wrong_typed_fields_is_one_line(tmp_path, capsys, monkeypa
         assert cli.main(["trace", str(art)]) == 2
         err_text = capsys.readouterr().err
         assert expected in err_text and "Traceback" not in err_text
+
+
+def test_jenkinsfile_honours_pipeline_as_run_does(tmp_path, capsys, monkeypatch):
+    from tests.fixture_pipelines import make_project
+
+    monkeypatch.setenv("HILCI_ROOT", str(make_project(tmp_path, "")))
+    assert cli.main(["jenkinsfile", "--pipeline", "tests.fixture_pipelines:PIPELINE"]) == 0
+    text = capsys.readouterr().out
+    assert "stage('gen')" in text and "stage('final')" in text and "stage('train')" not in text
