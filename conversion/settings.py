@@ -31,7 +31,7 @@ class QuantizeSettings:
 
     qat_epochs: int = integer(2, ge=1, le=10_000)
     qat_learning_rate: float = number(0.001, gt=0, le=10)
-    max_drop_pp: float = number(1.0, ge=0, le=100, help="gate: QAT accuracy drop against FP32, points")
+    max_drop_pp: float = number(1.0, ge=-100, le=100, help="gate: QAT accuracy drop against FP32, points (< 0 asks for a gain)")
     opset: int = integer(17, ge=13, le=30, help="Q/DQ per channel needs opset 13")
     min_parity: float = number(0.995, ge=0, le=1)
     atol: float = number(0.001, ge=0, le=1e6)
