@@ -7,26 +7,46 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= train,cluster,dev
 PYTEST_ARGS ?=
 
-.PHONY: pipeline test venv lint jenkinsfile groovy clean deviceplugin-proto images
+.PHONY: pipeline test venv lint jenkinsfile groovy chromium doctor clean deviceplugin-proto images
+
+# System packages: installed with apt-get when we are root; otherwise the exact command is printed and make
+# stops (nothing here asks for a password). $(call apt,COMMAND,PACKAGE,WHY)
+define apt
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(2) ($(3))"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	  else \
+	    echo "$(1) is missing ($(3)): run 'sudo apt-get install -y $(2)', then make again" >&2; exit 1; \
+	  fi; }
+endef
 
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "$(PYTHON) cannot make a venv: run 'sudo apt-get install -y python3-venv', then make again" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-# Debian's groovy (2.4.21, the Groovy Jenkins embeds) parses the Jenkinsfile in the tests.
+# Debian's groovy (2.4.21, the Groovy Jenkins embeds; it brings a Java runtime) parses the Jenkinsfile in the
+# tests, which the build stage runs: both `make pipeline` and `make test` need it.
 groovy:
-	@command -v groovy >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq groovy >/dev/null; \
-	  else echo "groovy is missing: sudo apt-get install groovy" >&2; exit 1; fi; }
+	$(call apt,groovy,groovy,the build stage and the tests parse the Jenkinsfile with it)
 
-pipeline: $(STAMP)
+# Debian's Chromium renders the HTML report in the browser test (tests/test_report_browser.py).
+chromium:
+	$(call apt,chromium,chromium,the tests look at the HTML report in a real browser)
+
+# What every stage needs, named with its install command (exit 2 when something is missing).
+doctor: groovy $(STAMP)
+	$(BIN)/hilci doctor
+
+pipeline: groovy $(STAMP)
 	$(BIN)/hilci run
 
-test: $(STAMP) groovy
+test: groovy chromium $(STAMP)
 	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -2,10 +2,13 @@
 ONNX Runtime, the time of each stage, and whether train + quantize reproduce the same ONNX bytes.
 
 Run: .venv/bin/python benchmarks/model.py   (about a minute on 2 CPU cores; uses scratch roots in /tmp)
+     .venv/bin/python benchmarks/model.py --quick   (one short run: few epochs, a short benchmark; what
+     `make test` runs through tests/test_benchmarks.py to prove the script works)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -23,11 +26,21 @@ from conversion import benchmark, manifest  # noqa: E402
 from conversion.engines import load_engine  # noqa: E402
 
 STAGES = ("train", "quantize", "convert")
+QUICK = {"train": {"epochs": 2, "batch_size": 64, "min_accuracy": 0.5},
+         "quantize": {"qat_epochs": 1, "max_drop_pp": 50.0, "min_parity": 0.5},
+         "convert": {"backend": "onnxruntime", "min_parity": 0.5,
+                     "benchmark": {"warmup_s": 0.0, "iterations": 20, "duration_s": 0.0},
+                     "budgets": {"p99_ms": 1000.0, "mean_ms": 1000.0}}}
 
 
-def run_stages(root: Path) -> dict[str, float]:
+def run_stages(root: Path, quick: bool = False) -> dict[str, float]:
     """Each stage as the pipeline runs it (`python -m ci stage NAME`), timed from outside."""
-    shutil.copy(REPO / "hilci.yaml", root / "hilci.yaml")
+    if quick:
+        import yaml
+
+        (root / "hilci.yaml").write_text(yaml.safe_dump(QUICK))
+    else:
+        shutil.copy(REPO / "hilci.yaml", root / "hilci.yaml")
     times = {}
     for stage in STAGES:
         start = time.perf_counter()
@@ -47,11 +60,13 @@ def onnx_weights(path: Path) -> dict[str, np.ndarray]:
     return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
 
 
-def latency_side_by_side(fp32: Path, qdq: Path, x: np.ndarray, rounds: int = 5) -> dict[str, dict]:
+def latency_side_by_side(fp32: Path, qdq: Path, x: np.ndarray, rounds: int = 5,
+                         iterations: int = 500) -> dict[str, dict]:
     """Alternate FP32 and Q/DQ in short rounds so both see the same machine load; pool the samples."""
     engines = {"fp32": load_engine(fp32, intra_op_threads=1), "qdq": load_engine(qdq, intra_op_threads=1)}
     samples: dict[str, list[float]] = {k: [] for k in engines}
-    settings = benchmark.BenchmarkSettings(warmup_s=0.1, iterations=500, duration_s=0.2)
+    settings = benchmark.BenchmarkSettings(warmup_s=0.1 if iterations >= 100 else 0.0, iterations=iterations,
+                                           duration_s=0.2 if iterations >= 100 else 0.0)
     for _ in range(rounds):
         for name, engine in engines.items():
             samples[name] += benchmark.run(engine, x, settings)["samples"]
@@ -59,9 +74,12 @@ def latency_side_by_side(fp32: Path, qdq: Path, x: np.ndarray, rounds: int = 5) 
 
 
 def main() -> None:
-    roots = [Path(tempfile.mkdtemp(prefix=f"hilci-bench-{i}-")) for i in (1, 2)]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short run (a smoke run of this script)")
+    quick = parser.parse_args().quick
+    roots = [Path(tempfile.mkdtemp(prefix=f"hilci-bench-{i}-")) for i in ((1,) if quick else (1, 2))]
     try:
-        times = [run_stages(r) for r in roots]
+        times = [run_stages(r, quick) for r in roots]
         metrics = json.loads((roots[0] / "artifacts/quantize/metrics.json").read_text())
         print(f"bench: accuracy fp32: {100 * metrics['fp32_accuracy']:.2f} % (digits test split, n=359)")
         print(f"bench: accuracy ptq: {100 * metrics['ptq_accuracy']:.2f} % (modelopt INT8_DEFAULT_CFG, max calib)")
@@ -72,15 +90,19 @@ def main() -> None:
         print(f"bench: parity ort vs pytorch: {100 * par['agreement']:.2f} % same class "
               f"(max abs {par['max_abs']:.4g}, max rel {par['max_rel']:.3g}, {par['max_steps']:.0f} accumulator steps)")
         for stage in STAGES:
-            print(f"bench: stage time {stage}: {times[0][stage]:.1f} s (run 2: {times[1][stage]:.1f} s; "
-                  "subprocess incl. imports, 2 CPU cores)")
+            again = f"run 2: {times[1][stage]:.1f} s; " if len(times) > 1 else ""
+            print(f"bench: stage time {stage}: {times[0][stage]:.1f} s ({again}subprocess incl. imports)")
         q = roots[0] / "artifacts/quantize"
         ref = np.load(q / "reference.npz")
-        lat = latency_side_by_side(q / "model_fp32.onnx", q / "model.onnx", ref["x"][:1])
+        lat = latency_side_by_side(q / "model_fp32.onnx", q / "model.onnx", ref["x"][:1], rounds=1 if quick else 5,
+                                   iterations=20 if quick else 500)
         for stat in ("median_ms", "p99_ms"):
             f, d = lat["fp32"][stat], lat["qdq"][stat]
             print(f"bench: ort latency {stat[:-3]}: fp32 {1e3 * f:.1f} us, qdq {1e3 * d:.1f} us, "
                   f"qdq/fp32 {d / f:.2f}x (batch 1, 1 thread, n={lat['qdq']['n']} each, interleaved)")
+        if quick:
+            print("bench: reproducibility onnx sha256: not measured (--quick makes one run)")
+            return
         shas = [manifest.sha256_file(r / "artifacts/quantize/model.onnx") for r in roots]
         ckpts = [manifest.sha256_file(r / "artifacts/train/model.pt") for r in roots]
         if shas[0] == shas[1]:

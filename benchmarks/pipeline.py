@@ -5,7 +5,10 @@
    starting 50 Python processes that import what `hilci stage` imports.
 
 The cold/warm pair runs in a scratch copy of the repository's tracked files, so the working tree and its cache
-are left alone. Usage: python benchmarks/pipeline.py [--stages build,train,...] [--skip-cold-warm]
+are left alone. Usage: python benchmarks/pipeline.py [--only build,train,...] [--skip-cold-warm] [--quick]
+
+--quick (what `make test` runs, through tests/test_benchmarks.py) measures the same things on the small
+fixture pipeline (tests/fixture_pipelines.py) and 5 no-op stages: it proves the script runs, in seconds.
 """
 
 from __future__ import annotations
@@ -35,12 +38,15 @@ def statuses(root: Path) -> dict[str, str]:
     return {s["name"]: s["status"] for s in data["stages"]}
 
 
-def cold_warm(only: str) -> None:
+def cold_warm(only: str, quick: bool = False) -> None:
+    from tests.fixture_pipelines import make_project
     from tests.scratch import scratch_copy
 
     env = child_env(CI="true")
+    if quick:
+        env.update(PYTHONPATH=str(REPO), HILCI_PIPELINE="tests.fixture_pipelines:PIPELINE")
     with tempfile.TemporaryDirectory(prefix="hilci-bench-") as tmp:
-        root = scratch_copy(Path(tmp))
+        root = make_project(Path(tmp), "") if quick else scratch_copy(Path(tmp))
         cmd = [sys.executable, "-m", "ci", "run"] + (["--only", only] if only else [])
         cold, code_cold, out = run(cmd, root, env)
         if code_cold != 0:
@@ -55,12 +61,13 @@ def cold_warm(only: str) -> None:
 
 
 def overhead(n: int = 50) -> None:
-    from tests.fixture_pipelines import make_project
+    from tests.fixture_pipelines import NOOP, make_project
 
     env = child_env(CI="true", PYTHONPATH=str(REPO), HILCI_PIPELINE="tests.fixture_pipelines:NOOP")
+    only = ",".join(NOOP.names[:n])
     with tempfile.TemporaryDirectory(prefix="hilci-noop-") as tmp:
         root = make_project(Path(tmp), "")
-        total, code, out = run([sys.executable, "-m", "ci", "run", "--no-cache"], root, env)
+        total, code, out = run([sys.executable, "-m", "ci", "run", "--no-cache", "--only", only], root, env)
         if code != 0:
             print(out[-3000:])
             raise SystemExit("bench: no-op pipeline failed")
@@ -85,10 +92,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="stages for the cold/warm pair (default: the whole pipeline)")
     parser.add_argument("--skip-cold-warm", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="the fixture pipeline and 5 no-op stages (a smoke run)")
     args = parser.parse_args()
     if not args.skip_cold_warm:
-        cold_warm(args.only)
-    overhead()
+        cold_warm(args.only, quick=args.quick)
+    overhead(5 if args.quick else 50)
 
 
 if __name__ == "__main__":

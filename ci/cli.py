@@ -11,12 +11,14 @@ import importlib
 import os
 import sys
 
+from ci.config import ConfigError
 from ci.model import DefinitionError
 from ci.stage import StageError, UsageError
 
 # Each module has `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
 COMMAND_MODULES = (
     "ci.commands",
+    "ci.doctor",
     "ci.jenkins.jenkinsfile",
     "ci.jenkins.cli",
     "ci.kube.cluster",
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UsageError, DefinitionError, StageError) as exc:
+    except (UsageError, DefinitionError, StageError, ConfigError) as exc:
         print(f"hilci: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sys
 from pathlib import Path
 
-from ci.model import Pipeline
+from ci.model import DEFAULT_RIG, Pipeline
 from ci.stage import UsageError
 
 DEFAULT_PIPELINE = "ci.definition:PIPELINE"
-DEFAULT_RIG = "hil_tests/rigs/sim.yaml"
 
 
 def load_pipeline(spec: str | None = None) -> Pipeline:
@@ -28,7 +28,29 @@ def load_pipeline(spec: str | None = None) -> Pipeline:
 
 
 def project_root() -> Path:
+    """$HILCI_ROOT (set by the runner for its stages), else the working directory."""
     return Path(os.environ.get("HILCI_ROOT") or Path.cwd()).resolve()
+
+
+def find_root(pipeline: Pipeline, start: Path | None = None) -> Path:
+    """The project's root: $HILCI_ROOT, else the working directory or the nearest folder above it holding the
+    pipeline's hilci.yaml or pod templates, so that `hilci run` works from a subfolder."""
+    if os.environ.get("HILCI_ROOT"):
+        return project_root()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / pipeline.config_file).is_file() or (folder / pipeline.podtemplates_dir).is_dir():
+            return folder
+    raise UsageError(f"no {pipeline.config_file} or {pipeline.podtemplates_dir}/ in {here} or above it: "
+                     "run hilci in the project's root folder")
+
+
+def parse_only(items: list[str]) -> tuple[str, ...]:
+    """`--only a,b --only c` as names; an empty name (`--only ""`) is a usage error."""
+    names = tuple(n.strip() for item in items for n in item.split(","))
+    if any(not n for n in names):
+        raise UsageError("--only needs stage names (got an empty one)")
+    return names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--only", action="append", default=[], metavar="STAGE",
                      help="run only this stage (repeatable, or comma-separated)")
     run.add_argument("--from", dest="start_from", metavar="STAGE", help="start at this stage")
-    run.add_argument("--rig", default=DEFAULT_RIG, help=f"rig YAML for the matrix stages (default {DEFAULT_RIG})")
+    run.add_argument("--rig", default=None, help=f"rig YAML for the matrix stages (default {DEFAULT_RIG})")
     run.add_argument("--no-cache", action="store_true", help="run every stage, neither reading nor writing the cache")
     run.add_argument("--pipeline", default=None, help="pipeline definition as module:attr (default: the project's)")
     run.set_defaults(func=cmd_run)
@@ -52,14 +74,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ci.doctor import preflight
     from ci.local.runner import LocalRunner, RunOptions
 
-    root = project_root()
     spec = args.pipeline or os.environ.get("HILCI_PIPELINE") or ""
     pipeline = load_pipeline(spec or None)
-    only = tuple(n.strip() for item in args.only for n in item.split(",") if n.strip())
-    options = RunOptions(only=only, start_from=args.start_from, rig=Path(args.rig) if args.rig else None,
-                         use_cache=not args.no_cache, pipeline_spec=spec)
+    root = find_root(pipeline)
+    only = parse_only(args.only)
+    stages = pipeline.select(only, args.start_from)
+    rig = Path(args.rig or pipeline.default_rig)
+    problems = preflight(root, pipeline, stages, rig)
+    if problems:  # everything wrong, named at once, before minutes of earlier stages
+        for line in problems:
+            print(f"hilci: error: {line}", file=sys.stderr)
+        if len(problems) > 1:
+            print(f"hilci: {len(problems)} problems found before the first stage; nothing was run",
+                  file=sys.stderr)
+        return 2
+    options = RunOptions(only=only, start_from=args.start_from, rig=rig, use_cache=not args.no_cache,
+                         pipeline_spec=spec)
     return LocalRunner(root, pipeline, options).run()
 
 

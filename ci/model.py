@@ -6,9 +6,13 @@ the local runner (`hilci run`) and the Jenkinsfile renderer (`hilci jenkinsfile`
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+
+DEFAULT_RIG = "hil_tests/rigs/sim.yaml"  # the emulated rig: matrix stages run on it when no rig is named
 
 
 class Status(str, Enum):
@@ -73,6 +77,8 @@ class Stage:
     outputs: tuple[str, ...] = ()  # repo-relative files or directories the stage writes; restored on a cache hit
     needs: tuple[str, ...] = ()  # stages that must have passed before this one
     tools: tuple[str, ...] = ()  # distributions whose installed versions key the cache
+    needs_tools: tuple[str, ...] = ()  # what must be installed to run it: programs or Python packages (`hilci doctor`)
+    settings: str = ""  # "module:Class" typing the stage's hilci.yaml section ("" = a free-form mapping)
     matrix: bool = False  # in Jenkins: one parallel branch per board; locally: once, on --rig
     cacheable: bool = True
     rerun_on_real_rig: bool = False  # cache only runs on an emulated rig (`emulate: true`): hardware changes
@@ -94,6 +100,7 @@ class Pipeline:
     boards: tuple[Board, ...] = ()
     podtemplates_dir: str = "podtemplates"
     config_file: str = "hilci.yaml"
+    default_rig: str = DEFAULT_RIG
     extra: dict = field(default_factory=dict)
 
     def stage(self, name: str) -> Stage:
@@ -107,6 +114,21 @@ class Pipeline:
     def names(self) -> list[str]:
         return [s.name for s in self.stages]
 
+    def select(self, only: tuple[str, ...] = (), start_from: str | None = None) -> list[Stage]:
+        """The stages `--only` and `--from` pick, in pipeline order; unknown names and contradictions refused."""
+        for name in (*only, *([start_from] if start_from else [])):
+            self.stage(name)  # raises DefinitionError naming the unknown stage
+        stages = list(self.stages)
+        if start_from:
+            stages = stages[self.names.index(start_from):]
+            before = [n for n in only if n not in {s.name for s in stages}]
+            if before:
+                raise DefinitionError(f"--only {','.join(before)} comes before --from {start_from}: "
+                                      "give one of them, or --only stages at or after --from")
+        if only:
+            stages = [s for s in stages if s.name in only]
+        return stages
+
     def pod_templates(self, stage: Stage) -> list[str]:
         """The pod template files a stage runs in: one, or one per board for matrix stages."""
         if stage.matrix:
@@ -114,7 +136,8 @@ class Pipeline:
         return [f"{self.podtemplates_dir}/{stage.pod}.yaml"]
 
     def validate(self, root: Path | None = None) -> Pipeline:
-        """Raise DefinitionError on the first problem; with `root`, also check pod template files exist."""
+        """Raise DefinitionError on the first problem; with `root`, also check pod template files exist.
+        Every stage's entry (and settings class) must exist: found by reading the module, not importing it."""
         seen: set[str] = set()
         for stage in self.stages:
             if not stage.name or not stage.name.replace("-", "").replace("_", "").isalnum():
@@ -122,8 +145,6 @@ class Pipeline:
             if stage.name in seen:
                 raise DefinitionError(f"duplicate stage name {stage.name!r}")
             seen.add(stage.name)
-            if ":" not in stage.entry:
-                raise DefinitionError(f"stage {stage.name!r}: entry {stage.entry!r} is not 'module:function'")
         for stage in self.stages:
             for need in stage.needs:
                 if need not in seen:
@@ -144,6 +165,10 @@ class Pipeline:
                 for template in self.pod_templates(stage):
                     if not (root / template).is_file():
                         raise DefinitionError(f"stage {stage.name!r}: unknown pod template {template} (no such file)")
+        for stage in self.stages:  # last: the structure above is cheaper to check, and says more when wrong
+            _check_reference(stage, "entry", stage.entry, ast.FunctionDef)
+            if stage.settings:
+                _check_reference(stage, "settings", stage.settings, ast.ClassDef)
         return self
 
     def _check_cycles(self) -> None:
@@ -168,3 +193,39 @@ class Pipeline:
             for need in stage.needs:
                 if order[need] > order[stage.name]:
                     raise DefinitionError(f"stage {stage.name!r} is listed before {need!r}, which it needs")
+
+
+def _check_reference(stage: Stage, what: str, spec: str, kind: type) -> None:
+    """`module:name` must name a module that exists and defines `name` at its top level (a function for an
+    entry, a class for settings), found without importing the module: the `train` entry's module imports no
+    torch here, and a definition check must not need the GPU stack installed."""
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name.isidentifier():
+        raise DefinitionError(f"stage {stage.name!r}: {what} {spec!r} is not 'module:{'function' if kind is ast.FunctionDef else 'Class'}'")
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as exc:
+        found, reason = None, f" ({exc})"
+    else:
+        reason = ""
+    origin = getattr(found, "origin", None)
+    if found is None or not origin or not origin.endswith(".py"):
+        raise DefinitionError(f"stage {stage.name!r}: {what} {spec!r}: no module {module_name}{reason}")
+    try:
+        tree = ast.parse(Path(origin).read_bytes(), filename=origin)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DefinitionError(f"stage {stage.name!r}: {what} {spec!r}: {origin} cannot be read ({exc})") from None
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef) if kind is ast.FunctionDef else (kind,)
+    for node in tree.body:
+        if isinstance(node, kinds) and node.name == name:
+            return
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.ImportFrom)) and name in _bound_names(node):
+            return  # bound another way (`build = make_build()`, a re-export): trust it
+    raise DefinitionError(f"stage {stage.name!r}: {what} {spec!r}: {module_name} defines no {name}")
+
+
+def _bound_names(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.ImportFrom):
+        return {alias.asname or alias.name for alias in node.names}
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return {t.id for t in targets if isinstance(t, ast.Name)}

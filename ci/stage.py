@@ -20,7 +20,6 @@ from typing import Any
 from ci import junit
 from ci.measurements import Measurement
 from ci.model import Pipeline, Stage
-from ci.yamlfile import YamlFileError, load_yaml
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -35,13 +34,18 @@ class UsageError(Exception):
 
 @dataclass
 class StageContext:
-    """What a stage body gets: where to read and write, its config section, and where to record results."""
+    """What a stage body gets: where to read and write, its pipeline, rig and settings, and where to record results.
+
+    A body reads what it needs from here and never imports the definition or the CLI: the same body then runs
+    any pipeline it is part of (`--pipeline`), in Jenkins and locally."""
 
     root: Path
     stage: Stage
-    config: dict[str, Any]
+    config: dict[str, Any]  # the stage's hilci.yaml section as plain data, defaults filled in
     rig: Path | None = None
     board: str = "local"
+    pipeline: Pipeline | None = None
+    settings: Any = None  # the same section as its typed settings object (None for a free-form section)
     cases: list = field(default_factory=list)
     junit_files: list[Path] = field(default_factory=list)  # JUnit written by tools the stage ran (pytest)
 
@@ -93,26 +97,22 @@ def log(message: str) -> None:
 
 
 def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
-    """The whole hilci.yaml; a malformed file is a UsageError naming it."""
-    path = root / pipeline.config_file
-    if not path.exists():
-        return {}
+    """Every stage's hilci.yaml section as plain data (see `ci.config`); a bad file is a UsageError naming it."""
+    config = _read_config(root, pipeline)
+    return {name: config.section(name) for name in pipeline.names}
+
+
+def _read_config(root: Path, pipeline: Pipeline):
+    from ci.config import ConfigError, load
+
     try:
-        data = load_yaml(path) or {}
-    except YamlFileError as exc:
+        return load(root, pipeline)
+    except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping of stage name to settings")
-    for key, value in data.items():
-        if key not in pipeline.names:
-            raise UsageError(f"{path}: unknown stage {key!r} (stages: {', '.join(pipeline.names)})")
-        if value is not None and not isinstance(value, dict):
-            raise UsageError(f"{path}: {key}: expected a mapping of settings")
-    return data
 
 
 def stage_config(root: Path, pipeline: Pipeline, name: str) -> dict[str, Any]:
-    return dict(load_config(root, pipeline).get(name) or {})
+    return _read_config(root, pipeline).section(name)
 
 
 def junit_path(root: Path, stage: Stage, board: str = "local") -> Path:
@@ -139,7 +139,14 @@ class _Aborted(BaseException):
 def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None, board: str = "local") -> int:
     """Run one stage body, write its JUnit (also on error or abort), return the exit code."""
     stage = pipeline.stage(name)
-    ctx = StageContext(root=root, stage=stage, config=stage_config(root, pipeline, name), rig=rig, board=board)
+    try:
+        config, config_error = _read_config(root, pipeline), ""
+    except UsageError as exc:  # still a testcase in the stage's JUnit, so Jenkins shows why
+        config, config_error = None, str(exc)
+    if rig is None and stage.matrix:
+        rig = Path(pipeline.default_rig)
+    ctx = StageContext(root=root, stage=stage, config=config.section(name) if config else {}, rig=rig,
+                       board=board, pipeline=pipeline, settings=config.settings(name) if config else None)
     start = time.perf_counter()
     code = EXIT_OK
 
@@ -148,6 +155,8 @@ def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
+        if config_error:
+            raise StageError(config_error)
         resolve_entry(stage)(ctx)
     except StageError as exc:
         log(f"ERROR {exc}")

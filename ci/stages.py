@@ -7,8 +7,8 @@ import sys
 import time
 
 from ci.stage import StageContext, StageError
+from ci.stage_settings import BuildSettings, ReportSettings
 
-BUILD_TIMEOUT_S = 900
 LINT_PATHS = ("ci", "conversion", "hil_tests", "tests", "benchmarks")
 
 
@@ -31,11 +31,11 @@ def _run(ctx: StageContext, name: str, cmd: list[str], timeout_s: float) -> subp
 
 def build(ctx: StageContext) -> None:
     """Wheel, ruff, unit tests: each a testcase; the unit tests' own JUnit is merged into the stage's."""
-    cfg = ctx.config
+    cfg = ctx.settings or BuildSettings()
     start = time.perf_counter()
     dist = ctx.root / "dist"
     proc = _run(ctx, "wheel", [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist)],
-                cfg.get("wheel_timeout_s", BUILD_TIMEOUT_S))
+                cfg.wheel_timeout_s)
     if proc is not None:
         wheels = sorted(dist.glob("hilci-*.whl"))
         failure = None if proc.returncode == 0 and wheels else \
@@ -46,7 +46,7 @@ def build(ctx: StageContext) -> None:
     start = time.perf_counter()
     proc = _run(ctx, "ruff", [sys.executable, "-m", "ruff", "check", *[p for p in LINT_PATHS
                                                                         if (ctx.root / p).exists()]],
-                cfg.get("lint_timeout_s", 300))
+                cfg.lint_timeout_s)
     if proc is not None:
         ctx.case("ruff", time_s=time.perf_counter() - start,
                  failure=None if proc.returncode == 0 else f"ruff found problems:\n{proc.stdout[-2000:]}",
@@ -54,10 +54,10 @@ def build(ctx: StageContext) -> None:
 
     junit_file = ctx.reports / "junit" / "build-unit-tests.xml"
     junit_file.unlink(missing_ok=True)
-    marker = cfg.get("unit_test_marker", "not slow and not pipeline")
+    marker = cfg.unit_test_marker
     cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-m", marker, "-p", "no:cacheprovider",
            f"--junitxml={junit_file}", "-o", "junit_suite_name=hilci.build.unit-tests", "-o", "junit_family=xunit2"]
-    proc = _run(ctx, "unit tests", cmd, cfg.get("test_timeout_s", BUILD_TIMEOUT_S))
+    proc = _run(ctx, "unit tests", cmd, cfg.test_timeout_s)
     if proc is not None and junit_file.exists():
         ctx.junit_files.append(junit_file)
     elif proc is not None:
@@ -73,12 +73,10 @@ def report(ctx: StageContext) -> None:
     from ci.local.report import write_reports
 
     junit_dir = ctx.reports / "junit"
-    from ci.commands import load_pipeline
-
-    files = [p for stage in load_pipeline().stages if stage.name != ctx.stage.name
+    files = [p for stage in ctx.pipeline.stages if stage.name != ctx.stage.name
              for p in sorted({*junit_dir.glob(f"{stage.name}.xml"), *junit_dir.glob(f"{stage.name}-*.xml")})]
     if not files:
         raise StageError(f"no JUnit files in {junit_dir} to report on")
-    html = write_reports(ctx.root, files, title=ctx.config.get("title", "hilci pipeline"))
+    html = write_reports(ctx.root, files, title=(ctx.settings or ReportSettings()).title)
     ctx.case("report", properties=[("report.html", str(html.relative_to(ctx.root))),
                                    ("report.junit_files", str(len(files)))])

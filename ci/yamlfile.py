@@ -19,6 +19,9 @@ def load_yaml(path: Path, *, all_documents: bool = False) -> Any:
         text = Path(path).read_text()
     except OSError as exc:
         raise YamlFileError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise YamlFileError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); "
+                            "is it a binary file?") from None
     try:
         return list(yaml.safe_load_all(text)) if all_documents else yaml.safe_load(text)
     except yaml.YAMLError as exc:

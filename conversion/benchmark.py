@@ -10,36 +10,16 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ci.measurements import Stats, percentile
+from ci.settings import as_dict
+from conversion.settings import BenchmarkSettings  # typed with the other hilci.yaml sections
 
 MAX_SAMPLES_IN_JSON = 5000
-
-
-@dataclass(frozen=True)
-class BenchmarkSettings:
-    """trtexec's knobs: --warmUp (ms), --iterations (minimum), --duration (s minimum), batch size."""
-
-    warmup_s: float = 0.2
-    iterations: int = 200
-    duration_s: float = 1.0
-    batch: int = 1
-    profile_runs: int = 20  # runs under TensorRT's IProfiler for per-layer times (TensorRT only)
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any], where: str = "benchmark") -> BenchmarkSettings:
-        unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)}")
-        settings = cls(**cfg)
-        if settings.iterations < 1 or settings.batch < 1 or settings.warmup_s < 0 or settings.duration_s < 0:
-            raise ValueError(f"{where}: iterations and batch must be >= 1, warmup_s and duration_s >= 0")
-        return settings
 
 
 def summarize(latencies_ms: list[float], wall_s: float, batch: int = 1) -> dict[str, float]:
@@ -55,8 +35,9 @@ def summarize(latencies_ms: list[float], wall_s: float, batch: int = 1) -> dict[
     }
 
 
-def run(engine, x: np.ndarray, settings: BenchmarkSettings = BenchmarkSettings()) -> dict[str, Any]:
+def run(engine, x: np.ndarray, settings: BenchmarkSettings | None = None) -> dict[str, Any]:
     """Warm up, then time single runs with perf_counter_ns until both the iteration and duration minimums hold."""
+    settings = settings or BenchmarkSettings()
     clock = time.perf_counter_ns
     warm_end = clock() + int(settings.warmup_s * 1e9)
     warmups = 0
@@ -75,7 +56,7 @@ def run(engine, x: np.ndarray, settings: BenchmarkSettings = BenchmarkSettings()
         "backend": engine.backend,
         "engine": str(getattr(engine, "path", "")),
         "input_shape": list(x.shape),
-        "settings": asdict(settings),
+        "settings": as_dict(settings),
         "warmup_runs": warmups,
         "iterations": len(latencies),
         "wall_s": wall_s,

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ci.extras import require
+
 MIN_OPSET = 13
 RULES = ("opset", "int8", "zero-point", "scale-positive", "weight-scale", "activation-scale", "pair")
 QDQ = ("QuantizeLinear", "DequantizeLinear")
@@ -157,7 +159,7 @@ def lint_model(model) -> LintReport:
 
 def load(path: Path):
     """An ONNX model from disk; LintError naming the file if it is truncated or not ONNX."""
-    import onnx
+    onnx = require("onnx")
 
     path = Path(path)
     if not path.is_file():
@@ -171,7 +173,7 @@ def load(path: Path):
 
 def check(path: Path):
     """`onnx.checker` full check (types and shapes inferred); LintError naming the file on failure."""
-    import onnx
+    onnx = require("onnx")
 
     model = load(path)
     try:

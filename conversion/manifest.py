@@ -11,15 +11,17 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ci.digest import sha256_file, sha256_json  # noqa: F401 - part of the manifest API
+from ci.settings import SettingsError, build, integer, mapping, settings, text
+from ci.versions import installed_versions
 
 SUFFIX = ".manifest.json"
 FORMAT = 1
@@ -30,6 +32,46 @@ VERSIONED = ("torch", "nvidia-modelopt", "onnx", "onnxruntime", "onnxruntime-gpu
 
 class ManifestError(ValueError):
     """A manifest is missing, unreadable or does not match its artifact; the message names the file."""
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@settings
+class ManifestFields:
+    """The fields of a manifest a reader relies on, typed: a hand-edited or foreign file is one clear line."""
+
+    format: int = integer(FORMAT, ge=1, le=FORMAT)
+    artifact: str = text("", nonempty=False)
+    kind: str = text()
+    sha256: str = text()
+    size: int = integer(0, ge=0, le=2**63)
+    created: str = text("", nonempty=False)
+    git: dict = mapping()
+    inputs: dict = mapping()
+    versions: dict = mapping()
+    device: dict = mapping()
+    settings: dict = mapping()
+    metrics: dict = mapping()
+
+
+def check_manifest(doc: Any, path: Path | str) -> dict[str, Any]:
+    """`doc` if it is a sound manifest, else ManifestError naming the file and the field."""
+    if not isinstance(doc, dict) or "sha256" not in doc or "kind" not in doc:
+        raise ManifestError(f"{path}: not a hilci manifest (no sha256/kind)")
+    try:
+        build(ManifestFields, doc, file=path)
+    except SettingsError as exc:
+        raise ManifestError(str(exc)) from None
+    if not _SHA256.fullmatch(doc["sha256"]):
+        raise ManifestError(f"{path}: sha256: expected 64 lowercase hex digits, got {doc['sha256'][:40]!r}")
+    for name, record in doc["inputs"].items():
+        if not isinstance(record, dict):
+            raise ManifestError(f"{path}: inputs.{name}: expected a mapping (path, sha256), got {record!r}"[:200])
+        for key in ("path", "sha256", "manifest", "source"):
+            if key in record and not isinstance(record[key], str):
+                raise ManifestError(f"{path}: inputs.{name}.{key}: expected a string, got {record[key]!r}"[:200])
+    return doc
 
 
 def manifest_path(artifact: Path) -> Path:
@@ -72,12 +114,7 @@ def git_commit(cwd: Path | None = None, timeout_s: float = 5.0) -> dict[str, Any
 
 def versions(names: Iterable[str] = VERSIONED) -> dict[str, str]:
     """Installed versions by distribution name (read from metadata, nothing imported)."""
-    found = {"python": platform.python_version()}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+    found = installed_versions(names)
     torch = sys.modules.get("torch")  # only when already imported by the caller
     if torch is not None:
         found["cuda"] = getattr(torch.version, "cuda", None) or "none"
@@ -207,11 +244,9 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
         raise ManifestError(f"{path}: no manifest (every artifact should have one beside it)")
     try:
         doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(doc, dict) or "sha256" not in doc or "kind" not in doc:
-        raise ManifestError(f"{path}: not a hilci manifest (no sha256/kind)")
-    return doc
+    return check_manifest(doc, path)
 
 
 def verify(artifact: Path) -> bool:

@@ -14,9 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from ci.extras import ensure
 from ci.measurements import distribution, measure
+from ci.settings import as_dict
 from ci.stage import StageContext, StageError
-from conversion import manifest, settings
+from conversion import manifest
+from conversion.settings import ConvertSettings
 
 CHECKPOINT = "artifacts/train/model.pt"
 QDQ_MODEL = "artifacts/quantize/model.onnx"
@@ -38,9 +41,8 @@ def _write_json(path: Path, value: Any) -> Path:
 
 def train(ctx: StageContext) -> None:
     """FP32 training of the example model; gate: test accuracy."""
-    cfg = settings.resolve("train", ctx.config, settings.TRAIN)
-    settings.positive("train", cfg, "epochs", "batch_size", "learning_rate")
-    settings.fraction("train", cfg, "min_accuracy")
+    cfg = ctx.config  # validated by conversion.settings.TrainSettings before the stage started
+    ensure("torch", "sklearn")  # one line naming the extra, not a traceback, when one is missing
     from conversion import train as tr
     from conversion.data import load_splits
 
@@ -65,11 +67,8 @@ def train(ctx: StageContext) -> None:
 
 def quantize(ctx: StageContext) -> None:
     """PTQ and QAT with modelopt, Q/DQ ONNX export and lint, ORT-vs-PyTorch parity; gates: drop, lint, parity."""
-    cfg = settings.resolve("quantize", ctx.config, settings.QUANTIZE)
-    settings.positive("quantize", cfg, "qat_epochs", "qat_learning_rate")
-    settings.fraction("quantize", cfg, "min_parity")
-    if cfg["opset"] < 13:
-        raise StageError(f"hilci.yaml: quantize.opset: {cfg['opset']} < 13 (Q/DQ per channel needs opset 13)")
+    cfg = ctx.config  # validated by conversion.settings.QuantizeSettings (opset >= 13: Q/DQ per channel)
+    ensure("torch", "modelopt", "onnx", "onnxruntime", "sklearn")
     from conversion import lint, parity
     from conversion import quantize as q
     from conversion import train as tr
@@ -157,17 +156,10 @@ def convert(ctx: StageContext) -> None:
         load_engine,
     )
 
-    cfg = settings.resolve("convert", ctx.config, settings.CONVERT)
-    settings.fraction("convert", cfg, "min_parity")
-    budgets = cfg["budgets"]
-    for key, value in budgets.items():
-        if key not in settings.BUDGETS or not isinstance(value, (int, float)) or value <= 0:
-            raise StageError(f"hilci.yaml: convert.budgets.{key}: expected one of {', '.join(settings.BUDGETS)} "
-                             f"with a positive number of ms, got {value!r}")
-    try:
-        bench = benchmark.BenchmarkSettings.from_config(cfg["benchmark"], "hilci.yaml: convert.benchmark")
-    except (TypeError, ValueError) as exc:
-        raise StageError(str(exc)) from None
+    typed = ctx.settings or ConvertSettings()  # validated before the stage started
+    cfg = ctx.config
+    budgets = typed.budgets.given()
+    bench = typed.benchmark
     backend = cfg["backend"]
     if backend == "auto":
         backend = TENSORRT if TENSORRT in available_backends() else ONNXRUNTIME
@@ -202,7 +194,7 @@ def convert(ctx: StageContext) -> None:
     result = benchmark.run(engine, batch, bench)
     bench_path = benchmark.write(result, ctx.artifacts / "benchmark.json")
     manifest.write_manifest(bench_path, "benchmark", inputs={"engine": engine_path}, root=ctx.root,
-                            settings={"backend": backend, **vars(bench)}, metrics=result["summary"])
+                            settings={"backend": backend, **as_dict(bench)}, metrics=result["summary"])
     s = result["summary"]
     ctx.log(f"convert: {backend} engine {engine_path.name}: p50 {s['median_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms, "
             f"{s['throughput_qps']:.0f} qps, parity {par.agreement:.4f}")

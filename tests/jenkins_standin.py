@@ -6,6 +6,9 @@ LeftItem (`cancelled: true`, `executable: null`); a WorkflowRun has `building`, 
 `duration`, `timestamp`; testReport has `suites[].cases[]` with `className`, `name`, `duration`, `errorDetails`,
 `errorStackTrace`, `skipped`, `status` and, with keepProperties, `properties` {name: value}; consoleText is
 text/plain; /crumbIssuer/api/json gives a crumb that POSTs must carry. Bad credentials get 401, unknown paths 404.
+POST /pipeline-model-converter/validate (form field `jenkinsfile`) answers text/plain as the pipeline-model-definition
+plugin's ModelConverterAction.doValidate does: "Jenkinsfile successfully validated." or "Errors encountered
+validating Jenkinsfile:" and one line per error (scripted per test in `lint_errors`, as Jenkins's parser would say).
 Faults are injected per test: statuses for the next requests and dropped connections.
 """
 
@@ -60,6 +63,8 @@ class JenkinsStandIn:
         self.fail_next: list[int] = []  # statuses to answer the next requests with (then normal again)
         self.drop_next = 0  # connections to close without an answer
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, headers)
+        self.lint_errors: list[str] = []  # what Jenkins's declarative parser says of the next validated file
+        self.validated: list[str] = []  # the Jenkinsfiles posted to the linter
         self.queue: dict[int, QueueItem] = {}
         self.builds: dict[tuple[str, int], Build] = {}
         self._next_queue = 40
@@ -102,6 +107,8 @@ class JenkinsStandIn:
                                "crumbRequestField": CRUMB_FIELD})
         if req.command == "POST" and req.headers.get(CRUMB_FIELD) != CRUMB:
             return _send(req, 403, _error_page(403, "No valid crumb was included in the request"), "text/html")
+        if path == "/pipeline-model-converter/validate" and req.command == "POST":
+            return self._validate(req)
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if parts[:2] == ["queue", "item"] and len(parts) == 5 and parts[3:] == ["api", "json"]:
             return self._queue_item(req, int(parts[2]))
@@ -128,6 +135,21 @@ class JenkinsStandIn:
                 if rest[1:] == ["consoleText"]:
                     return _send(req, 200, "".join(build.console[: 2 + build.reads]), "text/plain;charset=UTF-8")
         return _send(req, 404, _error_page(404), "text/html")
+
+    def _validate(self, req) -> None:
+        form = parse_qs(getattr(req, "body", b"").decode(), keep_blank_values=True)
+        text = form.get("jenkinsfile", [None])[0]
+        if text is None:
+            lines = ["No Jenkinsfile specified"]
+        elif self.lint_errors:
+            lines = ["Errors encountered validating Jenkinsfile:", *self.lint_errors]
+        elif "pipeline {" not in text and "pipeline{" not in text:
+            lines = [f"Jenkinsfile content '{text}' did not contain the 'pipeline' step"]
+        else:
+            lines = ["Jenkinsfile successfully validated."]
+        if text is not None:
+            self.validated.append(text)
+        _send(req, 200, "\n".join(lines) + "\n", "text/plain;charset=UTF-8")
 
     def _authorized(self, req) -> bool:
         header = req.headers.get("Authorization", "")
@@ -253,8 +275,7 @@ def _handler(standin: JenkinsStandIn):
 
         def do_POST(self):  # noqa: N802
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
+            self.body = self.rfile.read(length) if length else b""
             standin.handle(self)
 
         def log_message(self, *args):  # keep test output clean (and free of request lines)

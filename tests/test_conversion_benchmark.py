@@ -61,12 +61,17 @@ def test_run_on_a_real_engine_writes_json(tmp_path):
     assert '"backend": "onnxruntime"' in text and '"p95_ms"' in text and '"samples"' not in text
 
 
-def test_settings_from_config_names_bad_fields():
-    assert benchmark.BenchmarkSettings.from_config({"iterations": 5}).iterations == 5
-    with pytest.raises(ValueError, match="convert.benchmark: unknown setting"):
-        benchmark.BenchmarkSettings.from_config({"warmup": 1}, "convert.benchmark")
-    with pytest.raises(ValueError, match="iterations and batch must be >= 1"):
-        benchmark.BenchmarkSettings.from_config({"iterations": 0})
+def test_settings_name_bad_fields():
+    from ci.settings import build
+
+    def read(data):
+        return build(benchmark.BenchmarkSettings, data, file="hilci.yaml", prefix="convert.benchmark.")
+
+    assert read({"iterations": 5}).iterations == 5
+    with pytest.raises(ValueError, match="hilci.yaml: convert.benchmark.warmup: unknown setting .did you mean 'warmup_s'"):
+        read({"warmup": 1})
+    with pytest.raises(ValueError, match="convert.benchmark.iterations: expected a whole number >= 1"):
+        read({"iterations": 0})
 
 
 def test_parity_counts_agreement_and_tolerances():

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def s(name: str, **kw) -> Stage:
-    return Stage(name=name, pod=kw.pop("pod", "cpu"), does="x", entry="m:f", **kw)
+    return Stage(name=name, pod=kw.pop("pod", "cpu"), does="x", entry="tests.fixture_pipelines:behave", **kw)
 
 
 def test_the_project_definition_is_valid_and_names_the_design_stages():

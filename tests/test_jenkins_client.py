@@ -200,3 +200,90 @@ def test_build_refs():
 
         from ci.jenkins.cli import cmd_trigger
         cmd_trigger(SimpleNamespace(param=["novalue"], branch="main"))
+
+
+# -- secrets and the terminal --
+
+def _creds_in_url(server: JenkinsStandIn) -> str:
+    return server.url.replace("http://", f"http://{server.user}:{server.token}@", 1)
+
+
+def test_credentials_inside_jenkins_url_work_and_are_never_printed(jenkins, capsys, monkeypatch):
+    monkeypatch.setenv("JENKINS_URL", _creds_in_url(jenkins))
+    monkeypatch.delenv("JENKINS_USER")
+    monkeypatch.delenv("JENKINS_TOKEN")
+    creds = load_credentials()
+    assert (creds.url, creds.user, creds.token) == (jenkins.url, jenkins.user, jenkins.token)
+    jenkins.next_build = {"result": "SUCCESS", "running_polls": 1}
+    assert cli.main(["trigger", "--branch", "main", "--wait", "--poll", "0"]) == 0
+    assert cli.main(["status", "main#99"]) == 2  # a 404, whose message names the URL
+    assert cli.main(["status", _creds_in_url(jenkins) + "job/hilci/job/main/98/"]) == 2
+    out = capsys.readouterr()
+    assert "number[98] does not exist" in out.err and f"{jenkins.url}job/hilci/job/main/" in out.out
+    for text in (out.out, out.err):
+        assert jenkins.token not in text and f"{jenkins.user}:" not in text
+
+
+def test_a_bad_jenkins_url_with_credentials_is_named_without_them(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("JENKINS_URL", "ftp://bob:s3cr3t-t0ken@jenkins.example/")
+    monkeypatch.setenv("HILCI_JENKINS_CONFIG", str(tmp_path / "absent.ini"))
+    assert cli.main(["status", "main#1"]) == 2
+    err = capsys.readouterr().err
+    assert "is not an http(s) URL" in err and "s3cr3t-t0ken" not in err and "bob" not in err
+
+
+def test_console_text_is_stripped_of_control_sequences_and_secrets(jenkins, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-K7MDENG")
+    jenkins.next_build = {"result": "SUCCESS", "running_polls": 0, "console": [
+        "Started\n", "\x1b[31mred\x1b[0m \x1b]0;pwned title\x07after\n",
+        f"curl -u alice:{jenkins.token} https://bob:hunter2hunter2@repo.example/x\n",
+        "key wJalrXUtnFEMI-K7MDENG\x1b[2J\x1b[H cleared\x07\x08\n", "Finished: SUCCESS\n"]}
+    c = client(jenkins)
+    c.wait_for_build(c.trigger("hilci/main"), poll_s=0)
+    for _ in range(3):  # the stand-in's console grows with each read
+        c.build_info(parse_build_ref("main#1", c.creds))
+    assert cli.main(["logs", "main#1"]) == 0
+    out = capsys.readouterr().out
+    assert "red after" in out and "key **** cleared" in out and "Finished: SUCCESS" in out
+    assert "\x1b" not in out and "\x07" not in out and "\x08" not in out and "pwned" not in out
+    assert jenkins.token not in out and "wJalrXUtnFEMI" not in out and "hunter2" not in out
+    assert "https://repo.example/x" in out
+
+
+def test_basic_auth_over_plain_http_warns_once(jenkins, capsys, monkeypatch):
+    from ci.jenkins import client as client_module
+
+    monkeypatch.setattr(client_module, "_warned_plain_http", set())
+    client(jenkins)
+    client(jenkins)
+    err = capsys.readouterr().err
+    assert err.count("plain http: the API token travels unencrypted") == 1
+    client_module.warn_plain_http("https://jenkins.example/")
+    assert capsys.readouterr().err == ""
+
+
+# -- hilci jenkinsfile --lint: Jenkins's own declarative linter --
+
+def test_lint_posts_the_jenkinsfile_and_prints_the_verdict(jenkins, capsys, monkeypatch):
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    assert cli.main(["jenkinsfile", "--lint"]) == 0
+    assert "Jenkinsfile: Jenkinsfile successfully validated." in capsys.readouterr().out
+    assert jenkins.validated == [(root / "Jenkinsfile").read_text()]
+    post = [h for m, p, h in jenkins.requests if p == "/pipeline-model-converter/validate"]
+    assert post and post[0].get(CRUMB_FIELD) == CRUMB
+
+    jenkins.lint_errors = ["WorkflowScript: 12: Invalid option type \"disableConcurentBuilds\". Valid option types: "
+                           "[buildDiscarder, disableConcurrentBuilds, ...] @ line 12, column 9.", "1 error"]
+    assert cli.main(["jenkinsfile", "--lint"]) == 1
+    err = capsys.readouterr().err
+    assert "Jenkins's linter refused it:" in err and "Errors encountered validating Jenkinsfile:" in err
+    assert "WorkflowScript: 12: Invalid option type" in err
+
+
+def test_lint_with_a_wrong_token_is_one_line(jenkins, capsys, monkeypatch):
+    monkeypatch.chdir(__import__("pathlib").Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("JENKINS_TOKEN", "wrong-token-5f1e")
+    assert cli.main(["jenkinsfile", "--lint"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot lint" in err and "401 Unauthorized" in err and "wrong-token-5f1e" not in err

@@ -146,7 +146,7 @@ def test_asymmetric_qdq_is_an_error_naming_node_and_rule(tmp_path):
     assert "model.onnx: not TensorRT-compatible" in message and "node input/Q: zero-point" in message
 
 
-@pytest.mark.parametrize("backend,expected", [("openvino", "hilci.yaml: convert.backend: unknown backend"),
+@pytest.mark.parametrize("backend,expected", [("openvino", "hilci.yaml: convert.backend: 'openvino' is not one of auto"),
                                               ("tensorrt", "TensorRT is not installed")])
 def test_unknown_or_unavailable_backend_is_an_error(tmp_path, monkeypatch, backend, expected):
     monkeypatch.setitem(__import__("sys").modules, "tensorrt", None)
@@ -159,4 +159,4 @@ def test_unknown_or_unavailable_backend_is_an_error(tmp_path, monkeypatch, backe
 def test_bad_setting_names_the_field(tmp_path):
     root = _root(tmp_path, {"train": {"epochs": "many"}})
     assert run_stage(root, PIPELINE, "train") == EXIT_ERROR
-    assert "hilci.yaml: train.epochs: expected int" in _error(root, "train")
+    assert "hilci.yaml: train.epochs: expected a whole number >= 1" in _error(root, "train")

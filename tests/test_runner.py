@@ -194,7 +194,7 @@ def test_only_and_from_select_stages(project: Path):
     (("run", "--only", "nope"), GOOD, "unknown stage 'nope' (stages: gen, check, final)"),
     (("stage", "nope"), GOOD, "unknown stage 'nope'"),
     (("run",), "gen: [unclosed\n", "hilci.yaml: line 2: malformed YAML"),
-    (("run",), "deploy: {}\n", "hilci.yaml: unknown stage 'deploy'"),
+    (("run",), "deploy: {}\n", "hilci.yaml: deploy: unknown section (valid: gen, check, final, store)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(project: Path, args, config, message):
     (project / "hilci.yaml").write_text(config)
@@ -243,7 +243,8 @@ def _alive(pid: int) -> bool:
 def test_a_stage_on_a_real_rig_always_reruns(tmp_path: Path, emulate: bool, second: str):
     make_project(tmp_path, "probe: {}\n")
     (tmp_path / "podtemplates" / "jetson-b.yaml").write_text("kind: Pod\n")
-    (tmp_path / "rig.yaml").write_text(f"name: r\nemulate: {str(emulate).lower()}\n")
+    (tmp_path / "rig.yaml").write_text(f"name: r\nemulate: {str(emulate).lower()}\n"  # a valid rig: checked first
+                                       "devices:\n  imu: {driver: imu, port: /dev/serial/by-id/usb-x, baud: 921600}\n")
     for _ in range(2):
         proc = hilci(tmp_path, "run", "--rig", "rig.yaml", pipeline="tests.fixture_pipelines:RIGGED")
         assert proc.returncode == 0, proc.stdout + proc.stderr

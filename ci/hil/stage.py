@@ -7,15 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ci.commands import DEFAULT_RIG
+from ci.model import DEFAULT_RIG
 from ci.stage import StageContext, StageError, artifacts_dir
 
 
 def built_engine(ctx: StageContext) -> Path | None:
     """The engine this pipeline's convert stage built for this board (TensorRT plan first), if any."""
-    from ci.definition import PIPELINE
-
-    folder = artifacts_dir(ctx.root, PIPELINE.stage("convert"), ctx.board)
+    folder = artifacts_dir(ctx.root, ctx.pipeline.stage("convert"), ctx.board)
     for name in ("engine.plan", "engine.onnx"):
         if (folder / name).is_file():
             return folder / name

@@ -51,11 +51,12 @@ def _client(args):
 def _run(args, body) -> int:
     """Run a command body; Jenkins errors become one line on stderr and exit 2."""
     from ci.jenkins.client import JenkinsError
+    from ci.redact import scrub_urls
 
     try:
         return body(_client(args))
     except JenkinsError as exc:
-        print(f"hilci: error: {exc}", file=sys.stderr)
+        print(f"hilci: error: {scrub_urls(str(exc))}", file=sys.stderr)
         return 2
 
 
@@ -106,6 +107,7 @@ def cmd_status(args) -> int:
 def cmd_results(args) -> int:
     from ci.jenkins.client import exit_code, parse_build_ref
     from ci.jenkins.results import format_report
+    from ci.redact import safe_text
 
     def body(client) -> int:
         ref = parse_build_ref(args.build, client.creds)
@@ -115,7 +117,7 @@ def cmd_results(args) -> int:
         if report is None:
             print("no test report published")
         else:
-            print(format_report(report))
+            print(safe_text(format_report(report), [client.creds.token]))
         return 0 if info.get("building") else exit_code(info.get("result"))
 
     return _run(args, body)

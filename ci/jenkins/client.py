@@ -11,15 +11,22 @@ from __future__ import annotations
 import configparser
 import os
 import stat
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from ci.extras import require
+from ci.redact import safe_text, scrub_urls, strip_userinfo
+from ci.retry import Backoff, retry
+
 CONFIG_ENV = "HILCI_JENKINS_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/hilci/jenkins.ini")
 DEFAULT_JOB = "hilci"  # the Multibranch Pipeline project; each branch is a job inside it
+VALIDATED = "Jenkinsfile successfully validated."  # what /pipeline-model-converter/validate says when it is
+_warned_plain_http: set[str] = set()
 EXIT_BY_RESULT = {"SUCCESS": 0, "UNSTABLE": 1, "FAILURE": 2, "ABORTED": 2, "NOT_BUILT": 2}
 
 
@@ -74,12 +81,17 @@ def load_credentials(env: dict[str, str] | None = None, config: Path | None = No
         for key in values:
             if not values[key]:
                 values[key] = section.get(key, "").strip()
+    url = urlsplit(values["url"])
+    if url.username is not None:  # https://user:token@host: take them, and never keep (or print) them in the URL
+        values["user"] = values["user"] or unquote(url.username)
+        values["token"] = values["token"] or unquote(url.password or "")
+        values["url"] = strip_userinfo(values["url"])
     missing = [f"JENKINS_{k.upper()}" for k in ("url", "user", "token") if not values[k]]
     if missing:
         raise JenkinsError(f"no Jenkins credentials: set {', '.join(missing)} or write url/user/token in the "
                            f"[jenkins] section of {path} (mode 0600)")
     if urlsplit(values["url"]).scheme not in ("http", "https"):
-        raise JenkinsError(f"JENKINS_URL {values['url']!r} is not an http(s) URL")
+        raise JenkinsError(f"JENKINS_URL {strip_userinfo(values['url'])!r} is not an http(s) URL")
     return Credentials(url=values["url"].rstrip("/") + "/", user=values["user"], token=values["token"],
                        job=values["job"] or DEFAULT_JOB)
 
@@ -104,6 +116,7 @@ class BuildRef:
 
 def parse_build_ref(text: str, creds: Credentials) -> BuildRef:
     """'BRANCH#N' (in the configured job), 'JOB/BRANCH#N' with --job given, or a build URL."""
+    text = strip_userinfo(text.strip()) if text.startswith(("http://", "https://")) else text
     if text.startswith(("http://", "https://")):
         path = urlsplit(text).path
         base = urlsplit(creds.url).path
@@ -132,8 +145,8 @@ class JenkinsClient:
 
     def __init__(self, creds: Credentials, *, timeout_s: float = 10.0, retries: int = 4,
                  backoff_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
-        import jenkins  # python-jenkins: the `cluster` extra; imported here so `hilci` starts without it
-        import requests
+        jenkins = require("jenkins")  # python-jenkins: the `cluster` extra; imported here so `hilci` starts without it
+        requests = require("requests")
 
         self.creds = creds
         self.retries = retries
@@ -142,6 +155,7 @@ class JenkinsClient:
         self._jenkins_mod = jenkins
         self._requests = requests
         self._server = _TypedJenkins(creds.url, username=creds.user, password=creds.token, timeout=timeout_s)
+        warn_plain_http(creds.url)
 
     # -- the calls, each retried --
 
@@ -160,7 +174,18 @@ class JenkinsClient:
         return self._call(f"test report of {ref}", self._server.get_build_test_report, ref.job, ref.number)
 
     def console(self, ref: BuildRef) -> str:
-        return self._call(f"console of {ref}", self._server.get_build_console_output, ref.job, ref.number)
+        """The build's console text, safe for a terminal: control sequences stripped, known secrets masked."""
+        text = self._call(f"console of {ref}", self._server.get_build_console_output, ref.job, ref.number)
+        return safe_text(text, [self.creds.token])
+
+    def validate_jenkinsfile(self, text: str) -> tuple[bool, str]:
+        """Jenkins's own linter (`/pipeline-model-converter/validate`, the declarative grammar, steps and
+        plugins of this Jenkins): whether it accepted the file, and what it said."""
+        request = self._requests.Request("POST", f"{self.creds.url}pipeline-model-converter/validate",
+                                         data={"jenkinsfile": text})
+        answer = self._call("validate the Jenkinsfile", self._server.jenkins_open, request)
+        answer = safe_text(answer, [self.creds.token]).strip()
+        return answer.startswith(VALIDATED), answer
 
     # -- polling --
 
@@ -208,33 +233,34 @@ class JenkinsClient:
 
     def _call(self, what: str, func, *args):
         jenkins, requests = self._jenkins_mod, self._requests
-        delay = self.backoff_s
-        for attempt in range(self.retries + 1):
-            try:
-                return func(*args)
-            except JenkinsHTTPError as exc:
-                if exc.status < 500 or attempt == self.retries:
-                    raise JenkinsHTTPError(exc.status, exc.url, f"{what}: {exc}") from None
-                reason = f"HTTP {exc.status}"
-            except jenkins.NotFoundException:
-                raise JenkinsHTTPError(404, self.creds.url, f"{what}: not found (404) on {self.creds.url}: "
-                                                            "check the job, branch and build number") from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    jenkins.TimeoutException) as exc:
-                if attempt == self.retries:
-                    raise JenkinsError(f"{what}: no answer from {self.creds.url} after {attempt + 1} tries "
-                                       f"({type(exc).__name__})") from None
-                reason = type(exc).__name__
-            except jenkins.JenkinsException as exc:
-                raise JenkinsError(f"{what}: {_scrub(str(exc), self.creds.token)}") from None
-            self.sleep(delay)
-            delay = min(delay * 2, 30.0)
-            _ = reason
-        raise AssertionError("unreachable")
+        transient = (JenkinsHTTPError, requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                     jenkins.TimeoutException)
+        try:
+            return retry(lambda: func(*args), on=transient, attempts=self.retries + 1,
+                         backoff=Backoff(first_s=self.backoff_s, max_s=30.0), sleep=self.sleep,
+                         give_up=lambda exc: isinstance(exc, JenkinsHTTPError) and exc.status < 500)
+        except JenkinsHTTPError as exc:  # 4xx at once, 5xx after the last try
+            raise JenkinsHTTPError(exc.status, exc.url, f"{what}: {exc}") from None
+        except jenkins.NotFoundException:
+            raise JenkinsHTTPError(404, self.creds.url, f"{what}: not found (404) on {self.creds.url}: "
+                                                        "check the job, branch and build number") from None
+        except transient as exc:
+            raise JenkinsError(f"{what}: no answer from {self.creds.url} after {self.retries + 1} tries "
+                               f"({type(exc).__name__})") from None
+        except jenkins.JenkinsException as exc:
+            raise JenkinsError(f"{what}: {_scrub(str(exc), self.creds.token)}") from None
+
+
+def warn_plain_http(url: str) -> None:
+    """Basic auth over plain http sends the token in clear text: say so, once per Jenkins per process."""
+    if urlsplit(url).scheme == "http" and url not in _warned_plain_http:
+        _warned_plain_http.add(url)
+        print(f"hilci: warning: {url} is plain http: the API token travels unencrypted (use https)",
+              file=sys.stderr)
 
 
 def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "<hidden>") if secret else text
+    return scrub_urls(text.replace(secret, "<hidden>") if secret else text)
 
 
 def _job_from_url(url: str, base: str) -> str:
@@ -267,8 +293,8 @@ def _typed_jenkins_class():
             if response.status_code == 404:
                 raise jenkins.NotFoundException("not found")
             if response.status_code >= 400:
-                raise JenkinsHTTPError(response.status_code, response.url.split("?")[0],
-                                       _explain(response.status_code, response.url.split("?")[0]))
+                url = strip_userinfo(response.url.split("?")[0])
+                raise JenkinsHTTPError(response.status_code, url, _explain(response.status_code, url))
             return response
 
     return TypedJenkins

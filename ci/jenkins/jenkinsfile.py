@@ -358,45 +358,69 @@ class _Writer:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("jenkinsfile", help="render the Jenkinsfile from the pipeline definition, or check it",
-                              description="Print the Jenkinsfile rendered from ci/definition.py; --write "
-                                          "replaces the committed file; --check verifies the committed file.")
+                              description="Print the Jenkinsfile rendered from the pipeline definition; --write "
+                                          "replaces the committed file; --check verifies the committed file; "
+                                          "--lint asks a Jenkins (JENKINS_URL) to validate it.")
     p.add_argument("--check", action="store_true",
-                   help="check the committed Jenkinsfile: equal to the rendering, declarative directives, "
-                        "Kubernetes agent options, pod templates, every stage present and publishing JUnit")
+                   help="check the committed Jenkinsfile: equal to the rendering, every stage present and "
+                        "publishing JUnit, every pod template file present")
+    p.add_argument("--lint", action="store_true",
+                   help="post the Jenkinsfile to the configured Jenkins's declarative linter "
+                        "(/pipeline-model-converter/validate) and print its verdict")
     p.add_argument("--write", action="store_true", help="write the rendering to ./Jenkinsfile")
     p.add_argument("--file", default=JENKINSFILE, help="the Jenkinsfile to check or write (default: %(default)s)")
+    p.add_argument("--pipeline", default=None, help="pipeline definition as module:attr (default: the project's)")
     p.set_defaults(func=_cmd_jenkinsfile)
 
 
 def _cmd_jenkinsfile(args) -> int:
-    from ci.definition import PIPELINE
+    from ci.commands import find_root, load_pipeline
     from ci.jenkins.check import JenkinsfileError, check
     from ci.stage import UsageError
 
-    root = Path.cwd()
-    PIPELINE.validate(root)
-    text = render(PIPELINE)
+    pipeline = load_pipeline(args.pipeline)
+    root = find_root(pipeline)
+    pipeline.validate(root)
+    text = render(pipeline)
     path = root / args.file
     if args.write:
         path.write_text(text)
         print(f"wrote {args.file}")
+    if (args.check or args.lint) and not path.is_file():
+        raise UsageError(f"{args.file}: no such file (render it with `hilci jenkinsfile --write`)")
     if args.check:
-        if not path.is_file():
-            raise UsageError(f"{args.file}: no such file (render it with `hilci jenkinsfile --write`)")
         committed = path.read_text()
         try:
-            check(committed, PIPELINE, root, filename=args.file)
+            check(committed, pipeline, root, filename=args.file)
         except JenkinsfileError as exc:
             print(f"{exc}", file=sys.stderr)
             return 1
         if committed != text:
             diff = difflib.unified_diff(committed.splitlines(), text.splitlines(),
                                         f"{args.file} (committed)", f"{args.file} (rendered)", lineterm="", n=1)
-            print(f"{args.file}: differs from the rendering of ci/definition.py; "
+            print(f"{args.file}: differs from the rendering of the pipeline definition; "
                   "run `hilci jenkinsfile --write`:", file=sys.stderr)
             print("\n".join(list(diff)[:60]), file=sys.stderr)
             return 1
-        print(f"{args.file}: ok ({len(PIPELINE.stages)} stages, {len(PIPELINE.boards)} boards)")
+        print(f"{args.file}: ok ({len(pipeline.stages)} stages, {len(pipeline.boards)} boards)")
+    if args.lint:
+        return _lint(path, args.file)
     if not args.write and not args.check:
         sys.stdout.write(text)
     return 0
+
+
+def _lint(path: Path, shown: str) -> int:
+    """Jenkins's verdict on the file: 0 when it validated it, 1 with its errors, 2 when Jenkins cannot be asked."""
+    from ci.jenkins.client import JenkinsClient, JenkinsError, load_credentials
+    from ci.redact import scrub_urls
+
+    try:
+        client = JenkinsClient(load_credentials())
+        ok, answer = client.validate_jenkinsfile(path.read_text())
+    except JenkinsError as exc:
+        print(f"hilci: error: {shown}: cannot lint: {scrub_urls(str(exc))}", file=sys.stderr)
+        return 2
+    print(f"{shown}: {answer}" if ok else f"{shown}: Jenkins's linter refused it:\n{answer}",
+          file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1

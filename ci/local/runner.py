@@ -47,14 +47,7 @@ class _Abort(Exception):
 
 
 def select_stages(pipeline: Pipeline, only: tuple[str, ...], start_from: str | None) -> list[Stage]:
-    for name in (*only, *([start_from] if start_from else [])):
-        pipeline.stage(name)  # raises DefinitionError naming the unknown stage
-    stages = list(pipeline.stages)
-    if start_from:
-        stages = stages[pipeline.names.index(start_from):]
-    if only:
-        stages = [s for s in stages if s.name in only]
-    return stages
+    return pipeline.select(only, start_from)
 
 
 class LocalRunner:

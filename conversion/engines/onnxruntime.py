@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ci.extras import require
 from conversion import manifest
 from conversion.engines import ONNXRUNTIME, EngineError, check_input
 
@@ -50,7 +51,7 @@ class OnnxRuntimeEngine:
     backend = ONNXRUNTIME
 
     def __init__(self, path: Path, **settings: Any) -> None:
-        import onnxruntime as ort
+        ort = require("onnxruntime")
 
         self.path = Path(path)
         self.settings = settings_of(settings)
@@ -83,7 +84,7 @@ class OnnxRuntimeEngine:
 
 def validate_onnx(path: Path) -> None:
     """Full `onnx.checker` check; a truncated or corrupt file is an EngineError naming it."""
-    import onnx
+    onnx = require("onnx")
 
     try:
         model = onnx.load(str(path))
@@ -96,7 +97,7 @@ def validate_onnx(path: Path) -> None:
 def build(onnx_path: Path, out_dir: Path, settings: dict[str, Any], *, inputs: dict[str, Any],
           root: Path | None) -> Path:
     """Check the ONNX file, copy it to `out_dir/engine.onnx`, load it once, write its manifest."""
-    import onnxruntime as ort
+    ort = require("onnxruntime")
 
     merged = settings_of(settings)
     validate_onnx(onnx_path)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ci.extras import MissingExtra, require
 from conversion import manifest
 from conversion.engines import TENSORRT, EngineError, check_input
 
@@ -35,11 +36,10 @@ SETTINGS: dict[str, Any] = {
 def import_tensorrt():
     """The tensorrt module, or an EngineError saying it is not installed on this machine."""
     try:
-        import tensorrt
-    except ImportError as exc:
+        return require("tensorrt")
+    except MissingExtra as exc:
         raise EngineError(f"tensorrt backend requested but TensorRT is not installed here ({exc}); "
                           "use backend: onnxruntime, or run this stage on a Jetson with JetPack") from None
-    return tensorrt
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,8 @@ class PyCudaMemory:
     name = "pycuda"
 
     def __init__(self) -> None:
-        import pycuda.autoinit  # noqa: F401  (creates the context)
-        import pycuda.driver as drv
+        require("pycuda.autoinit")  # creates the context
+        drv = require("pycuda.driver")
 
         self.drv = drv
         self.stream = drv.Stream()

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ci.extras import require
 from ci.hil.drivers.base import DeviceError, Driver, SerialStreamDriver
 
 MAGIC = b"HCAM"
@@ -110,7 +111,7 @@ class _V4l2Camera(_CameraApi, Driver):
     """A V4L2 camera through OpenCV (opencv-python-headless comes with the `jetson` extra)."""
 
     def _open(self) -> None:
-        import cv2  # only on a real camera
+        cv2 = require("cv2")  # only on a real camera; names the extra when OpenCV is missing
 
         cap = cv2.VideoCapture(self.port, cv2.CAP_V4L2)
         if not cap.isOpened():
