@@ -6,6 +6,7 @@ A fault is `{kind, after_s, duration_s, fraction, rate_hz, delay_ms, code}`; spe
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,6 +32,17 @@ class Fault:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def parse_targeted(text: str, devices: Iterable[str], *, tests: bool = True) -> tuple[str, Fault, str]:
+    """(device, fault, test pattern) from `DEVICE:KIND[:key=value,...][@TEST]` (`--hil-fault`, `hilci emulate
+    --fault`); the pattern is "" when the fault applies to every test."""
+    spec, _, pattern = text.partition("@") if tests else (text, "", "")
+    device, _, rest = spec.partition(":")
+    known = sorted(set(devices))
+    if device not in known:
+        raise FaultError(f"no device {device!r} in the rig ({', '.join(known)})")
+    return device, parse_fault(rest), pattern
 
 
 def parse_fault(item: Any) -> Fault:

@@ -44,7 +44,7 @@ class ImuDriver(SerialStreamDriver):
         """Collect HIGHRES_IMU for `duration_s`; a stall or disconnect ends it with `error` set."""
         cap = ImuCapture()
         try:
-            for chunk, now_ns in self.stream(duration_s, self.device.stall_timeout_s, "HIGHRES_IMU"):
+            for chunk, now_ns in self.stream(duration_s, self.device.settings.stall_timeout_s, "HIGHRES_IMU"):
                 for msg in self.mav.parse_buffer(chunk) or ():
                     self._account(cap, msg, now_ns)
                     if msg.get_type() == "HIGHRES_IMU":
