@@ -39,6 +39,9 @@ class TestImu:
         if cap.bad_data:
             pytest.fail(f"{imu.label}: {cap.bad_data} messages with a bad CRC or not MAVLink "
                         f"(of {cap.messages} good)", pytrace=False)
+        if cap.unhealthy:
+            pytest.fail(f"{imu.label}: SYS_STATUS reports unhealthy sensors: {cap.unhealthy_sensors()}",
+                        pytrace=False)
         backwards = sum(1 for a, b in zip(cap.time_usec, cap.time_usec[1:], strict=False) if b <= a)
         if backwards:
             pytest.fail(f"{imu.label}: time_usec went backwards {backwards} time(s): the device rebooted",

@@ -41,7 +41,7 @@ def variant(**changes):
 @pytest.mark.parametrize("data, field", [
     (variant(devices__imu__driver="lidar"), "devices.imu.driver: unknown driver 'lidar'"),
     (variant(devices__imu__port=...), "devices.imu.port: required"),
-    (variant(budgets__loop_p99_ms="fast"), "budgets.loop_p99_ms: expected a number, got 'fast'"),
+    (variant(budgets__loop_p99_ms="fast"), "budgets.loop_p99_ms: expected a number > 0, got 'fast'"),
     (variant(devices__imu__rate_hz="200Hz"), "devices.imu.rate_hz: expected a number"),
     (variant(budgets__nap_ms=3), "budgets.nap_ms: unknown setting"),
     (variant(devices__imu__faults=[{"kind": "stall"}]), "devices.imu.faults: faults need an emulated rig"),

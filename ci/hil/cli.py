@@ -38,9 +38,9 @@ def emulate(args) -> int:
     faults = {}
     for text in args.fault:
         try:
-            device, fault, _ = parse_targeted(text, rig.devices, tests=False)
+            device, fault, _ = parse_targeted(text, {d.name: d.kind for d in rig.devices.values()}, tests=False)
         except FaultError as exc:
-            raise UsageError(f"--fault {text}: {args.rig}: {exc}") from None
+            raise UsageError(f"--fault {exc}") from None
         faults.setdefault(device, []).append(fault)
     devices = {name: dataclasses.replace(d, faults=d.faults + tuple(faults.get(name, ())))
                for name, d in rig.devices.items()}
@@ -88,7 +88,9 @@ def _commands(emus, stop: threading.Event) -> None:
             if rest[0] in ("clear", "stats", "state"):
                 reply = handle.command({"cmd": rest[0]})
             else:
-                reply = handle.fault(parse_fault(rest[0] + ":" + ",".join(rest[1:])))
+                dev = emus.rig.devices[device]
+                reply = handle.fault(parse_fault(rest[0] + ":" + ",".join(rest[1:]), file=device,
+                                                 device_kind=dev.driver, allowed=dev.kind.faults))
         except (FaultError, EmulatorError) as exc:
             print(f"? {exc}", flush=True)
             continue

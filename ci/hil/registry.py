@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.settings import integer, mapping, number, settings, text
+from ci.hil.faults import KINDS as FAULTS
+from ci.settings import integer, nested, number, settings, text
 
 SENSOR, ACTUATOR = "sensor", "actuator"
 ROLES = (SENSOR, ACTUATOR)
@@ -23,6 +24,20 @@ ROLES = (SENSOR, ACTUATOR)
 
 class KindError(ValueError):
     """A device kind registered wrongly (a programming error in the module that registers it)."""
+
+
+# Serial baud rates a UART, termios and dynamixel-sdk know; anything else is a typo.
+BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000,
+         1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000)
+MAX_TIMEOUT_S = 600  # no device wait longer than ten minutes
+
+
+@settings
+class EmulatorSettings:
+    """Emulator-only settings of every kind (a kind adds its own): timing noise and the random seed."""
+
+    jitter_ms: float = number(0.05, ge=0, le=1000, help="timing noise of a talker, 1 sigma")
+    seed: int = integer(0, help="random seed: the same noise every run")
 
 
 @settings
@@ -33,11 +48,19 @@ class DeviceSettings:
 
     port: str | None = text(None, allow_none=True, help="stable device path, e.g. /dev/serial/by-id/...; "
                                                         "emulated rigs ignore it")
-    baud: int = integer(115200, help="serial baud rate; an emulator stays silent at a wrong one")
-    open_timeout_s: float = number(3.0, help="open() retries with back-off this long")
-    window_s: float | None = number(None, allow_none=True,
+    baud: int = integer(115200, gt=0, help="serial baud rate, one of BAUDS; an emulator stays silent at a wrong one")
+    open_timeout_s: float = number(3.0, gt=0, le=MAX_TIMEOUT_S, help="open() retries with back-off this long")
+    window_s: float | None = number(None, allow_none=True, gt=0, le=3600,
                                     help="sample window of this device's tests; default: the rig's sensor_window_s")
-    emulator: dict = mapping(help="emulator-only settings (noise, jitter, ...), used when the rig is emulated")
+    emulator: EmulatorSettings = nested(EmulatorSettings, help="used only when the rig is emulated")
+
+
+def check_device(values: DeviceSettings) -> str:
+    """What the field types alone cannot say, as 'field: problem' ("" when all is well)."""
+    if values.baud not in BAUDS:
+        return f"baud: {values.baud} is not a standard baud rate (e.g. 9600, 57600, 115200, 1000000; all: " \
+               f"{', '.join(map(str, BAUDS))})"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +73,8 @@ class DeviceKind:
     driver: Any  # a Driver class (or factory(device, port)), or "module:attribute"
     emulator: Any  # an Emulator class, or "module:attribute"
     doc: str = ""
+    # the faults that mean something to the device's protocol; hw_error only where the protocol can say it
+    faults: tuple[str, ...] = tuple(f for f in FAULTS if f != "hw_error")
 
     @property
     def is_actuator(self) -> bool:
@@ -76,6 +101,9 @@ def register(kind: DeviceKind) -> DeviceKind:
         raise KindError(f"device kind {kind.name!r}: the name must be a Python identifier (it names a fixture)")
     if kind.role not in ROLES:
         raise KindError(f"device kind {kind.name}: role {kind.role!r} is not one of {', '.join(ROLES)}")
+    unknown = sorted(set(kind.faults) - set(FAULTS))
+    if unknown:
+        raise KindError(f"device kind {kind.name}: unknown faults {', '.join(unknown)} (faults: {', '.join(FAULTS)})")
     if not (isinstance(kind.settings, type) and issubclass(kind.settings, DeviceSettings)):
         raise KindError(f"device kind {kind.name}: settings must subclass ci.hil.registry.DeviceSettings")
     known = _KINDS.get(kind.name)

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from ci.hil.faults import Fault, FaultError, parse_fault
-from ci.hil.registry import DeviceKind, device_kind, kinds
+from ci.hil.registry import MAX_TIMEOUT_S, DeviceKind, check_device, device_kind, kinds
 from ci.settings import (
     SettingsError,
     build,
@@ -42,8 +42,8 @@ class RigError(ValueError):
 class Budgets:
     """Latency budgets of the rig's model engine (required by the latency suite)."""
 
-    inference_p99_ms: float | None = number(None, allow_none=True, help="engine latency, p99")
-    loop_p99_ms: float | None = number(None, allow_none=True,
+    inference_p99_ms: float | None = number(None, allow_none=True, gt=0, help="engine latency, p99")
+    loop_p99_ms: float | None = number(None, allow_none=True, gt=0,
                                        help="frame received -> goal written -> position read back, p99")
 
 
@@ -51,12 +51,13 @@ class Budgets:
 class RigSettings:
     """Settings of the whole rig (timeouts, sample counts)."""
 
-    lock_timeout_s: float = number(10.0, help="wait this long for a device another process holds")
-    health_timeout_s: float = number(2.0, help="at session start a device silent this long fails its own tests")
-    sensor_window_s: float = number(1.0, help="sample window of each sensor test")
-    latency_warmup: int = integer(20, help="engine runs discarded before timing")
-    latency_samples: int = integer(200, help="timed engine runs")
-    loop_samples: int = integer(30, help="camera -> engine -> servo -> feedback iterations")
+    lock_timeout_s: float = number(10.0, gt=0, le=86_400, help="wait this long for a device another process holds")
+    health_timeout_s: float = number(2.0, gt=0, le=MAX_TIMEOUT_S,
+                                     help="at session start a device silent this long fails its own tests")
+    sensor_window_s: float = number(1.0, gt=0, le=3600, help="sample window of each sensor test")
+    latency_warmup: int = integer(20, ge=0, le=1_000_000, help="engine runs discarded before timing")
+    latency_samples: int = integer(200, ge=1, le=10_000_000, help="timed engine runs")
+    loop_samples: int = integer(30, ge=1, le=1_000_000, help="camera -> engine -> servo -> feedback iterations")
 
 
 @settings
@@ -178,6 +179,9 @@ def _device(where: str, rig: str, name: str, raw: Any, emulate: bool, window_s: 
         dev_settings = build(kind.settings, values, file=where, prefix=f"{field_path}.")
     except SettingsError as exc:
         raise RigError(str(exc)) from None
+    problem = check_device(dev_settings)
+    if problem:
+        raise RigError(f"{where}: {field_path}.{problem}")
     if emulate:
         dev_settings = attrs.evolve(dev_settings, port=dev_settings.port or "emulated")
     elif not dev_settings.port:
@@ -192,7 +196,8 @@ def _device(where: str, rig: str, name: str, raw: Any, emulate: bool, window_s: 
     parsed = []
     for i, item in enumerate(faults):
         try:
-            parsed.append(parse_fault(item))
+            parsed.append(parse_fault(item, file=where, prefix=f"{field_path}.faults[{i}].", device_kind=driver,
+                                      allowed=kind.faults))
         except FaultError as exc:
-            raise RigError(f"{where}: {field_path}.faults[{i}]: {exc}") from None
+            raise RigError(str(exc)) from None
     return Device(rig=rig, name=name, driver=driver, settings=dev_settings, faults=tuple(parsed))

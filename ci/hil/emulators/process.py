@@ -80,7 +80,7 @@ def spec_for(device: Device, link: Path) -> dict[str, Any]:
     emulator, root = device.kind.emulator_ref()
     return {"kind": device.driver, "emulator": emulator, "import_root": root, "name": device.name,
             "link": str(link), "baud": device.baud, "params": params,
-            "faults": [f.to_dict() for f in device.faults]}
+            "faults": [f.to_dict() for f in device.faults], "allowed_faults": list(device.kind.faults)}
 
 
 def start(device: Device, link: Path, timeout: float = 10.0) -> EmulatorHandle:

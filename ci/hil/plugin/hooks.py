@@ -63,13 +63,13 @@ def pytest_configure(config: pytest.Config) -> None:
     names = [r.name for r in rigs]
     if len(set(names)) != len(names):
         raise pytest.UsageError(f"--rig: two rigs share a name ({', '.join(names)}); rig names must differ")
-    device_names = [d for r in rigs for d in r.devices]
+    device_kinds = {d.name: d.kind for r in rigs for d in r.devices.values()}
     faults = []
     for text in config.getoption("hil_fault"):
         try:
-            faults.append(parse_targeted(text, device_names))
+            faults.append(parse_targeted(text, device_kinds))
         except FaultError as exc:
-            raise pytest.UsageError(f"--hil-fault {text}: {exc}") from None
+            raise pytest.UsageError(f"--hil-fault {exc}") from None
     hil = HilSession(rigs, FaultPlan(faults))
     config.stash[KEY] = hil
     config.add_cleanup(hil.close)
@@ -106,8 +106,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    if config.stash.get(KEY, None) is not None:
+    hil = config.stash.get(KEY, None)
+    if hil is not None:
+        unmatched = hil.faults.unmatched(items, config.getoption("hil_fault"))
+        if unmatched:
+            raise pytest.UsageError(unmatched)
         return
     hil_items = [i for i in items if any(i.get_closest_marker(m) for m in HIL_MARKERS)]
     if hil_items:

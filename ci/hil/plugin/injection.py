@@ -15,15 +15,25 @@ class FaultPlan:
     def __init__(self, faults: list[tuple[str, Fault, str]]):
         self.faults = faults
 
+    def unmatched(self, items: list[pytest.Item], texts: list[str]) -> str:
+        """The usage error for the first `--hil-fault` that no selected test would receive ("" if none)."""
+        for text, (name, _, pattern) in zip(texts, self.faults, strict=True):
+            if not any(opens(item, name) and (not pattern or pattern in item.nodeid) for item in items):
+                where = f" and matches {pattern!r}" if pattern else ""
+                return f"--hil-fault {text}: no selected test opens {name}{where}"
+        return ""
+
     def for_item(self, item: pytest.Item, device: Device) -> list[Fault]:
         found = [fault for name, fault, pattern in self.faults
                  if name == device.name and (not pattern or pattern in item.nodeid)]
         for mark in item.iter_markers("hil_fault"):
             if mark.args and mark.args[0] == device.name:
+                spec = {"kind": mark.args[1] if len(mark.args) > 1 else "", **mark.kwargs}
                 try:
-                    found.append(parse_fault({"kind": mark.args[1] if len(mark.args) > 1 else "", **mark.kwargs}))
+                    found.append(parse_fault(spec, file=f"{item.nodeid}: hil_fault({device.name!r})",
+                                             device_kind=device.driver, allowed=device.kind.faults))
                 except FaultError as exc:
-                    pytest.fail(f"{item.nodeid}: hil_fault: {exc}", pytrace=False)
+                    pytest.fail(str(exc), pytrace=False)
         return found
 
     def inject_for(self, item: pytest.Item, device: Device, control: str | None) -> bool:
@@ -46,3 +56,12 @@ class FaultPlan:
             send(control, {"cmd": "clear"})
         except EmulatorError:
             pass
+
+
+def opens(item: pytest.Item, device: str) -> bool:
+    """Whether a test may open `device`: through its kind's fixture on that device, its named fixture, or a rig."""
+    names = getattr(item, "fixturenames", ())
+    if device in names or "hil_rig" in names:
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any(str(label).partition(":")[2] == device for label in params.values())
