@@ -31,6 +31,7 @@ class CameraCapture:
     garbage: int = 0  # bytes skipped to find the next frame header
     drops: int = 0  # frame sequence gaps
     restarts: int = 0  # sequence went backwards (device restarted)
+    restart: str = ""  # how the first restart showed
     error: str = ""
 
     @property
@@ -63,8 +64,13 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
         self.last_seq: int | None = None
 
     def frames(self, cap: CameraCapture, duration_s: float, max_frames: int = 0) -> None:
+        self._read(cap, duration_s, max_frames)
+        self.check_silence(cap, f"stalled: no frame for {self.device.settings.stall_timeout_s:g} s",
+                           lambda c, s: self._read(c, s, len(c.frames) + 2))
+
+    def _read(self, cap: CameraCapture, duration_s: float, max_frames: int) -> None:
         try:
-            for chunk, now_ns in self.stream(duration_s, self.device.stall_timeout_s, "frame"):
+            for chunk, now_ns in self.stream(duration_s, self.device.settings.stall_timeout_s, "frame"):
                 self.pending += chunk
                 for frame in self._split(cap, now_ns):
                     self.alive()
@@ -101,6 +107,7 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
             if self.last_seq is not None:
                 if seq <= self.last_seq:
                     cap.restarts += 1
+                    cap.restart = cap.restart or f"frame counter restarted ({self.last_seq} -> {seq})"
                 else:
                     cap.drops += seq - self.last_seq - 1
             self.last_seq = seq
@@ -116,9 +123,9 @@ class _V4l2Camera(_CameraApi, Driver):
         cap = cv2.VideoCapture(self.port, cv2.CAP_V4L2)
         if not cap.isOpened():
             raise DeviceError("OpenCV could not open the V4L2 device")
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(self.device.width))
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(self.device.height))
-        cap.set(cv2.CAP_PROP_FPS, float(self.device.rate_hz))
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(self.device.settings.width))
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(self.device.settings.height))
+        cap.set(cv2.CAP_PROP_FPS, float(self.device.settings.rate_hz))
         self.cv, self.cv2, self.seq = cap, cv2, 0
 
     def _close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import termios
 import time
 from typing import Any
 
@@ -33,6 +34,7 @@ class ServoDriver(Driver):
         self.port_handler: dxl.PortHandler | None = None
         self.packet = dxl.PacketHandler(2.0)
         self.torque_touched: set[int] = set()  # ids whose torque we enabled: what the safe state must undo
+        self.alerts: set[int] = set()  # ids whose status packets carried the Alert bit (a hardware error)
 
     def _open(self) -> None:
         handler = dxl.PortHandler(self.port)
@@ -57,6 +59,8 @@ class ServoDriver(Driver):
             hint = COMM_HINTS.get(result, "")
             raise self.error(f"id {dxl_id}: {what}: {self.packet.getTxRxResult(result)}"
                              + (f" ({hint})" if hint else ""))
+        if error & 0x80:
+            self.alerts.add(dxl_id)
         if error & 0x7F:
             raise self.error(f"id {dxl_id}: {what}: {self.packet.getRxPacketError(error)}")
 
@@ -69,7 +73,7 @@ class ServoDriver(Driver):
         """One SDK transaction; a vanished port becomes a DeviceError saying so."""
         try:
             return fn(self._port(), *args)
-        except (OSError, serial.SerialException) as exc:
+        except (OSError, serial.SerialException, termios.error) as exc:  # a vanished pty: termios.error too
             self._close()
             self.is_open = False
             raise self.error(f"disconnected ({exc})") from None
@@ -114,7 +118,7 @@ class ServoDriver(Driver):
     def safe(self) -> None:
         """Torque off on every id we enabled (and every configured id), tolerating a dead bus per id."""
         failures = []
-        for dxl_id in sorted(self.torque_touched | set(self.device.ids)):
+        for dxl_id in sorted(self.torque_touched | set(self.device.settings.ids)):
             try:
                 self.torque(dxl_id, False)
             except DeviceError as exc:
@@ -125,7 +129,7 @@ class ServoDriver(Driver):
     def health(self, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         models = {}
-        for dxl_id in self.device.ids:
+        for dxl_id in self.device.settings.ids:
             while True:
                 try:
                     models[dxl_id] = self.ping(dxl_id)
