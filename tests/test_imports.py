@@ -14,10 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-
-# Imports that break a contract today and are being removed on another branch (the HIL plugin's engine
-# fixture moves out of ci.hil). Each entry must go once its import does: the test fails on a stale entry too.
-PENDING = {"ci.hil.plugin -> conversion.engines"}
+# Imports known to break a contract while they are being removed (none now). The test fails on a stale entry.
+PENDING: set[str] = set()
 
 
 def test_import_contracts_hold():
