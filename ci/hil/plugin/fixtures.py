@@ -12,6 +12,7 @@ import pytest
 
 from ci.hil.plugin.session import HilSession
 from ci.hil.rig import Device, Rig
+from ci.measurements import replace_properties
 
 KEY = pytest.StashKey[HilSession]()
 
@@ -105,8 +106,8 @@ def gate(request):
     """`gate(*measurements)`: record each measurement's JUnit properties, fail with their messages if any fails."""
 
     def check(*measurements) -> None:
-        for m in measurements:
-            request.node.user_properties.extend(m.properties())
+        for m in measurements:  # in place of the UNSET rows the test declared (hooks.declare_measurements)
+            replace_properties(request.node.user_properties, m)
         failed = [m.message() for m in measurements if not m.passed]
         if failed:
             pytest.fail("; ".join(failed), pytrace=False)

@@ -17,12 +17,15 @@ from ci.hil.plugin.injection import FaultPlan
 from ci.hil.plugin.session import STATE_ENV, UNHEALTHY, HilSession
 from ci.hil.registry import kinds
 from ci.hil.rig import ENGINE_SUFFIXES, RigError, load_rig
+from ci.measurements import Declared
 
 MARKERS = {
     "sensor": "HIL sensor test: needs --rig",
     "actuator": "HIL actuator test: needs --rig",
     "latency": "HIL latency budget: needs --rig",
     "hil_fault(device, kind, **params)": "inject an emulator fault into DEVICE when this test starts",
+    "measures(*declared)": "the measurements this test takes (ci.measurements.Declared or (name, unit); "
+                           "{device} and {rig} in a name are filled in), written as UNSET when it starts",
 }
 HIL_MARKERS = ("sensor", "actuator", "latency")
 
@@ -140,3 +143,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "hil_rig" in metafunc.fixturenames:
         metafunc.parametrize("hil_rig", [r.name for r in hil.rigs], indirect=True,
                              ids=[r.name for r in hil.rigs])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    declare_measurements(item)
+
+
+def declare_measurements(item: pytest.Item) -> None:
+    """Every measurement the test declares (`@pytest.mark.measures`), as UNSET rows until `gate` fills it in."""
+    names = {"device": "", "rig": ""}
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for key, value in params.items():
+        if key == "hil_rig":
+            names["rig"] = str(value)
+        elif key in kinds():
+            names["rig"], _, names["device"] = str(value).partition(":")
+    for mark in item.iter_markers("measures"):
+        for spec in mark.args:
+            declared = spec if isinstance(spec, Declared) else Declared(*spec)
+            name = declared.name.format(**names)
+            if not any(k.startswith(name + ".") for k, _ in item.user_properties):
+                item.user_properties.extend(dataclasses.replace(declared, name=name).properties())
