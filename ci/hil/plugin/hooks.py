@@ -28,6 +28,7 @@ MARKERS = {
                            "{device} and {rig} in a name are filled in), written as UNSET when it starts",
 }
 HIL_MARKERS = ("sensor", "actuator", "latency")
+BOARD_ENV = "HILCI_BOARD"
 
 
 class Terminated(KeyboardInterrupt):
@@ -41,11 +42,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--hil-fault", action="append", default=[], metavar="DEVICE:KIND[:k=v,...][@TEST]",
                     help="inject an emulator fault into DEVICE when a test whose id contains TEST opens it "
                          "(every test without @TEST), e.g. imu:stall:duration_s=2@test_rate")
+    group.addoption("--board", default=os.environ.get(BOARD_ENV) or None, metavar="NAME",
+                    help=f"the board these rigs run on (default ${BOARD_ENV}, else the rig names): the JUnit "
+                         "classnames start with it, so two boards' results merged stay distinct testcases")
     group.addoption("--engine", default=None, metavar="PATH",
                     help="model engine to test instead of the rig's `engine` (the pipeline passes the engine "
                          "its convert stage built)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's junitxml reads --junit-prefix
 def pytest_configure(config: pytest.Config) -> None:
     for marker, text in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {text}")
@@ -73,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
             faults.append(parse_targeted(text, device_kinds))
         except FaultError as exc:
             raise pytest.UsageError(f"--hil-fault {exc}") from None
+    if not config.option.junitprefix:  # classname "BOARD.hil_tests.test_sensors.TestImu": Jenkins groups by it
+        config.option.junitprefix = config.getoption("board") or "+".join(names)
     hil = HilSession(rigs, FaultPlan(faults))
     config.stash[KEY] = hil
     config.add_cleanup(hil.close)
