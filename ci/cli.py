@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "ci.kube.cluster",
     "conversion.cli",
     "ci.hil.cli",
+    "ci.store.cli",
 )
 
 

@@ -23,6 +23,7 @@ from ci.model import Pipeline, Stage
 from ci.yamlfile import YamlFileError, load_yaml
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+TOP_LEVEL_KEYS = ("store", "regressions")  # hilci.yaml keys that are not stage sections
 
 
 class StageError(Exception):
@@ -104,6 +105,8 @@ def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of stage name to settings")
     for key, value in data.items():
+        if key in TOP_LEVEL_KEYS:  # not stage sections: the store URL and the regression gates (ci/store)
+            continue
         if key not in pipeline.names:
             raise UsageError(f"{path}: unknown stage {key!r} (stages: {', '.join(pipeline.names)})")
         if value is not None and not isinstance(value, dict):

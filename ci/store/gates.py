@@ -1,0 +1,170 @@
+"""Regression gates: each measurement against a baseline of the target branch's last green runs on one board.
+
+A measurement has a direction (lower is better for latency, jitter, drops and errors; higher for rates,
+throughput and accuracy; neither: not gated) and a tolerance. A value regresses when it is worse than the
+baseline's mean by more than the relative tolerance AND, with the statistical test on, lies outside the
+baseline window's limit: a z-score (`z`) or Student's t prediction interval (`t`), as Bencher's thresholds do.
+Fewer green runs than `min_runs` is reported as too little history, never gated.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from ci.stage import UsageError
+from ci.store import history
+
+LOWER, HIGHER, NEUTRAL = "lower", "higher", "none"
+_LOWER_WORDS = ("latency", "jitter", "p50", "p90", "p95", "p99", "max_ms", "mean_ms", "drop", "loss", "error",
+                "violations", "mismatched", "cv", "lateness", "late", "gap", "max_abs", "max_rel", "time")
+_HIGHER_WORDS = ("rate", "throughput", "accuracy", "agreement", "qps", "fps", "hz")
+_LOWER_UNITS = ("ms", "us", "µs", "ns", "s", "pp", "%")
+_HIGHER_UNITS = ("hz", "qps", "fps")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """hilci.yaml's `regressions:` section (all optional)."""
+
+    window: int = 20  # last green runs in the baseline
+    min_runs: int = 5  # fewer: too little history, reported not gated
+    relative: float = 0.10  # worse than the baseline mean by more than this fraction
+    test: str = "t"  # t | z | none: the statistical limit that must be crossed as well
+    confidence: float = 0.99  # t: one-sided prediction interval
+    z: float = 3.0  # z: standard deviations
+    measurements: dict = field(default_factory=dict)  # NAME: {direction: lower|higher|none, tolerance: 0.2}
+
+    @classmethod
+    def from_config(cls, data: Any, where: str = "hilci.yaml: regressions") -> GateSettings:
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise UsageError(f"{where}: expected a mapping")
+        known = {f for f in cls.__dataclass_fields__}
+        for key in data:
+            if key not in known:
+                raise UsageError(f"{where}.{key}: unknown setting (known: {', '.join(sorted(known))})")
+        out = cls(**data)
+        for name, lo, hi in (("window", 2, 10_000), ("min_runs", 2, 10_000)):
+            value = getattr(out, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise UsageError(f"{where}.{name}: expected a whole number from {lo} to {hi}, got {value!r}")
+        for name in ("relative", "z"):
+            value = getattr(out, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1e6:
+                raise UsageError(f"{where}.{name}: expected a number >= 0, got {value!r}")
+        if not isinstance(out.confidence, float) or not 0.5 < out.confidence < 1:
+            raise UsageError(f"{where}.confidence: expected a number between 0.5 and 1, got {out.confidence!r}")
+        if out.test not in ("t", "z", "none"):
+            raise UsageError(f"{where}.test: expected t, z or none, got {out.test!r}")
+        if not isinstance(out.measurements, dict):
+            raise UsageError(f"{where}.measurements: expected a mapping of measurement name to settings")
+        for name, spec in out.measurements.items():
+            if not isinstance(spec, dict) or set(spec) - {"direction", "tolerance"}:
+                raise UsageError(f"{where}.measurements.{name}: expected direction and/or tolerance")
+            if spec.get("direction", LOWER) not in (LOWER, HIGHER, NEUTRAL):
+                raise UsageError(f"{where}.measurements.{name}.direction: expected lower, higher or none")
+            tol = spec.get("tolerance", 0.1)
+            if not isinstance(tol, (int, float)) or isinstance(tol, bool) or tol < 0:
+                raise UsageError(f"{where}.measurements.{name}.tolerance: expected a number >= 0")
+        return out
+
+
+def direction_of(name: str, unit: str) -> str:
+    """Lower is better for times and losses, higher for rates and accuracy; unknown: not gated."""
+    low = name.lower()
+    last = low.rsplit(".", 1)[-1]
+    if any(w in last for w in _HIGHER_WORDS) or unit.lower() in _HIGHER_UNITS:
+        return HIGHER
+    if any(w in last for w in _LOWER_WORDS) or unit.lower() in _LOWER_UNITS:
+        return LOWER
+    if any(w in low for w in _HIGHER_WORDS):
+        return HIGHER
+    if any(w in low for w in _LOWER_WORDS):
+        return LOWER
+    return NEUTRAL
+
+
+@dataclass
+class Judgement:
+    """One measurement against its baseline: regression | ok | too-little-history | not-gated."""
+
+    name: str
+    status: str
+    message: str
+    value: float
+    baseline: float | None = None
+    runs: int = 0
+
+    @property
+    def regressed(self) -> bool:
+        return self.status == "regression"
+
+
+def t_quantile(p: float, dof: int) -> float:
+    """Student's t quantile by the Cornish-Fisher expansion around the normal (good to ~1e-3 for dof >= 3)."""
+    z = statistics.NormalDist().inv_cdf(p)
+    v = float(max(dof, 1))
+    return (z + (z ** 3 + z) / (4 * v) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * v ** 2)
+            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * v ** 3))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def judge(name: str, value: float, unit: str, baseline: list[tuple[dict, float]], branch: str,
+          settings: GateSettings) -> Judgement:
+    """Judge one value against baseline (record, value) pairs, oldest first."""
+    spec = settings.measurements.get(name) or {}
+    direction = spec.get("direction") or direction_of(name, unit)
+    tolerance = float(spec.get("tolerance", settings.relative))
+    window = baseline[-settings.window:]
+    u = f" {unit}" if unit else ""
+    if direction == NEUTRAL:
+        return Judgement(name, "not-gated", f"{name} {_fmt(value)}{u}: no direction, not gated", value)
+    if len(window) < settings.min_runs:
+        return Judgement(name, "too-little-history",
+                         f"{name} {_fmt(value)}{u}: {len(window)} green runs of {branch} on this board "
+                         f"(need {settings.min_runs}); not gated", value, runs=len(window))
+    series = [v for _, v in window]
+    mean = statistics.fmean(series)
+    std = statistics.stdev(series) if len(series) > 1 else 0.0
+    sign = 1.0 if direction == LOWER else -1.0
+    worse = sign * (value - mean)
+    rel = worse / abs(mean) if mean else (math.inf if worse > 0 else 0.0)
+    if settings.test == "z":
+        limit = settings.z * std
+    elif settings.test == "t":
+        limit = t_quantile(settings.confidence, len(series) - 1) * std * math.sqrt(1 + 1 / len(series))
+    else:
+        limit = 0.0
+    last = window[-1][0]
+    change = (value - mean) / abs(mean) * 100 if mean else 0.0
+    text = (f"{name} {_fmt(value)}{u}, {change:+.0f}% {'over' if change >= 0 else 'under'} baseline "
+            f"{_fmt(mean)}{u} ({branch}, {len(window)} runs up to {str(last.get('commit', '?'))[:7]})")
+    regressed = worse > 0 and rel > tolerance and worse > limit
+    return Judgement(name, "regression" if regressed else "ok", text, value, baseline=mean, runs=len(window))
+
+
+def baseline_for(records: list[dict], stage: str, exclude: tuple[str, str] | None = None) -> list[dict]:
+    """The green (passed, not cached) records of one stage, oldest first, without the run being judged."""
+    return [r for r in records if r.get("stage") == stage and r.get("status") == "passed" and not r.get("cached")
+            and (exclude is None or (r.get("commit"), r.get("build")) != exclude)]
+
+
+def judge_record(record: dict, baseline_records: list[dict], branch: str,
+                 settings: GateSettings) -> list[Judgement]:
+    """Every numeric measurement of a record against the baseline records of the same stage and board."""
+    base = baseline_for(baseline_records, record["stage"], (record.get("commit"), record.get("build")))
+    out = []
+    for name, fields in sorted(record["measurements"].items()):
+        value = fields.get("value")
+        if not isinstance(value, (int, float)):
+            continue
+        out.append(judge(name, float(value), str(fields.get("unit") or ""), history.values(base, name), branch,
+                         settings))
+    return out
