@@ -60,13 +60,13 @@ def test_matrix_rendering_has_the_declarative_shape(matrix_text):
     p = matrix_pipeline()
     check(matrix_text, p, ROOT)
     assert "agent none" in matrix_text.split("stages {")[0]
-    assert matrix_text.count("retries 2") == 5  # build, train, quantize, one Jetson pod per board, report
+    assert matrix_text.count("retries 2") == 6  # plan, build, train, quantize, one Jetson pod per board, report
     assert matrix_text.count("podRetention onFailure()") == 3  # train, quantize (gpu), the Jetson matrix
     assert 'yamlFile "podtemplates/jetson-${BOARD}.yaml"' in matrix_text
     assert "values " + ", ".join(f"'{b.name}'" for b in p.boards) in matrix_text
     assert 'lock(resource: "rig-${BOARD}")' in matrix_text
     assert "disableConcurrentBuilds(abortPrevious: true)" in matrix_text and "buildDiscarder(" in matrix_text
-    assert matrix_text.count("keepProperties: true") == 6
+    assert matrix_text.count("keepProperties: true") == 7  # the plan publishes the cached stages' JUnit
     assert 'junit testResults: "reports/junit/hil-${BOARD}.xml", keepProperties: true' in matrix_text
     assert "archiveArtifacts artifacts: 'artifacts/quantize/*.onnx', fingerprint: true" in matrix_text
     # the ONNX goes from the GPU pod to the Jetson pods by stash; engines stay on the device
@@ -83,7 +83,7 @@ def test_matrix_rendering_has_the_declarative_shape(matrix_text):
 def test_stage_order_and_lock_come_from_the_definition(matrix_text):
     tree = parse(matrix_text)
     names = [i.strings()[0] for i in tree.walk() if i.name == "stage" and i.block is not None]
-    assert names == ["build", "train", "quantize", "jetson: convert, hil", "convert", "hil", "report"]
+    assert names == ["plan", "build", "train", "quantize", "jetson: convert, hil", "convert", "hil", "report"]
 
 
 def _groovy_run(*files: Path, run_file: Path) -> str:
@@ -136,7 +136,7 @@ def _line_of(text: str, needle: str) -> int:
 
 
 @pytest.mark.parametrize("old, new, message, needle", [
-    ("            post {\n", "            postt {\n", "unknown directive 'postt' in stage 'build'", "postt {"),
+    ("            post {\n", "            postt {\n", "unknown directive 'postt' in stage 'plan'", "postt {"),
     ("yamlFile 'podtemplates/gpu.yaml'", "yamlFile 'podtemplates/gpux.yaml'",
      "yamlFile 'podtemplates/gpux.yaml' does not exist", "gpux"),
     ("                    retries 2\n                    podRetention onFailure()",

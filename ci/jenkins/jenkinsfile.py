@@ -119,17 +119,12 @@ _PLAN_HEADER = """\
 // The plan step, on a CPU pod before any GPU or Jetson is asked for: every stage's key against the store.
 def hilciPlan() {
     sh(script: 'python -m pip install --quiet --no-deps --no-build-isolation -e .', label: 'install hilci')
-    String plan = sh(script: 'hilci plan --json --jenkins', returnStdout: true, label: 'hilci plan --json').trim()
-    writeFile(file: 'reports/plan.json', text: plan)
-    for (String id : cachedIn(plan)) {
+    String ids = sh(script: 'hilci plan --json --jenkins --output reports/plan.json', returnStdout: true,
+                    label: 'hilci plan --json')
+    for (String id : ids.tokenize()) {  // stdout: the cached stages' ids, one a line; the plan is the JSON file
         cached[id] = true
         passed[id] = true
     }
-}
-
-@NonCPS
-List<String> cachedIn(String plan) {
-    return new groovy.json.JsonSlurperClassic().parseText(plan).cached.collect { it.toString() }
 }
 
 // Whether the plan found a stage (on a board, for matrix stages) passed in the store.
@@ -330,7 +325,7 @@ def _matrix(out: _Writer, pipeline: Pipeline, group: list[Stage]) -> None:
             out.line("stages {")
             in_pod: set[str] = set()
             with out.indent():
-                for i, stage in enumerate(group):
+                for stage in group:
                     out.line(f"stage({_q(stage.name)}) {{")
                     with out.indent():
                         _when(out, stage, pipeline, skip=set(group[0].needs) - names)

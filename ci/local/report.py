@@ -61,7 +61,7 @@ def trend_section(trends: list[dict], width: int = 240, height: int = 36) -> str
         line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
         marks = "".join(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3.5' fill='#c62828'><title>this run "
                         f"{esc(p['commit'])}: {p['value']:g}</title></circle>"
-                        for (x, y), p in zip(xy, t["points"]) if p["current"])
+                        for (x, y), p in zip(xy, t["points"], strict=True) if p["current"])
         svg = (f"<svg class='trend' width='{width}' height='{height}'><polyline points='{line}' fill='none' "
                f"stroke='#1565c0' stroke-width='1.5'/>{marks}</svg>")
         current = next((p["value"] for p in t["points"] if p["current"]), values[-1])

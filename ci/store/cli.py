@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     plan.add_argument("--jenkins", action="store_true",
                       help="plan every board of the matrix and write the cached stages' JUnit (Jenkins's plan step)")
     plan.add_argument("--rig", default=None, help="rig YAML for the matrix stages (default: hilci run's)")
+    plan.add_argument("--output", default=None, metavar="FILE",
+                      help="write the plan to FILE and print only the cached stages' ids, one a line "
+                           "(what the Jenkinsfile reads)")
     plan.add_argument("--only", action="append", default=[], metavar="STAGE")
     plan.add_argument("--from", dest="start_from", metavar="STAGE")
     plan.set_defaults(func=cmd_plan)
@@ -79,7 +82,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         data = as_json(session, rows)
         data["notes"] = notes
-        print(json.dumps(data, indent=1))
+        text = json.dumps(data, indent=1) + "\n"
+        if getattr(args, "output", None):
+            out = session.root / args.output
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr)
+            sys.stdout.write("".join(f"{ident}\n" for ident in data["cached"]))
+        else:
+            sys.stdout.write(text)
     else:
         sys.stdout.write(as_text(session, rows))
         for note in notes:

@@ -113,7 +113,11 @@ def t_quantile(p: float, dof: int) -> float:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
+    """Three significant digits, at least one decimal below 1000: 6.9, 5.0, 12.3, 1234."""
+    if abs(x) >= 1000:
+        return f"{x:.0f}"
+    text = f"{x:.3g}"
+    return text if ("." in text or "e" in text) else text + ".0"
 
 
 def judge(name: str, value: float, unit: str, baseline: list[tuple[dict, float]], branch: str,

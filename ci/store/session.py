@@ -130,10 +130,20 @@ class StoreSession:
         self.judgements = out
         return out
 
-    def gates_junit(self, path: Path) -> Path | None:
-        """reports/junit/regressions.xml: one testcase per gated measurement (failures are regressions)."""
-        if not self.judgements:
-            return None
+    def adopt_build(self) -> None:
+        """Take this build's records from the store (each pod wrote its own): the Jenkins report stage."""
+        if self.store is None:
+            return
+        try:
+            hist = history.load(self.store, self.origin["branch"])
+        except StoreUnavailable as exc:
+            self.notes.append(f"regression gates skipped: {exc}")
+            return
+        self.records = [r for r in hist.records if r.get("commit") == self.origin["commit"]
+                        and r.get("build") == self.origin["build"]]
+
+    def gate_cases(self) -> list:
+        """The regression gates as testcases: a failure per regression, skipped when history is too short."""
         cases = []
         for j in self.judgements:
             if j.status == "not-gated":
@@ -146,6 +156,11 @@ class StoreSession:
             cases.append(junit.make_case(j.name, "hilci.regressions", properties=[("regression.baseline",
                          "" if j.baseline is None else f"{j.baseline:g}"), ("regression.runs", str(j.runs))],
                          stdout=j.message, **kw))
+        return cases
+
+    def gates_junit(self, path: Path) -> Path | None:
+        """reports/junit/regressions.xml: one testcase per gated measurement (failures are regressions)."""
+        cases = self.gate_cases()
         if not cases:
             return None
         return junit.write_suite(path, "hilci.regressions", cases, [("hilci.stage", "regressions")])
