@@ -128,7 +128,7 @@ class LocalRunner:
                                        cache_key=key, log=str(self._log_path(stage).relative_to(self.root)))
                 self.progress.finished(outcome)
                 self.store.record(stage, status=CACHED, start=time.time(), duration_s=outcome.duration_s, key=key,
-                                  junit_file=None, rig=rig_file, cached=True)
+                                  junit_file=self._junit(stage), rig=rig_file, cached=True)
                 return outcome
         wall_start = time.time()
         outcome = self._execute(stage, rig, start)

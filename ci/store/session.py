@@ -94,8 +94,9 @@ class StoreSession:
     # -- history --------------------------------------------------------------------------------------------
     def record(self, stage: Stage, *, status: str, start: float, duration_s: float, key: str,
                junit_file: Path | None, rig: Path | None, board: str = "local", cached: bool = False) -> None:
-        """Append this stage's record (measurements only when it ran, not when restored)."""
-        measurements = {} if cached or junit_file is None else history.measurements_of(junit_file)
+        """Append this stage's record; a restored stage's measurements are gated again but kept out of trends
+        and baselines (`cached`), which would otherwise count one measurement twice."""
+        measurements = {} if junit_file is None else history.measurements_of(junit_file)
         record = history.make_record(origin=self.origin, board=board_label(stage, board, rig),
                                      rig=str(rig) if rig else "", stage=stage.name, start=start,
                                      duration_s=duration_s, status=str(status), key=key,
@@ -117,7 +118,7 @@ class StoreSession:
         out: list[gates.Judgement] = []
         loaded: dict[str, history.History] = {}
         for record in self.records:
-            if record["cached"] or not record["measurements"]:
+            if not record["measurements"]:
                 continue
             try:
                 if record["board"] not in loaded:
@@ -126,7 +127,11 @@ class StoreSession:
                 self.notes.append(f"regression gates skipped: {exc}")
                 return out
             base = loaded[record["board"]]
-            out += gates.judge_record(record, base.records, branch, settings)
+            judged = gates.judge_record(record, base.records, branch, settings)
+            out += judged
+            if any(j.regressed for j in judged):  # a regressed run is not green: never part of a baseline
+                record["status"] = "regressed"
+                history.append(self.store, record, self.root / LOCAL_DIR)
         self.judgements = out
         return out
 

@@ -72,7 +72,7 @@ def run_stage_with_store(root: Path, pipeline: Pipeline, name: str, rig: Path | 
                 session.write_cached_junit(hit, out)
                 log(f"{stage.name}: {hit.origin}, restored from {session.display} (key {key[:12]})")
                 session.record(stage, status="cached", start=time.time(), duration_s=0.0, key=key,
-                               junit_file=None, rig=rig_file, board=board, cached=True)
+                               junit_file=out, rig=rig_file, board=board, cached=True)
                 return EXIT_OK
         start, t0 = time.time(), time.perf_counter()
         code = run_stage(root, pipeline, name, rig=rig, board=board)
