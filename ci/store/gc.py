@@ -55,12 +55,16 @@ def collect(store: Store, *, keep_days: float, max_gb: float, protect: tuple[str
                if item.rel.endswith(".json")]
     blobs = {item.rel.rsplit("/", 1)[-1]: item for item in store.list("blobs")}
     refs: dict[str, set[str]] = {}
+    created: dict[str, float] = {}
     for item in records:
         try:
             data = json.loads(store.read_bytes(item.rel) or b"{}")
         except ValueError:
             data = {}
         digests = set()
+        when = data.get("created") if isinstance(data, dict) else None
+        created[item.rel] = float(when) if isinstance(when, (int, float)) and not isinstance(when, bool) \
+            else item.mtime
         if isinstance(data, dict):
             files = data.get("files")
             digests |= set(files.values()) if isinstance(files, dict) else set()
@@ -71,11 +75,11 @@ def collect(store: Store, *, keep_days: float, max_gb: float, protect: tuple[str
         return rel.rsplit("/", 1)[-1][: -len(".json")]
 
     alive = []
-    for item in sorted(records, key=lambda i: i.mtime):
+    for item in sorted(records, key=lambda i: created[i.rel]):
         if key_of(item.rel) in keep:
             report.protected.append(item.rel)
             alive.append(item)
-        elif now - item.mtime > keep_days * DAY_S:
+        elif now - created[item.rel] > keep_days * DAY_S:
             report.evicted_entries.append(item.rel)
         else:
             alive.append(item)
