@@ -286,7 +286,8 @@ class LocalRunner:
         from ci.local.report import write_reports
 
         run_file = self.root / "reports" / "run.json"
-        run_file.write_text(json.dumps({"stages": [asdict(o) for o in self.outcomes]}, indent=1))
+        run_file.write_text(json.dumps({"stages": [asdict(o) for o in self.outcomes], "store": self.store.stats()},
+                                       indent=1))
         files = [self._junit(self.pipeline.stage(o.name)) for o in self.outcomes]
         gated = self.store.gates_junit(self.root / "reports" / "junit" / "regressions.xml")
         write_reports(self.root, [f for f in files if f.is_file()] + ([gated] if gated else []), self.outcomes,

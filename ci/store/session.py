@@ -194,6 +194,13 @@ class StoreSession:
                                        for r, v in points]})
         return out
 
+    def stats(self) -> dict:
+        """What this run cost the store: seconds per stage (lookup, restore, save) and bytes uploaded."""
+        return {"url": self.display, "available": self.store is not None and bool(self.cache is None or
+                                                                                   self.cache.usable),
+                "seconds": dict(self.cache.timings) if self.cache else {},
+                "uploaded_bytes": self.store.uploaded_bytes if self.store else 0}
+
     def close(self) -> list[str]:
         """Notes for the summary: discarded entries, an unavailable store, spooled records."""
         notes = list(self.notes)
