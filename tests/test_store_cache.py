@@ -232,3 +232,30 @@ def junit_text() -> str:
         path = Path(d) / "x.xml"
         junit.write_suite(path, "s", [junit.make_case("c", "hilci.gen")])
         return path.read_text()
+
+
+def test_a_store_that_dies_during_the_run_turns_into_misses_and_loses_nothing(tmp_path: Path):
+    """The server is stopped while the first stage runs: later stages run as misses, the run passes, says the
+    store went away, and the records wait locally."""
+    import time
+
+    server = seaweed.start(tmp_path / "dying")
+    try:
+        root = make_project(tmp_path / "p", GOOD.replace("gen:\n", "gen:\n  sleep: 3\n"))
+        env = {**server.env(), "HILCI_STORE": server.url("dies"), "HILCI_STORE_TIMEOUT_S": "2"}
+        clean = {k: v for k, v in child_env().items() if not k.startswith("AWS_")}
+        full = {**clean, "PYTHONPATH": str(REPO), "HILCI_PIPELINE": "tests.fixture_pipelines:PIPELINE", **env}
+        proc = subprocess.Popen([sys.executable, "-m", "ci", "run"], cwd=root, env=full, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while not (root / "gen.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        server.stop()
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, out
+    assert statuses(root) == {"gen": "passed", "check": "passed", "final": "passed"}
+    assert "store unavailable during the run" in out
+    assert (root / "out/check/ok.txt").is_file()
+    assert len(list((root / ".hilci-cache" / "pending-history").rglob("*.json"))) == 3

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ci.digest import sha256_bytes, sha256_file
 from ci.stage import UsageError
@@ -90,6 +90,9 @@ class Store:
         self.fs, self.base = self._open(url)
 
     def _open(self, url: str):
+        if self.local:  # the file backend needs no fsspec: a core install (a Jetson) keeps its local cache
+            path = unquote(urlsplit(url).path) if url.startswith("file:") else url
+            return _LocalFS(), str(Path(path).resolve()).rstrip("/")
         try:
             import fsspec
         except ImportError:
@@ -111,8 +114,6 @@ class Store:
             fs, path = fsspec.core.url_to_fs(url, **options)
         except (ValueError, ImportError) as exc:
             raise UsageError(f"store {self.display}: cannot open ({exc})") from None
-        if self.local:
-            Path(path).mkdir(parents=True, exist_ok=True) if not Path(path).is_file() else None
         return fs, path.rstrip("/")
 
     # -- bounded calls --------------------------------------------------------------------------------------
@@ -250,6 +251,37 @@ class Store:
         return data
 
     uploaded_bytes = 0
+
+
+class _LocalFS:
+    """The few file-system calls the store makes, on a local folder (fsspec's names and behaviour)."""
+
+    @staticmethod
+    def cat_file(path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    @staticmethod
+    def exists(path: str) -> bool:
+        return Path(path).exists()
+
+    @staticmethod
+    def rm_file(path: str) -> None:
+        Path(path).unlink()
+
+    @staticmethod
+    def find(path: str, detail: bool = True) -> dict[str, dict]:
+        root = Path(path)
+        if not root.exists():
+            raise FileNotFoundError(path)
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        out = {}
+        for p in files:
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # removed while listing (gc, a discard)
+                continue
+            out[str(p)] = {"size": st.st_size, "mtime": st.st_mtime}
+        return out
 
 
 def blob_path(digest: str) -> str:
