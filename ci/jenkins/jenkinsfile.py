@@ -204,18 +204,6 @@ def output_stash(stage: Stage) -> str | None:
     return None if (stage.matrix or not stage.outputs) else f"outputs-{stage.name}"
 
 
-def _needs_closure(pipeline: Pipeline, stage: Stage) -> list[Stage]:
-    """Every stage `stage` needs, directly or not, in pipeline order."""
-    seen: set[str] = set()
-    todo = list(stage.needs)
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo.extend(pipeline.stage(name).needs)
-    return [s for s in pipeline.stages if s.name in seen]
-
-
 def _when(out: _Writer, stage: Stage, pipeline: Pipeline, skip: set[str] = frozenset(),
           group: list[Stage] | None = None) -> None:
     """Run only when not cached and every needed stage passed (checked before a pod is asked for)."""
@@ -262,7 +250,7 @@ def _steps(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> 
             unstash = [PLAN_STASH] + [n for s in others for n in junit_stashes(pipeline, s)]
             unstash += [n for s in others if (n := output_stash(s))]
         else:
-            unstash = [n for s in _needs_closure(pipeline, stage) if (n := output_stash(s)) and n not in in_pod]
+            unstash = [n for s in pipeline.needs_closure(stage) if (n := output_stash(s)) and n not in in_pod]
         in_pod.update(unstash)
         if unstash:
             out.line(f"unstashAll([{', '.join(_q(n) for n in unstash)}])")

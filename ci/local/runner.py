@@ -20,8 +20,8 @@ from ci import junit
 from ci.local.progress import Progress
 from ci.model import Pipeline, Stage, StageOutcome, Status
 from ci.stage import EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
+from ci.store.keys import cacheable_on, rig_is_emulated  # noqa: F401 - rig_is_emulated: moved there
 from ci.store.session import StoreSession
-from ci.yamlfile import YamlFileError, load_yaml
 
 PASSED, FAILED, ERROR, CACHED, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.CACHED, Status.SKIPPED
 KILL_GRACE_S = 5.0
@@ -255,9 +255,7 @@ class LocalRunner:
                         "--- log of the run that produced it ---\n".encode() + hit.log)
 
     def _cacheable(self, stage: Stage, rig: Path | None) -> bool:
-        if self.store.cache is None or not stage.cacheable:
-            return False
-        return not stage.rerun_on_real_rig or rig_is_emulated(self.root / rig if rig else None)
+        return self.store.cache is not None and cacheable_on(stage, self.root / rig if rig else None)
 
     # -- paths and reports --------------------------------------------------------------------------------
     def _rig_for(self, stage: Stage) -> Path | None:
@@ -292,17 +290,6 @@ class LocalRunner:
         gated = self.store.gates_junit(self.root / "reports" / "junit" / "regressions.xml")
         write_reports(self.root, [f for f in files if f.is_file()] + ([gated] if gated else []), self.outcomes,
                       trends=self.store.trends())
-
-
-def rig_is_emulated(rig: Path | None) -> bool:
-    """Whether a rig YAML says `emulate: true`; anything unreadable counts as real (never cached)."""
-    if rig is None:
-        return False
-    try:
-        data = load_yaml(rig)
-    except YamlFileError:
-        return False
-    return isinstance(data, dict) and data.get("emulate") is True
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from ci.digest import sha256_file, sha256_json
 from ci.model import Pipeline, Stage
 from ci.stage import UsageError
+from ci.yamlfile import YamlFileError, load_yaml
 
 KEY_FORMAT = 2
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;#]*)")
@@ -39,6 +40,22 @@ def expand(root: Path, patterns: tuple[str, ...], what: str) -> list[Path]:
             elif match.is_file():
                 files.add(match)
     return sorted(f for f in files if "__pycache__" not in f.parts)
+
+
+def rig_is_emulated(rig: Path | None) -> bool:
+    """Whether a rig YAML says `emulate: true`; anything unreadable counts as real (never cached)."""
+    if rig is None:
+        return False
+    try:
+        data = load_yaml(rig)
+    except YamlFileError:
+        return False
+    return isinstance(data, dict) and data.get("emulate") is True
+
+
+def cacheable_on(stage: Stage, rig: Path | None) -> bool:
+    """Whether a stage may be cached here: a stage that must rerun on real hardware only on an emulated rig."""
+    return stage.cacheable and (not stage.rerun_on_real_rig or rig_is_emulated(rig))
 
 
 def normalize(name: str) -> str:

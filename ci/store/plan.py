@@ -13,7 +13,7 @@ from pathlib import Path
 from ci.model import Pipeline, Stage
 from ci.stage import junit_path
 from ci.store.backend import CorruptBlob, StoreUnavailable
-from ci.store.keys import explain
+from ci.store.keys import cacheable_on, explain
 from ci.store.session import StoreSession
 
 RUN, CACHED = "run", "cached"
@@ -28,12 +28,6 @@ class PlanRow:
     key: str = ""
     why: list[str] = field(default_factory=list)
     cached_from: str = ""
-
-
-def _is_emulated(rig: Path | None) -> bool:
-    from ci.local.runner import rig_is_emulated
-
-    return rig_is_emulated(rig)
 
 
 def make_plan(session: StoreSession, stages: list[Stage], *, rig: Path | None, jenkins: bool = False
@@ -54,7 +48,7 @@ def make_plan(session: StoreSession, stages: list[Stage], *, rig: Path | None, j
             if not stage.cacheable:
                 row.why = ["not cacheable: always runs"]
                 continue
-            if stage.rerun_on_real_rig and not _is_emulated(rig_file):
+            if not cacheable_on(stage, rig_file):
                 row.why = [f"real rig {rig_file.relative_to(root) if rig_file else '(none)'}: always reruns"]
                 continue
             row.key, parts = session.key(stage, rig_file, board)

@@ -14,9 +14,10 @@ import os
 import time
 from pathlib import Path
 
-from ci.model import Pipeline, Stage
+from ci.model import Pipeline
 from ci.stage import EXIT_FAILED, EXIT_OK, junit_path, load_config, log, run_stage
 from ci.store.backend import configured_url
+from ci.store.keys import cacheable_on
 from ci.store.session import StoreSession
 
 ENV_SWITCH = "HILCI_STAGE_CACHE"
@@ -24,24 +25,6 @@ ENV_SWITCH = "HILCI_STAGE_CACHE"
 
 def wanted(root: Path, config: dict) -> bool:
     return os.environ.get(ENV_SWITCH, "1") != "0" and configured_url(root, config) is not None
-
-
-def needs_closure(pipeline: Pipeline, stage: Stage) -> list[Stage]:
-    """Every stage `stage` needs, directly or not, in pipeline order."""
-    seen: set[str] = set()
-    todo = list(stage.needs)
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo.extend(pipeline.stage(name).needs)
-    return [s for s in pipeline.stages if s.name in seen]
-
-
-def _cacheable(stage: Stage, rig: Path | None) -> bool:
-    from ci.local.runner import rig_is_emulated
-
-    return stage.cacheable and (not stage.rerun_on_real_rig or rig_is_emulated(rig))
 
 
 def run_stage_with_store(root: Path, pipeline: Pipeline, name: str, rig: Path | None, board: str) -> int:
@@ -52,7 +35,7 @@ def run_stage_with_store(root: Path, pipeline: Pipeline, name: str, rig: Path | 
     rig_file = (root / rig) if rig is not None else None
     session = StoreSession.open(root, pipeline, config)
     try:
-        for up in needs_closure(pipeline, stage):
+        for up in pipeline.needs_closure(stage):
             if not up.outputs or all((root / o).exists() for o in up.outputs) or not up.cacheable:
                 continue
             up_board = board if up.matrix else "local"
@@ -63,7 +46,7 @@ def run_stage_with_store(root: Path, pipeline: Pipeline, name: str, rig: Path | 
                 log(f"restored the outputs of {up.name} from {session.display} ({hit.origin})")
         key, parts = ("", {})
         out = junit_path(root, stage, board)
-        if _cacheable(stage, rig_file):
+        if cacheable_on(stage, rig_file):
             key, parts = session.key(stage, rig_file, board)
             hit = session.lookup(stage, key)
             if hit is not None:
