@@ -111,3 +111,15 @@ def start(tmp: Path) -> Seaweed:
     server.stop()
     pytest.fail(f"weed mini did not serve S3 within {START_TIMEOUT_S} s; its log:\n"
                 + log.read_text(errors="replace")[-3000:], pytrace=False)
+
+
+def module_server():
+    """A module-scoped fixture serving one SeaweedFS for the test module that assigns it (`s3 = ...`)."""
+
+    @pytest.fixture(scope="module")
+    def s3(tmp_path_factory):
+        server = start(tmp_path_factory.mktemp("seaweed"))
+        yield server
+        server.stop()
+
+    return s3

@@ -18,12 +18,7 @@ from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD
 from tests.test_store_cache import hilci
 
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = seaweed.start(tmp_path_factory.mktemp("seaweed"))
-    yield server
-    server.stop()
+s3 = seaweed.module_server()  # the SeaweedFS fixture of this module
 
 
 @pytest.fixture(params=["file", "s3"])

@@ -19,12 +19,7 @@ from tests.fixture_pipelines import make_project
 from tests.scratch import child_env
 from tests.test_runner import GOOD, REPO, runs, statuses
 
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = seaweed.start(tmp_path_factory.mktemp("seaweed"))
-    yield server
-    server.stop()
+s3 = seaweed.module_server()  # the SeaweedFS fixture of this module
 
 
 @pytest.fixture(params=["file", "s3"])
