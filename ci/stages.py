@@ -72,11 +72,11 @@ def _regression_gates(ctx: StageContext) -> list[dict]:
     """With a store configured: this build's records against the baseline (a testcase each), and the trends."""
     from ci.commands import load_pipeline
     from ci.stage import load_config
-    from ci.store.backend import configured_url
     from ci.store.session import StoreSession
+    from ci.store.stagerun import wanted
 
     config = load_config(ctx.root, load_pipeline())
-    if configured_url(ctx.root, config) is None:
+    if not wanted(ctx.root, config):  # no shared store, or `hilci run`, which gates the run itself
         return []
     session = StoreSession.open(ctx.root, load_pipeline(), config, use_cache=False)
     try:

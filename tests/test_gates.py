@@ -84,7 +84,8 @@ def test_bad_gate_settings_name_the_field(bad, message):
 
 def test_hilci_run_fails_on_a_regression_and_says_it(tmp_path: Path):
     gated = GOOD + "regressions:\n  min_runs: 3\n  measurements:\n    check.score: {direction: higher}\n"
-    root = make_project(tmp_path / "p", gated)
+    root = make_project(tmp_path / "p", gated + f"store: {(tmp_path / 'team').as_uri()}\n")
+    gated += f"store: {(tmp_path / 'team').as_uri()}\n"
     for i in range(3):
         proc = hilci(root, "run", "--no-cache", env={"HILCI_COMMIT": f"{i:040d}", "HILCI_BRANCH": "main"})
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -100,3 +101,13 @@ def test_hilci_run_fails_on_a_regression_and_says_it(tmp_path: Path):
     proc = hilci(root, "run", env={"HILCI_COMMIT": "c" * 40, "HILCI_BRANCH": "feature/x",
                                    "HILCI_TARGET_BRANCH": "main"})
     assert proc.returncode == 1 and "(main, 3 runs" in proc.stdout
+    # the laptop's own .hilci-cache: reported, never failing the run (a busy laptop is not CI's history)
+    (root / "hilci.yaml").write_text(gated.replace(f"store: {(tmp_path / 'team').as_uri()}\n", "")
+                                     .replace("check:\n", "check:\n  value: 0.7\n"))
+    for i in range(3):
+        assert hilci(root, "run", "--no-cache", env={"HILCI_COMMIT": f"{i:040d}"}).returncode == 0
+    (root / "hilci.yaml").write_text(gated.replace(f"store: {(tmp_path / 'team').as_uri()}\n", "")
+                                     .replace("check:\n", "check:\n  value: 0.55\n"))
+    proc = hilci(root, "run", env={"HILCI_COMMIT": "d" * 40})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "regression (reported, not gated: no shared store): check.score 0.55 pt" in proc.stdout

@@ -100,7 +100,9 @@ class LocalRunner:
                 signal.signal(sig, handler)
             regressions = [j for j in self.store.judge() if j.regressed] if not aborted else []
             self.write_reports()
-        notes = self.store.close() + [f"regression: {j.message}" for j in regressions]
+        word = "regression" if self.store.gating else "regression (reported, not gated: no shared store)"
+        notes = self.store.close() + [f"{word}: {j.message}" for j in regressions]
+        regressions = regressions if self.store.gating else []
         self.progress.summary(self.outcomes, notes)
         if aborted:
             return 128 + aborted.signum

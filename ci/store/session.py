@@ -15,7 +15,7 @@ from typing import Any
 from ci import junit
 from ci.model import Pipeline, Stage
 from ci.store import gates, history
-from ci.store.backend import LOCAL_DIR, Store, StoreUnavailable, store_url
+from ci.store.backend import LOCAL_DIR, Store, StoreUnavailable, configured_url, store_url
 from ci.store.cache import Hit, StageCache
 from ci.store.keys import key_for
 from ci.store.provenance import environment_facts, provenance
@@ -44,22 +44,25 @@ class StoreSession:
     records: list[dict] = field(default_factory=list)
     judgements: list[gates.Judgement] = field(default_factory=list)
     spooled: int = 0
+    gating: bool = True  # regressions fail the run; only with a configured (shared) store, where history is CI's
     _memo: dict = field(default_factory=dict)
 
     @classmethod
     def open(cls, root: Path, pipeline: Pipeline, config: dict, use_cache: bool = True) -> StoreSession:
         url = store_url(root, config)
+        gating = configured_url(root, config) is not None
         origin = provenance(root).as_dict()
         store = Store(url)
         try:
             store.probe()
         except StoreUnavailable as exc:
-            session = cls(root, pipeline, config, None, None, origin)
+            session = cls(root, pipeline, config, None, None, origin, gating=gating)
             session.notes.append(f"store unavailable: {exc}; stages run as misses, history is kept locally")
             store.close()
             return session
         sent = history.flush_spool(store, root / LOCAL_DIR) if not store.local else 0
-        session = cls(root, pipeline, config, store, StageCache(root, store) if use_cache else None, origin)
+        session = cls(root, pipeline, config, store, StageCache(root, store) if use_cache else None, origin,
+                      gating=gating)
         if sent:
             session.notes.append(f"{sent} history record(s) kept while the store was away were sent")
         return session
@@ -154,8 +157,10 @@ class StoreSession:
             if j.status == "not-gated":
                 continue
             kw: dict[str, Any] = {}
-            if j.regressed:
+            if j.regressed and self.gating:
                 kw["failure"] = j.message
+            elif j.regressed:
+                kw["skipped"] = f"not gated (no shared store): {j.message}"
             elif j.status == "too-little-history":
                 kw["skipped"] = j.message
             cases.append(junit.make_case(j.name, "hilci.regressions", properties=[("regression.baseline",
