@@ -116,6 +116,8 @@ def test_a_second_run_is_cached_on_either_backend_and_says_from_where(project: P
     assert (project / "out/gen/a.txt").read_text() == "input v1\ngen says hi\n"
     text = (project / "reports/junit/gen.xml").read_text()
     assert 'name="hilci.cached_from" value="cached from a1b2c3d4e5f6 (#7)"' in text
+    assert junit.read_cases(project / "reports/junit/gen.xml")[0].status == "passed"
+    assert "<system-out>cached from a1b2c3d4e5f6 (#7): restored from the store" in text
     assert "cached from a1b2c3d4e5f6 (#7)" in proc.stdout
     if backend:  # the S3 store holds it, not the project folder
         assert not (project / ".hilci-cache" / "entries").exists()
