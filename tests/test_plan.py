@@ -122,3 +122,46 @@ def test_the_jenkins_plan_step_and_hilci_stage_in_pods_share_the_store(project: 
     proc = hilci(project, "stage", "check", env=env)
     assert proc.returncode == 0 and "cached from c0ffee000000 (#42)" in proc.stdout
     assert runs(project)[before:] == ["check"]
+
+
+PLAN_HARNESS = """
+Binding binding = new Binding()
+List calls = []
+binding.setVariable('sh', { Map m -> calls << m.script; return m.returnStdout ? 'train\\nconvert-orin-nx\\n' : 0 })
+binding.setVariable('writeFile', { Map m -> calls << "writeFile:${m.file}".toString() })
+binding.setVariable('pipeline', { Closure body -> })
+Script script = new GroovyShell(binding).parse(new File(args[0]))
+script.run()
+script.invokeMethod('hilciPlan', [] as Object[])
+println 'CALLS ' + calls.join(' | ')
+for (probe in [['train', ''], ['quantize', ''], ['convert', 'orin-nx'], ['convert', 'agx-orin']]) {
+    Object[] a = probe[1] ? [probe[0], probe[1]] as Object[] : [probe[0]] as Object[]
+    println "PROBE ${probe[0]} ${probe[1]} cached=${script.invokeMethod('isCached', a)} passed=${script.invokeMethod('hasPassed', a)}"
+}
+"""
+
+
+def test_the_rendered_plan_step_marks_what_the_plan_printed_as_cached_and_passed(tmp_path: Path):
+    """The committed Jenkinsfile's hilciPlan, run by Groovy with `sh` answering two cached ids."""
+    import os
+    import subprocess
+
+    groovy = shutil.which("groovy")
+    if groovy is None:
+        pytest.fail("Debian's groovy is not installed: apt-get install groovy", pytrace=False)
+    harness = tmp_path / "plan_harness.groovy"
+    harness.write_text(PLAN_HARNESS)
+    env = dict(os.environ, JAVA_HOME=os.environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64"))
+    proc = subprocess.run([groovy, str(harness), str(REPO / "Jenkinsfile")], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "hilci plan --json --jenkins --output reports/plan.json" in proc.stdout
+    probes = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("PROBE")]
+    assert probes == [["train", "cached=true", "passed=true"], ["quantize", "cached=false", "passed=false"],
+                      ["convert", "orin-nx", "cached=true", "passed=true"],
+                      ["convert", "agx-orin", "cached=false", "passed=false"]]
+    text = (REPO / "Jenkinsfile").read_text()
+    train = text.split("stage('train') {")[1].split("steps {")[0]
+    assert "expression { !isCached('train') && hasPassed('build') }" in train
+    matrix = text.split("stage('jetson: convert, hil') {")[1].split("axes")[1].split("agent")[0]
+    assert "!(isCached('convert', env.BOARD) && isCached('hil', env.BOARD))" in matrix
