@@ -84,6 +84,7 @@ class Store:
         self.url = url
         self.display = display_url(url)
         self.timeout_s = timeout_s
+        self.uploaded_bytes = 0  # what this process sent (the benchmark's bytes per commit)
         self.local = url.startswith("file:") or "://" not in url
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="hilci-store")
         self._lock = threading.Lock()
@@ -154,7 +155,7 @@ class Store:
                 base.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreDenied(f"cache {base} is unreadable or unwritable ({exc.strerror})") from None
-        if not self.local:
+        else:
             bucket = self.base.split("/", 1)[0]
             try:
                 self._call("checking the bucket", self.fs.ls, bucket, detail=False)
@@ -249,8 +250,6 @@ class Store:
             self.delete(blob_path(digest))  # garbage under a name it does not hash to: a rebuild re-uploads it
             raise CorruptBlob(f"blob {digest[:12]} does not match its sha256")
         return data
-
-    uploaded_bytes = 0
 
 
 class _LocalFS:
