@@ -180,7 +180,7 @@ def _stored_engine(ctx: StageContext, onnx_path: Path, backend: str, options: di
                                     ctx.artifacts) is not None:
             ctx.log(f"convert: reusing the stored TensorRT timing cache for {version} on {device}")
         path = build(onnx_path, backend, ctx.artifacts, options, inputs=lineage, root=ctx.root)
-        files = [path, manifest.manifest_path(path)]
+        files = sorted(ctx.artifacts.glob(path.name + "*"))  # the engine, its manifest, its layer info
         if timing and (ctx.artifacts / timing).is_file():
             files.append(ctx.artifacts / timing)
             engines.put(timing_key(backend=backend, runtime_version=version, device=device), [ctx.artifacts / timing])
