@@ -38,9 +38,15 @@ def test_too_little_history_is_reported_not_gated():
 @pytest.mark.parametrize("name, unit, direction", [
     ("convert.latency", "ms", LOWER), ("imu.jitter.p99", "ms", LOWER), ("imu.rate", "Hz", HIGHER),
     ("train.accuracy", "", HIGHER), ("convert.throughput", "qps", HIGHER), ("quantize.qat_drop", "pp", LOWER),
-    ("gen.score", "pt", NEUTRAL)])
+    ("gen.score", "pt", NEUTRAL), ("convert.cv", "%", NEUTRAL), ("quantize.parity.max_abs", "", NEUTRAL),
+    ("servo.roundtrip.p99", "ms", LOWER)])
 def test_directions_follow_name_and_unit(name, unit, direction):
     assert direction_of(name, unit) == direction
+
+
+def test_a_zero_baseline_is_not_gated_by_a_relative_threshold():
+    j = judge("quantize.ptq_drop", 0.279, "pp", _baseline([0.0] * 6), "main", GateSettings())
+    assert j.status == "not-gated" and "baseline 0" in j.message
 
 
 def test_higher_is_better_flags_a_drop_and_the_config_overrides_direction_and_tolerance():
@@ -97,6 +103,7 @@ def test_hilci_run_fails_on_a_regression_and_says_it(tmp_path: Path):
             in proc.stdout)
     cases = {c.name: c for c in junit.read_cases(root / "reports" / "junit.xml") if c.suite == "hilci.regressions"}
     assert cases["check.score"].status == "failed"
+    assert "check: cache entry" in proc.stdout and "regressed, the next run measures again" in proc.stdout
     # a feature branch is compared with its target branch's baseline
     proc = hilci(root, "run", env={"HILCI_COMMIT": "c" * 40, "HILCI_BRANCH": "feature/x",
                                    "HILCI_TARGET_BRANCH": "main"})

@@ -18,10 +18,11 @@ from ci.stage import UsageError
 from ci.store import history
 
 LOWER, HIGHER, NEUTRAL = "lower", "higher", "none"
-_LOWER_WORDS = ("latency", "jitter", "p50", "p90", "p95", "p99", "max_ms", "mean_ms", "drop", "loss", "error",
-                "violations", "mismatched", "cv", "lateness", "late", "gap", "max_abs", "max_rel", "time")
-_HIGHER_WORDS = ("rate", "throughput", "accuracy", "agreement", "qps", "fps", "hz")
-_LOWER_UNITS = ("ms", "us", "µs", "ns", "s", "pp", "%")
+# Gated by default only where the direction is unambiguous; anything else (spreads, parity residuals, counts) is
+# gated when hilci.yaml's `regressions.measurements` names its direction.
+_LOWER_WORDS = ("latency", "jitter", "roundtrip", "drop")
+_HIGHER_WORDS = ("rate", "throughput", "accuracy", "agreement", "qps", "fps")
+_LOWER_UNITS = ("ms", "us", "µs", "ns", "s", "pp")
 _HIGHER_UNITS = ("hz", "qps", "fps")
 
 
@@ -74,16 +75,11 @@ class GateSettings:
 
 
 def direction_of(name: str, unit: str) -> str:
-    """Lower is better for times and losses, higher for rates and accuracy; unknown: not gated."""
-    low = name.lower()
-    last = low.rsplit(".", 1)[-1]
-    if any(w in last for w in _HIGHER_WORDS) or unit.lower() in _HIGHER_UNITS:
+    """Lower is better for times and accuracy drops, higher for rates, throughput and accuracy; else not gated."""
+    low, unit = name.lower(), unit.lower()
+    if unit in _HIGHER_UNITS or any(w in low for w in _HIGHER_WORDS):
         return HIGHER
-    if any(w in last for w in _LOWER_WORDS) or unit.lower() in _LOWER_UNITS:
-        return LOWER
-    if any(w in low for w in _HIGHER_WORDS):
-        return HIGHER
-    if any(w in low for w in _LOWER_WORDS):
+    if unit in _LOWER_UNITS or any(w in low for w in _LOWER_WORDS):
         return LOWER
     return NEUTRAL
 
@@ -137,9 +133,12 @@ def judge(name: str, value: float, unit: str, baseline: list[tuple[dict, float]]
     series = [v for _, v in window]
     mean = statistics.fmean(series)
     std = statistics.stdev(series) if len(series) > 1 else 0.0
+    if abs(mean) < 1e-12:
+        return Judgement(name, "not-gated", f"{name} {_fmt(value)}{u}: baseline 0, a relative change is undefined; "
+                         "not gated", value, baseline=mean, runs=len(window))
     sign = 1.0 if direction == LOWER else -1.0
     worse = sign * (value - mean)
-    rel = worse / abs(mean) if mean else (math.inf if worse > 0 else 0.0)
+    rel = worse / abs(mean)
     if settings.test == "z":
         limit = settings.z * std
     elif settings.test == "t":

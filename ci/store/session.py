@@ -16,7 +16,7 @@ from ci import junit
 from ci.model import Pipeline, Stage
 from ci.store import gates, history
 from ci.store.backend import LOCAL_DIR, Store, StoreUnavailable, configured_url, store_url
-from ci.store.cache import Hit, StageCache
+from ci.store.cache import Hit, StageCache, entry_path
 from ci.store.keys import key_for
 from ci.store.provenance import environment_facts, provenance
 
@@ -135,7 +135,7 @@ class StoreSession:
         out: list[gates.Judgement] = []
         loaded: dict[str, history.History] = {}
         for record in self.records:
-            if not record["measurements"]:
+            if record["cached"] or not record["measurements"]:  # judged once, when it was measured
                 continue
             try:
                 if record["board"] not in loaded:
@@ -146,9 +146,10 @@ class StoreSession:
             base = loaded[record["board"]]
             judged = gates.judge_record(record, base.records, branch, settings)
             out += judged
-            if any(j.regressed for j in judged):  # a regressed run is not green: never part of a baseline
-                record["status"] = "regressed"
+            if any(j.regressed for j in judged):  # a regressed run is not green: never part of a baseline,
+                record["status"] = "regressed"   # and its entry goes, so the next run measures again
                 history.append(self.store, record, self.root / LOCAL_DIR)
+                self._drop_entry(record)
         self.judgements = out
         return out
 
@@ -163,6 +164,16 @@ class StoreSession:
             return
         self.records = [r for r in hist.records if r.get("commit") == self.origin["commit"]
                         and r.get("build") == self.origin["build"]]
+
+    def _drop_entry(self, record: dict) -> None:
+        if not record.get("cache_key") or self.store is None:
+            return
+        try:
+            self.store.delete(entry_path(record["stage"], record["cache_key"]))
+        except StoreUnavailable:
+            return
+        self.notes.append(f"{record['stage']}: cache entry {record['cache_key'][:12]} dropped: its measurements "
+                          "regressed, the next run measures again")
 
     def gate_cases(self) -> list:
         """The regression gates as testcases: a failure per regression, skipped when history is too short."""
