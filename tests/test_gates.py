@@ -118,3 +118,30 @@ def test_hilci_run_fails_on_a_regression_and_says_it(tmp_path: Path):
     proc = hilci(root, "run", env={"HILCI_COMMIT": "d" * 40})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "regression (reported, not gated: no shared store): check.score 0.55 pt" in proc.stdout
+
+
+@pytest.mark.parametrize("emulated, status", [(True, "inconclusive"), (False, "regression")])
+def test_timing_on_an_emulated_rig_is_reported_not_gated(tmp_path: Path, emulated: bool, status: str):
+    """A busy shared host stretches an emulated rig's timing: a jump there is inconclusive; a real rig is gated."""
+    from ci.store import history
+    from ci.store.session import StoreSession
+    from tests.fixture_pipelines import PIPELINE
+
+    root = make_project(tmp_path / "p", GOOD)
+    session = StoreSession.open(root, PIPELINE, {"store": (tmp_path / "team").as_uri()})
+    session.origin["target"] = "main"
+    for i in range(6):
+        value = 13.0 if i == 5 else 2.0 + 0.01 * i
+        record = history.make_record(
+            origin={"commit": f"{i:040d}", "branch": "main", "build": f"#{i}"}, board="sim", rig="sim.yaml",
+            stage="hil", start=1000.0 + i, duration_s=1.0, status="passed", key="", environment={},
+            measurements={"camera.jitter": {"value": value, "unit": "ms"}})
+        record["emulated"] = emulated
+        if i < 5:
+            history.append(session.store, record, root)
+    session.records = [record]
+    (judgement,) = session.judge()
+    session.close()
+    assert judgement.status == status
+    assert judgement.message.startswith("camera.jitter 13.0 ms, +")
+    assert judgement.message.endswith("emulated rig, not gated") == emulated

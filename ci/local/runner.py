@@ -101,7 +101,8 @@ class LocalRunner:
             regressions = [j for j in self.store.judge() if j.regressed] if not aborted else []
             self.write_reports()
         word = "regression" if self.store.gating else "regression (reported, not gated: no shared store)"
-        notes = self.store.close() + [f"{word}: {j.message}" for j in regressions]
+        notes = self.store.close() + [f"{word}: {j.message}" for j in regressions] + [
+            f"regression inconclusive: {j.message}" for j in self.store.judgements if j.status == "inconclusive"]
         regressions = regressions if self.store.gating else []
         self.progress.summary(self.outcomes, notes)
         if aborted:

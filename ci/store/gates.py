@@ -94,10 +94,16 @@ class Judgement:
     value: float
     baseline: float | None = None
     runs: int = 0
+    unit: str = ""
 
     @property
     def regressed(self) -> bool:
         return self.status == "regression"
+
+
+def is_timing(unit: str) -> bool:
+    """A time measured on the host (what a busy shared host stretches)."""
+    return unit.lower() in ("ms", "us", "µs", "ns", "s")
 
 
 def t_quantile(p: float, dof: int) -> float:
@@ -150,7 +156,8 @@ def judge(name: str, value: float, unit: str, baseline: list[tuple[dict, float]]
     text = (f"{name} {_fmt(value)}{u}, {change:+.0f}% {'over' if change >= 0 else 'under'} baseline "
             f"{_fmt(mean)}{u} ({branch}, {len(window)} runs up to {str(last.get('commit', '?'))[:7]})")
     regressed = worse > 0 and rel > tolerance and worse > limit
-    return Judgement(name, "regression" if regressed else "ok", text, value, baseline=mean, runs=len(window))
+    return Judgement(name, "regression" if regressed else "ok", text, value, baseline=mean, runs=len(window),
+                     unit=unit)
 
 
 def baseline_for(records: list[dict], stage: str, exclude: tuple[str, str] | None = None) -> list[dict]:

@@ -17,7 +17,7 @@ from ci.model import Pipeline, Stage
 from ci.store import gates, history
 from ci.store.backend import LOCAL_DIR, Store, StoreUnavailable, configured_url, store_url
 from ci.store.cache import Hit, StageCache, entry_path
-from ci.store.keys import key_for
+from ci.store.keys import key_for, rig_is_emulated
 from ci.store.provenance import environment_facts, provenance
 
 TREND_RUNS = 20
@@ -111,13 +111,14 @@ class StoreSession:
     # -- history --------------------------------------------------------------------------------------------
     def record(self, stage: Stage, *, status: str, start: float, duration_s: float, key: str,
                junit_file: Path | None, rig: Path | None, board: str = "local", cached: bool = False) -> None:
-        """Append this stage's record; a restored stage's measurements are gated again but kept out of trends
-        and baselines (`cached`), which would otherwise count one measurement twice."""
+        """Append this stage's record; a restored stage's measurements are kept (`cached`) but out of trends,
+        baselines and gates, which would otherwise count one measurement twice."""
         measurements = {} if junit_file is None else history.measurements_of(junit_file)
         record = history.make_record(origin=self.origin, board=board_label(stage, board, rig),
                                      rig=str(rig) if rig else "", stage=stage.name, start=start,
                                      duration_s=duration_s, status=str(status), key=key,
                                      measurements=measurements, environment=environment_facts(), cached=cached)
+        record["emulated"] = bool(stage.matrix and rig_is_emulated(rig))
         note = history.append(self.store, record, self.root / LOCAL_DIR)
         if note == "kept":
             self.spooled += 1
@@ -145,6 +146,10 @@ class StoreSession:
                 return out
             base = loaded[record["board"]]
             judged = gates.judge_record(record, base.records, branch, settings)
+            if record.get("emulated"):  # an emulated rig's timing follows the shared host: reported, not gated
+                for j in judged:
+                    if j.regressed and gates.is_timing(j.unit):
+                        j.status, j.message = "inconclusive", f"{j.message}: emulated rig, not gated"
             out += judged
             if any(j.regressed for j in judged):  # a regressed run is not green: never part of a baseline,
                 record["status"] = "regressed"   # and its entry goes, so the next run measures again
@@ -186,6 +191,8 @@ class StoreSession:
                 kw["failure"] = j.message
             elif j.regressed:
                 kw["skipped"] = f"not gated (no shared store): {j.message}"
+            elif j.status == "inconclusive":
+                kw["skipped"] = j.message
             elif j.status == "too-little-history":
                 kw["skipped"] = j.message
             cases.append(junit.make_case(j.name, "hilci.regressions", properties=[("regression.baseline",
