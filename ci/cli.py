@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ci.kube.deviceplugin.cli",
     "conversion.cli",
     "ci.hil.cli",
+    "ci.store.cli",
 )
 
 

@@ -61,6 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--rig", default=None, help=f"rig YAML for the matrix stages (default {DEFAULT_RIG})")
     run.add_argument("--no-cache", action="store_true", help="run every stage, neither reading nor writing the cache")
     run.add_argument("--pipeline", default=None, help="pipeline definition as module:attr (default: the project's)")
+    run.add_argument("-n", "--dry-run", action="store_true",
+                     help="run nothing: say for each stage whether it would run or be cached, and why")
     run.set_defaults(func=cmd_run)
 
     stage = sub.add_parser("stage", help="run one stage here (what each Jenkins stage runs)")
@@ -78,6 +80,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ci.local.runner import LocalRunner, RunOptions
 
     spec = args.pipeline or os.environ.get("HILCI_PIPELINE") or ""
+    if args.dry_run:
+        from ci.store.cli import cmd_plan
+
+        args.json, args.jenkins = False, False
+        return cmd_plan(args)
     pipeline = load_pipeline(spec or None)
     root = find_root(pipeline)
     only = parse_only(args.only)
@@ -97,12 +104,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from ci.stage import run_stage
+    from ci.store.stagerun import run_stage_with_store
 
     pipeline = load_pipeline()
     pipeline.stage(args.name)
-    return run_stage(project_root(), pipeline, args.name, rig=Path(args.rig) if args.rig else None,
-                     board=args.board)
+    return run_stage_with_store(project_root(), pipeline, args.name, rig=Path(args.rig) if args.rig else None,
+                                board=args.board)
 
 
 def cmd_stages(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from ci.settings import SettingsError, as_dict, build, nearest
 from ci.yamlfile import YamlFileError, load_yaml
 
 STORE = "store"  # top-level key: the URL of the stage store (ci.store); HILCI_STORE overrides it
+REGRESSIONS = "regressions"  # top-level key: the regression gates' settings (ci.store.gates.GateSettings)
 
 
 class ConfigError(ValueError):
@@ -36,6 +37,7 @@ class Config:
     path: Path
     sections: dict[str, Any] = field(default_factory=dict)
     store: str | None = None
+    regressions: Any = None  # GateSettings, when the file has the section
 
     def settings(self, stage: str) -> Any:
         """The stage's settings object (its class's defaults when the file has no section)."""
@@ -76,7 +78,7 @@ def read(root: Path, pipeline: Pipeline) -> tuple[Config, list[str]]:
     if not isinstance(data, dict):
         return config, [f"{shown}: expected a mapping of stage names to settings, got {type(data).__name__}"]
     problems: list[str] = []
-    known = (*pipeline.names, STORE)
+    known = (*pipeline.names, STORE, REGRESSIONS)
     for key in data:
         if key not in known:
             problems.append(f"{shown}: {key}: unknown section{nearest(str(key), known)}")
@@ -84,6 +86,14 @@ def read(root: Path, pipeline: Pipeline) -> tuple[Config, list[str]]:
     if store is not None and (not isinstance(store, str) or not store.strip()):
         problems.append(f"{shown}: {STORE}: expected a URL or a path, got {store!r}"[:200])
     config.store = store if isinstance(store, str) and store.strip() else None
+    if data.get(REGRESSIONS) is not None:
+        from ci.store.gates import GateSettings
+
+        try:
+            config.regressions = build(GateSettings, data[REGRESSIONS], file=shown, prefix=f"{REGRESSIONS}.")
+            config.regressions.check(shown)
+        except SettingsError as exc:
+            problems.append(str(exc))
     for stage in pipeline.stages:
         value = data.get(stage.name)
         try:

@@ -129,6 +129,17 @@ class Pipeline:
             stages = [s for s in stages if s.name in only]
         return stages
 
+    def needs_closure(self, stage: Stage) -> list[Stage]:
+        """Every stage `stage` needs, directly or not, in pipeline order."""
+        seen: set[str] = set()
+        todo = list(stage.needs)
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(self.stage(name).needs)
+        return [s for s in self.stages if s.name in seen]
+
     def pod_templates(self, stage: Stage) -> list[str]:
         """The pod template files a stage runs in: one, or one per board for matrix stages."""
         if stage.matrix:

@@ -20,6 +20,7 @@ from typing import Any
 from ci import junit
 from ci.measurements import Measurement
 from ci.model import Pipeline, Stage
+from ci.settings import as_dict
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -97,9 +98,15 @@ def log(message: str) -> None:
 
 
 def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
-    """Every stage's hilci.yaml section as plain data (see `ci.config`); a bad file is a UsageError naming it."""
+    """Every stage's hilci.yaml section as plain data (see `ci.config`), plus the top-level `store` URL and
+    `regressions` settings when the file sets them; a bad file is a UsageError naming it."""
     config = _read_config(root, pipeline)
-    return {name: config.section(name) for name in pipeline.names}
+    data: dict[str, Any] = {name: config.section(name) for name in pipeline.names}
+    if config.store:
+        data["store"] = config.store
+    if config.regressions is not None:
+        data["regressions"] = as_dict(config.regressions)
+    return data
 
 
 def _read_config(root: Path, pipeline: Pipeline):

@@ -68,6 +68,27 @@ def build(ctx: StageContext) -> None:
                  details=(proc.stdout + proc.stderr)[-4000:])
 
 
+def _regression_gates(ctx: StageContext) -> list[dict]:
+    """With a store configured: this build's records against the baseline (a testcase each), and the trends."""
+    from ci.commands import load_pipeline
+    from ci.stage import load_config
+    from ci.store.session import StoreSession
+    from ci.store.stagerun import wanted
+
+    config = load_config(ctx.root, load_pipeline())
+    if not wanted(ctx.root, config):  # no shared store, or `hilci run`, which gates the run itself
+        return []
+    session = StoreSession.open(ctx.root, load_pipeline(), config, use_cache=False)
+    try:
+        session.adopt_build()
+        session.judge()
+        ctx.cases.extend(session.gate_cases())
+        return session.trends()
+    finally:
+        for note in session.close():
+            ctx.log(f"note: {note}")
+
+
 def report(ctx: StageContext) -> None:
     """Merge every stage's JUnit into reports/junit.xml and render reports/index.html."""
     from ci.local.report import write_reports
@@ -77,6 +98,7 @@ def report(ctx: StageContext) -> None:
              for p in sorted({*junit_dir.glob(f"{stage.name}.xml"), *junit_dir.glob(f"{stage.name}-*.xml")})]
     if not files:
         raise StageError(f"no JUnit files in {junit_dir} to report on")
-    html = write_reports(ctx.root, files, title=(ctx.settings or ReportSettings()).title)
+    trends = _regression_gates(ctx)
+    html = write_reports(ctx.root, files, title=(ctx.settings or ReportSettings()).title, trends=trends)
     ctx.case("report", properties=[("report.html", str(html.relative_to(ctx.root))),
                                    ("report.junit_files", str(len(files)))])

@@ -144,6 +144,54 @@ def _parity_gate(ctx: StageContext, stage: str, par, min_parity: float) -> None:
     ctx.gate("parity", *ms)
 
 
+def _stored_engine(ctx: StageContext, onnx_path: Path, backend: str, options: dict, lineage: dict, build) -> Path:
+    """The engine from the store when one was built from this ONNX with this runtime on this board, else built
+    here (with the GPU's stored TensorRT timing cache) and stored; says which."""
+    import platform
+
+    from ci.commands import load_pipeline
+    from ci.store.engines import EngineStore, engine_key, timing_key
+    from conversion.engines import TENSORRT
+
+    if backend == TENSORRT:
+        from conversion.engines import tensorrt as impl
+
+        version, (gpu, _cuda) = impl.import_tensorrt().__version__, impl.device_properties()
+        device = f"{ctx.board}/{(gpu or {}).get('name', 'gpu')}"
+    else:
+        import onnxruntime
+
+        from conversion.engines import onnxruntime as impl
+
+        version, device = onnxruntime.__version__, f"{ctx.board}/{platform.machine()}"
+    key = engine_key(backend=backend, runtime_version=version, device=device, onnx_sha256=manifest.sha256_file(
+        onnx_path), settings={"options": options, "inputs": {k: manifest.sha256_file(v) for k, v in lineage.items()}})
+    engines = EngineStore.for_project(ctx.root, load_pipeline())
+    try:
+        out = ctx.artifacts / impl.ENGINE_NAME
+        record = engines.fetch(key, ctx.artifacts)
+        if record is not None and out.is_file():
+            ctx.log(f"convert: reused the {backend} engine {key[:12]} from the store (built by "
+                    f"{record.get('commit', '?')[:12]} ({record.get('build', '?')}), {version} on {device})")
+            return out
+        timing = getattr(impl, "TIMING_CACHE_NAME", None)
+        if timing and engines.fetch(timing_key(backend=backend, runtime_version=version, device=device),
+                                    ctx.artifacts) is not None:
+            ctx.log(f"convert: reusing the stored TensorRT timing cache for {version} on {device}")
+        path = build(onnx_path, backend, ctx.artifacts, options, inputs=lineage, root=ctx.root)
+        files = sorted(ctx.artifacts.glob(path.name + "*"))  # the engine, its manifest, its layer info
+        if timing and (ctx.artifacts / timing).is_file():
+            files.append(ctx.artifacts / timing)
+            engines.put(timing_key(backend=backend, runtime_version=version, device=device), [ctx.artifacts / timing])
+        if engines.put(key, files, {"backend": backend, "runtime": version, "device": device}):
+            ctx.log(f"convert: built the {backend} engine {key[:12]} and stored it for later builds on {device}")
+        return path
+    finally:
+        for note in engines.notes:
+            ctx.log(f"convert: note: {note}")
+        engines.close()
+
+
 def convert(ctx: StageContext) -> None:
     """Engine build (TensorRT where installed, else ONNX Runtime), parity and benchmark; gates: parity, latency."""
     from conversion import benchmark, lint, parity
@@ -179,11 +227,9 @@ def convert(ctx: StageContext) -> None:
     except (OSError, KeyError, ValueError) as exc:
         raise StageError(f"{ref_path}: reference outputs missing or unreadable ({exc})") from None
     lineage = {"reference": ref_path}
-    engine_path = build_engine(onnx_path, ONNXRUNTIME, ctx.artifacts, cfg["onnxruntime"], inputs=lineage,
-                               root=ctx.root)  # artifacts/convert/engine.onnx: what the hil stage runs
-    if backend == TENSORRT:
-        engine_path = build_engine(onnx_path, TENSORRT, ctx.artifacts, cfg["tensorrt"], inputs=lineage,
-                                   root=ctx.root)
+    engine_path = _stored_engine(ctx, onnx_path, ONNXRUNTIME, cfg["onnxruntime"], lineage, build_engine)
+    if backend == TENSORRT:  # artifacts/convert/engine.onnx above is what the hil stage runs
+        engine_path = _stored_engine(ctx, onnx_path, TENSORRT, cfg["tensorrt"], lineage, build_engine)
     options = cfg["onnxruntime"] if backend == ONNXRUNTIME else {}
     engine = load_engine(engine_path, **options)
     par = parity.compare(reference, engine.run(x), atol=cfg["atol"], rtol=cfg["rtol"],

@@ -60,7 +60,7 @@ def test_matrix_rendering_has_the_declarative_shape(matrix_text):
     p = matrix_pipeline()
     check(matrix_text, p, ROOT)
     assert "agent none" in matrix_text.split("stages {")[0]
-    assert matrix_text.count("retries 2") == 5  # build, train, quantize, one Jetson pod per board, report
+    assert matrix_text.count("retries 2") == 6  # plan, build, train, quantize, one Jetson pod per board, report
     # podRetention onFailure() keeps a pod only when the pod failed, not the stage: diagnostics are archived
     assert "podRetention" not in matrix_text
     assert matrix_text.count("unsuccessful {") == 6 and "diagnostics(\"hil-${BOARD}\")" in matrix_text
@@ -69,13 +69,14 @@ def test_matrix_rendering_has_the_declarative_shape(matrix_text):
     # the matrix decides before its rig lock, so a skipped board does not wait for the lock
     matrix_when = matrix_text.split("matrix {")[1].split("agent {")[0]
     assert "beforeAgent true" in matrix_when and "beforeOptions true" in matrix_when
-    assert "boardSelected(env.BOARD) && hasPassed('quantize')" in matrix_when
+    assert "expression { boardSelected(env.BOARD) && " in matrix_when
+    assert "&& hasPassed('quantize') }" in matrix_when
     assert "string(name: 'BOARDS', defaultValue: 'all'" in matrix_text.split("stages {")[0]
     assert 'yamlFile "podtemplates/jetson-${BOARD}.yaml"' in matrix_text
     assert "values " + ", ".join(f"'{b.name}'" for b in p.boards) in matrix_text
     assert 'lock(resource: "rig-${BOARD}")' in matrix_text
     assert "disableConcurrentBuilds(abortPrevious: true)" in matrix_text and "buildDiscarder(" in matrix_text
-    assert matrix_text.count("keepProperties: true") == 6
+    assert matrix_text.count("keepProperties: true") == 7  # the plan publishes the cached stages' JUnit
     assert 'junit testResults: "reports/junit/hil-${BOARD}.xml", keepProperties: true' in matrix_text
     assert "archiveArtifacts artifacts: 'artifacts/quantize/*.onnx', fingerprint: true" in matrix_text
     # the ONNX goes from the GPU pod to the Jetson pods by stash; engines stay on the device
@@ -92,7 +93,7 @@ def test_matrix_rendering_has_the_declarative_shape(matrix_text):
 def test_stage_order_and_lock_come_from_the_definition(matrix_text):
     tree = parse(matrix_text)
     names = [i.strings()[0] for i in tree.walk() if i.name == "stage" and i.block is not None]
-    assert names == ["build", "train", "quantize", "jetson: convert, hil", "convert", "hil", "report"]
+    assert names == ["plan", "build", "train", "quantize", "jetson: convert, hil", "convert", "hil", "report"]
 
 
 def _groovy_run(*files: Path, run_file: Path) -> str:

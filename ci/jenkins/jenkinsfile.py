@@ -37,6 +37,7 @@ def render(pipeline: Pipeline) -> str:
     """The Jenkinsfile text for `pipeline` (deterministic: equal definitions give equal bytes)."""
     out = _Writer()
     out.lines(_HEADER)
+    out.lines(_PLAN_HEADER)
     out.line("// The rig wired to each Jetson board (ci/definition.py: Pipeline.boards).")
     out.line("def rigFor(String board) {")
     rigs = ", ".join(f"{_q(b.name)}: {_q(b.rig)}" for b in pipeline.boards) or ":"
@@ -62,6 +63,7 @@ def render(pipeline: Pipeline) -> str:
         out.line("}")
         out.line("stages {")
         with out.indent():
+            _plan_stage(out, pipeline)
             for group in _groups(pipeline):
                 if group[0].matrix:
                     _matrix(out, pipeline, group)
@@ -136,6 +138,60 @@ def unstashAll(List<String> names) {
 """
 
 
+_PLAN_HEADER = """\
+// Which stages the plan found passed in the store ("stage" or "stage-board"): never scheduled, counted as passed;
+// the pods of later stages restore their outputs from the store (docs/store.md).
+@Field Map<String, Boolean> cached = [:]
+
+// The plan step, on a CPU pod before any GPU or Jetson is asked for: every stage's key against the store.
+def hilciPlan() {
+    sh(script: 'python -m pip install --quiet --no-deps --no-build-isolation -e .', label: 'install hilci')
+    String ids = sh(script: 'hilci plan --json --jenkins --output reports/plan.json', returnStdout: true,
+                    label: 'hilci plan --json')
+    for (String id : ids.tokenize()) {  // stdout: the cached stages' ids, one a line; the plan is the JSON file
+        cached[id] = true
+        passed[id] = true
+    }
+}
+
+// Whether the plan found a stage (on a board, for matrix stages) passed in the store.
+def isCached(String stage, String board = '') {
+    return cached[board ? "${stage}-${board}".toString() : stage] == true
+}
+"""
+PLAN_STAGE = "plan"
+PLAN_STASH = "junit-plan"
+
+
+def _plan_stage(out: _Writer, pipeline: Pipeline) -> None:
+    """The first stage: `hilci plan` on the CPU pod; publishes the cached stages' JUnit ("cached from ...")."""
+    out.line(f"stage({_q(PLAN_STAGE)}) {{")
+    with out.indent():
+        _kubernetes(out, _q(f"{pipeline.podtemplates_dir}/cpu.yaml"), "cpu")
+        out.line("steps {")
+        with out.indent():
+            out.line("hilciPlan()")
+        out.line("}")
+        out.line("post {")
+        with out.indent():
+            out.line("always {")
+            with out.indent():
+                out.line("archiveArtifacts artifacts: 'reports/plan.json', allowEmptyArchive: true")
+                out.line("junit testResults: 'reports/junit/*.xml', allowEmptyResults: true, keepProperties: true")
+                out.line(f"stash name: {_q(PLAN_STASH)}, includes: 'reports/junit/*.xml', allowEmpty: true")
+            out.line("}")
+        out.line("}")
+    out.line("}")
+
+
+def _not_cached(stage: Stage, group: list[Stage] | None = None) -> str:
+    """The `when` check that skips what the plan found cached (a matrix cell: only when all its stages are)."""
+    board = f", env.{AXIS}" if stage.matrix else ""
+    if group and len(group) > 1:
+        return "!(" + " && ".join(f"isCached({_q(s.name)}{board})" for s in group) + ")"
+    return f"!isCached({_q(stage.name)}{board})"
+
+
 def _build_timeout_min(pipeline: Pipeline) -> int:
     """The whole build's limit: every stage's own limit in sequence, plus an hour for pods and queues."""
     total_s = sum(s.timeout_s for s in pipeline.stages)
@@ -175,23 +231,13 @@ def output_stash(stage: Stage) -> str | None:
     return None if (stage.matrix or not stage.outputs) else f"outputs-{stage.name}"
 
 
-def _needs_closure(pipeline: Pipeline, stage: Stage) -> list[Stage]:
-    """Every stage `stage` needs, directly or not, in pipeline order."""
-    seen: set[str] = set()
-    todo = list(stage.needs)
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo.extend(pipeline.stage(name).needs)
-    return [s for s in pipeline.stages if s.name in seen]
-
-
 def _when(out: _Writer, stage: Stage, pipeline: Pipeline, skip: set[str] = frozenset(),
-          matrix: bool = False) -> None:
-    """Run only when every needed stage passed (checked before a pod is asked for, and for the matrix before its
-    rig lock, with the BOARDS parameter)."""
+          matrix: bool = False, group: list[Stage] | None = None) -> None:
+    """Run only when not cached and every needed stage passed (checked before a pod is asked for, and for the
+    matrix before its rig lock, with the BOARDS parameter)."""
     checks = [f"boardSelected(env.{AXIS})"] if matrix else []
+    if stage.cacheable:
+        checks.append(_not_cached(stage, group))
     for need in stage.needs:
         if need in skip:
             continue
@@ -231,10 +277,10 @@ def _steps(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> 
     with out.indent():
         if stage.gathers:
             others = [s for s in pipeline.stages if s is not stage]
-            unstash = [n for s in others for n in junit_stashes(pipeline, s)]
+            unstash = [PLAN_STASH] + [n for s in others for n in junit_stashes(pipeline, s)]
             unstash += [n for s in others if (n := output_stash(s))]
         else:
-            unstash = [n for s in _needs_closure(pipeline, stage) if (n := output_stash(s)) and n not in in_pod]
+            unstash = [n for s in pipeline.needs_closure(stage) if (n := output_stash(s)) and n not in in_pod]
         in_pod.update(unstash)
         if unstash:
             out.line(f"unstashAll([{', '.join(_q(n) for n in unstash)}])")
@@ -293,7 +339,7 @@ def _matrix(out: _Writer, pipeline: Pipeline, group: list[Stage]) -> None:
                     out.line("values " + ", ".join(_q(b.name) for b in pipeline.boards))
                 out.line("}")
             out.line("}")
-            _when(out, group[0], pipeline, matrix=True)
+            _when(out, group[0], pipeline, matrix=True, group=group)
             _kubernetes(out, f'"{pipeline.podtemplates_dir}/jetson-${{{AXIS}}}.yaml"', "jetson")
             out.line("options {")
             with out.indent():
@@ -302,11 +348,10 @@ def _matrix(out: _Writer, pipeline: Pipeline, group: list[Stage]) -> None:
             out.line("stages {")
             in_pod: set[str] = set()
             with out.indent():
-                for i, stage in enumerate(group):
+                for stage in group:
                     out.line(f"stage({_q(stage.name)}) {{")
                     with out.indent():
-                        if i:
-                            _when(out, stage, pipeline, skip=set(group[0].needs) - names)
+                        _when(out, stage, pipeline, skip=set(group[0].needs) - names)
                         _steps(out, pipeline, stage, in_pod)
                         _post(out, stage)
                     out.line("}")

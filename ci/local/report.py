@@ -57,7 +57,7 @@ class StageRow:
 
 # -- reading -------------------------------------------------------------------------------------------------
 def write_reports(root: Path, junit_files: Iterable[Path], outcomes=None, title: str = "hilci pipeline",
-                  sections: Iterable[str] = ()) -> Path:
+                  sections: Iterable[str] = (), trends: list[dict] | None = None) -> Path:
     """Merge the stage JUnit files into reports/junit.xml and render reports/index.html; return the HTML path."""
     reports = root / "reports"
     files = [Path(f) for f in junit_files]
@@ -71,6 +71,8 @@ def write_reports(root: Path, junit_files: Iterable[Path], outcomes=None, title:
     else:
         rows = rows_from_cases(cases, props, reports)
     out = reports / "index.html"
+    if trends:
+        sections = [*sections, trend_section(trends)]
     out.write_text(render_html(title, rows, cases, run_facts(root, props), sections))
     return out
 
@@ -83,6 +85,31 @@ def stage_properties(suites: dict[str, dict[str, str]]) -> dict[str, dict[str, s
         for key, value in props.items():
             out[stage].setdefault(key, value)
     return dict(out)
+
+
+def trend_section(trends: list[dict], width: int = 240, height: int = 36) -> str:
+    """Each measurement over the last runs on the same board (ci.store.session.trends), the current run marked."""
+    esc = html.escape
+    rows = []
+    for t in trends:
+        values = [p["value"] for p in t["points"]]
+        low, high = min(values), max(values)
+        span = (high - low) or 1.0
+        step = (width - 8) / max(1, len(values) - 1)
+        xy = [(4 + i * step, height - 4 - (v - low) / span * (height - 8)) for i, v in enumerate(values)]
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+        marks = "".join(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3.5' fill='#c62828'><title>this run "
+                        f"{esc(p['commit'])}: {p['value']:g}</title></circle>"
+                        for (x, y), p in zip(xy, t["points"], strict=True) if p["current"])
+        svg = (f"<svg class='trend' width='{width}' height='{height}'><polyline points='{line}' fill='none' "
+               f"stroke='#1565c0' stroke-width='1.5'/>{marks}</svg>")
+        current = next((p["value"] for p in t["points"] if p["current"]), values[-1])
+        rows.append(f"<tr><td>{esc(t['name'])}</td><td>{esc(t['board'])}</td><td>{len(values)}</td>"
+                    f"<td>{low:g} … {high:g} {esc(t['unit'])}</td><td>{current:g} {esc(t['unit'])}</td>"
+                    f"<td>{svg}</td></tr>")
+    return ("<h2>Trends</h2><p>Each measurement over the last runs of this branch on the same board; "
+            "the red dot is this run.</p><table class='trends'><tr><th>measurement</th><th>board</th>"
+            "<th>runs</th><th>range</th><th>this run</th><th>trend</th></tr>" + "".join(rows) + "</table>")
 
 
 def _log_link(reports: Path, log: str) -> str:

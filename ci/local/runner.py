@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ci import junit
-from ci.local.cache import StageCache, stage_key
 from ci.local.progress import Progress
 from ci.model import Pipeline, Stage, StageOutcome, Status
 from ci.stage import EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
 from ci.stage_progress import PROGRESS_ENV, progress_file, read_progress
-from ci.yamlfile import YamlFileError, load_yaml
+from ci.store.keys import cacheable_on, rig_is_emulated  # noqa: F401 - rig_is_emulated: moved there
+from ci.store.session import StoreSession
 
 PASSED, FAILED, ERROR, CACHED, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.CACHED, Status.SKIPPED
 KILL_GRACE_S = 5.0
@@ -36,7 +36,6 @@ class RunOptions:
     rig: Path | None = None
     use_cache: bool = True
     pipeline_spec: str = ""  # "module:attr" handed to the children; "" = the default definition
-    cache_dir: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -59,7 +58,7 @@ class LocalRunner:
         self.options = options
         self.progress = progress or Progress.for_stream(sys.stdout)
         self.config = load_config(root, pipeline)
-        self.cache = StageCache(root, options.cache_dir or root / ".hilci-cache") if options.use_cache else None
+        self.store = StoreSession.open(root, self.pipeline, self.config, use_cache=options.use_cache)
         self.outcomes: list[StageOutcome] = []
         self._child: subprocess.Popen | None = None
         self._t0 = 0.0
@@ -93,38 +92,49 @@ class LocalRunner:
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
+            regressions = [j for j in self.store.judge() if j.regressed] if not aborted else []
             self.write_reports()
-        self.progress.summary(self.outcomes, self.cache.discarded if self.cache else [],
-                              self.root / "reports" / "junit")
+        word = "regression" if self.store.gating else "regression (reported, not gated: no shared store)"
+        notes = self.store.close() + [f"{word}: {j.message}" for j in regressions] + [
+            f"regression inconclusive: {j.message}" for j in self.store.judgements if j.status == "inconclusive"]
+        regressions = regressions if self.store.gating else []
+        self.progress.summary(self.outcomes, notes, self.root / "reports" / "junit")
         if aborted:
             return 128 + aborted.signum
-        return self.exit_code()
+        return self.exit_code(regressions=bool(regressions))
 
-    def exit_code(self) -> int:
+    def exit_code(self, regressions: bool = False) -> int:
         bad = [o for o in self.outcomes if o.status in (FAILED, ERROR)]
         if not bad:
-            return EXIT_OK
+            return EXIT_FAILED if regressions else EXIT_OK
         return EXIT_FAILED if all(o.status == FAILED for o in bad) else EXIT_ERROR
 
     def _run_one(self, stage: Stage) -> StageOutcome:
         start = time.perf_counter() - self._t0
         rig = self._rig_for(stage)
-        key, record = ("", {})
+        key, parts = ("", {})
+        rig_file = self.root / rig if rig is not None else None
         if self._cacheable(stage, rig):
-            key, record = stage_key(self.root, stage, self.config.get(stage.name) or {}, rig)
-            hit = self.cache.lookup(stage.name, key)
+            key, parts = self.store.key(stage, rig_file)
+            hit = self.store.lookup(stage, key)
             if hit is not None:
-                self.cache.restore(hit, stage.outputs)
+                self.store.cache.restore(hit, stage)
                 self._restore_reports(stage, hit)
                 outcome = StageOutcome(stage.name, CACHED, start, time.perf_counter() - self._t0 - start,
-                                       reason=f"inputs unchanged (key {key[:12]})", exit_code=0, cache_key=key,
-                                       log=str(self._log_path(stage).relative_to(self.root)))
+                                       reason=f"{hit.origin}; inputs unchanged (key {key[:12]})", exit_code=0,
+                                       cache_key=key, log=str(self._log_path(stage).relative_to(self.root)))
                 self.progress.finished(outcome)
+                self.store.record(stage, status=CACHED, start=time.time(), duration_s=outcome.duration_s, key=key,
+                                  junit_file=self._junit(stage), rig=rig_file, cached=True)
                 return outcome
+        wall_start = time.time()
         outcome = self._execute(stage, rig, start)
         outcome.cache_key = key
         if self._cacheable(stage, rig) and outcome.status == PASSED:
-            self.cache.store(stage, key, record, self._junit(stage), self._log_path(stage))
+            self.store.save(stage, key, parts, self._junit(stage), self._log_path(stage))
+        if outcome.status in (PASSED, FAILED):
+            self.store.record(stage, status=outcome.status, start=wall_start, duration_s=outcome.duration_s,
+                              key=key, junit_file=self._junit(stage), rig=rig_file)
         return outcome
 
     def _execute(self, stage: Stage, rig: Path | None, start: float) -> StageOutcome:
@@ -136,6 +146,7 @@ class LocalRunner:
         inside = progress_file(self.root, stage.name)
         inside.unlink(missing_ok=True)
         env = {**os.environ, **self.options.env, "HILCI_ROOT": str(self.root), "PYTHONUNBUFFERED": "1",
+               "HILCI_STAGE_CACHE": "0",  # the runner keeps the cache and the history itself
                PROGRESS_ENV: str(inside)}
         if self.options.pipeline_spec:
             env["HILCI_PIPELINE"] = self.options.pipeline_spec
@@ -237,18 +248,14 @@ class LocalRunner:
         junit.write_suite(self._junit(stage), self._suite_name(stage), [case], [("hilci.stage", stage.name)])
 
     def _restore_reports(self, stage: Stage, hit) -> None:
-        """A cached stage's JUnit is the one it passed with, marked as cached (suite properties)."""
-        made = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hit.created))
-        junit.with_suite_properties(hit.junit, self._junit(stage),
-                                    [("hilci.cached", "true"), ("hilci.cached_from", made)])
+        """A cached stage's JUnit is the one it passed with, marked as cached from its commit and build."""
+        self.store.write_cached_junit(hit, self._junit(stage))
         log = self._log_path(stage)
-        log.write_text(f"cached: restored from {hit.path}\n--- log of the run that produced it ---\n"
-                       + hit.log.read_text(errors="replace"))
+        log.write_bytes(f"{hit.origin}: restored from {self.store.display} (entry {hit.key[:12]})\n"
+                        "--- log of the run that produced it ---\n".encode() + hit.log)
 
     def _cacheable(self, stage: Stage, rig: Path | None) -> bool:
-        if self.cache is None or not stage.cacheable:
-            return False
-        return not stage.rerun_on_real_rig or rig_is_emulated(self.root / rig if rig else None)
+        return self.store.cache is not None and cacheable_on(stage, self.root / rig if rig else None)
 
     # -- paths and reports --------------------------------------------------------------------------------
     def _rig_for(self, stage: Stage) -> Path | None:
@@ -277,20 +284,12 @@ class LocalRunner:
         from ci.local.report import write_reports
 
         run_file = self.root / "reports" / "run.json"
-        run_file.write_text(json.dumps({"stages": [asdict(o) for o in self.outcomes]}, indent=1))
+        run_file.write_text(json.dumps({"stages": [asdict(o) for o in self.outcomes], "store": self.store.stats()},
+                                       indent=1))
         files = [self._junit(self.pipeline.stage(o.name)) for o in self.outcomes]
-        write_reports(self.root, [f for f in files if f.is_file()], self.outcomes)
-
-
-def rig_is_emulated(rig: Path | None) -> bool:
-    """Whether a rig YAML says `emulate: true`; anything unreadable counts as real (never cached)."""
-    if rig is None:
-        return False
-    try:
-        data = load_yaml(rig)
-    except YamlFileError:
-        return False
-    return isinstance(data, dict) and data.get("emulate") is True
+        gated = self.store.gates_junit(self.root / "reports" / "junit" / "regressions.xml")
+        write_reports(self.root, [f for f in files if f.is_file()] + ([gated] if gated else []), self.outcomes,
+                      trends=self.store.trends())
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

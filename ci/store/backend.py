@@ -1,0 +1,306 @@
+"""The store's file system: one URL through fsspec (s3fs for S3), blobs by sha256, bounded waits, safe names.
+
+Every call has a time limit: an unreachable store makes a `StoreUnavailable` (the run goes on without the store),
+a refusal (permission denied, bucket missing) a `StoreDenied` (a usage error, exit 2). Messages name the store
+by `display_url`, which never carries credentials.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from ci.digest import sha256_bytes, sha256_file
+from ci.stage import UsageError
+
+ENV_URL = "HILCI_STORE"
+LOCAL_DIR = ".hilci-cache"
+CALL_TIMEOUT_S = float(os.environ.get("HILCI_STORE_TIMEOUT_S", "20"))
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer (unreachable, timed out, broken connection): go on without it."""
+
+
+class StoreDenied(UsageError):
+    """The store refused us (permission denied, bucket missing, full): one line naming its URL, exit 2."""
+
+
+class CorruptBlob(Exception):
+    """A blob is missing or does not hash to its name."""
+
+
+def display_url(url: str) -> str:
+    """The URL without user, password or query (where credentials hide)."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def configured_url(root: Path, config: dict | None = None) -> str | None:
+    """The store URL set by $HILCI_STORE or hilci.yaml's `store:` (None when neither says)."""
+    env = os.environ.get(ENV_URL, "").strip()
+    if env:
+        return env
+    value = (config or {}).get("store")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{root / 'hilci.yaml'}: store: expected a URL such as s3://bucket/prefix or "
+                         f"file:///path, got {value!r}")
+    return value.strip()
+
+
+def store_url(root: Path, config: dict | None = None) -> str:
+    """The configured URL, or the repository's own `.hilci-cache` folder."""
+    return configured_url(root, config) or (root / LOCAL_DIR).resolve().as_uri()
+
+
+@dataclass
+class Listed:
+    """One object under a prefix: its path relative to the store, its size and modification time (epoch s)."""
+
+    rel: str
+    size: int
+    mtime: float
+
+
+class Store:
+    """A store at one URL: relative paths in, bytes out, every call bounded by `timeout_s`."""
+
+    def __init__(self, url: str, timeout_s: float = CALL_TIMEOUT_S) -> None:
+        self.url = url
+        self.display = display_url(url)
+        self.timeout_s = timeout_s
+        self.uploaded_bytes = 0  # what this process sent (the benchmark's bytes per commit)
+        self.local = url.startswith("file:") or "://" not in url
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="hilci-store")
+        self._lock = threading.Lock()
+        self.fs, self.base = self._open(url)
+
+    def _open(self, url: str):
+        if self.local:  # the file backend needs no fsspec: a core install (a Jetson) keeps its local cache
+            path = unquote(urlsplit(url).path) if url.startswith("file:") else url
+            return _LocalFS(), str(Path(path).resolve()).rstrip("/")
+        try:
+            import fsspec
+        except ImportError:
+            raise UsageError(f"store {self.display} needs fsspec: pip install 'hilci[store]'") from None
+        options: dict[str, Any] = {}
+        if url.startswith("s3://"):
+            try:
+                import s3fs  # noqa: F401
+            except ImportError:
+                raise UsageError(f"store {self.display} needs s3fs: pip install 'hilci[store]'") from None
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            options = {"config_kwargs": {"connect_timeout": min(5.0, self.timeout_s),
+                                         "read_timeout": self.timeout_s,
+                                         "retries": {"max_attempts": 2, "mode": "standard"}},
+                       "skip_instance_cache": True}
+            if endpoint:
+                options["endpoint_url"] = endpoint
+        try:
+            fs, path = fsspec.core.url_to_fs(url, **options)
+        except (ValueError, ImportError) as exc:
+            raise UsageError(f"store {self.display}: cannot open ({exc})") from None
+        return fs, path.rstrip("/")
+
+    # -- bounded calls --------------------------------------------------------------------------------------
+    def _call(self, what: str, func, *args, **kwargs):
+        future = self._pool.submit(func, *args, **kwargs)
+        try:
+            return future.result(timeout=self.timeout_s * 3)
+        except concurrent.futures.TimeoutError:
+            raise StoreUnavailable(f"store {self.display}: {what} timed out after {self.timeout_s * 3:g} s") \
+                from None
+        except FileNotFoundError:
+            raise
+        except PermissionError as exc:
+            raise StoreDenied(f"store {self.display}: permission denied ({_short(exc)})") from None
+        except (UsageError, TypeError, AttributeError):  # ours, or a bug: never mistaken for an absent store
+            raise
+        except Exception as exc:  # botocore/aiohttp/OS errors: the store is not there right now
+            text = _short(exc)
+            if "NoSuchBucket" in text or "bucket does not exist" in text.lower():
+                raise StoreDenied(f"store {self.display}: bucket missing ({text})") from None
+            if "No space left" in text or "QuotaExceeded" in text or "EntityTooLarge" in text:
+                raise StoreDenied(f"store {self.display}: store full ({text})") from None
+            raise StoreUnavailable(f"store {self.display}: {what} failed ({text})") from None
+
+    def _path(self, rel: str) -> str:
+        return f"{self.base}/{rel}"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def probe(self) -> None:
+        """Check the store answers and lets us write; raise StoreUnavailable or StoreDenied."""
+        if self.local:
+            base = Path(self.base)
+            if base.exists() and not base.is_dir():
+                raise StoreDenied(f"cache {base} is not a directory")
+            try:
+                base.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreDenied(f"cache {base} is unreadable or unwritable ({exc.strerror})") from None
+        else:
+            bucket = self.base.split("/", 1)[0]
+            try:
+                self._call("checking the bucket", self.fs.ls, bucket, detail=False)
+            except FileNotFoundError:
+                raise StoreDenied(f"store {self.display}: bucket {bucket} missing") from None
+        try:
+            self.write_bytes(".probe", b"ok")
+        except OSError as exc:
+            raise StoreDenied(f"cache {self.base} is unreadable or unwritable ({exc.strerror})") from None
+        except StoreUnavailable as exc:
+            if self.local:
+                raise StoreDenied(str(exc)) from None
+            raise
+
+    # -- objects --------------------------------------------------------------------------------------------
+    def read_bytes(self, rel: str) -> bytes | None:
+        """The object's bytes, or None when there is none."""
+        try:
+            return self._call(f"reading {rel}", self.fs.cat_file, self._path(rel))
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            return None
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write one object whole (a local file is renamed into place; an S3 PUT is atomic)."""
+        path = self._path(rel)
+        if self.local:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return
+        self._call(f"writing {rel}", self.fs.pipe_file, path, data)
+
+    def exists(self, rel: str) -> bool:
+        return bool(self._call(f"looking up {rel}", self.fs.exists, self._path(rel)))
+
+    def delete(self, rel: str) -> None:
+        try:
+            self._call(f"deleting {rel}", self.fs.rm_file, self._path(rel))
+        except FileNotFoundError:
+            pass
+
+    def list(self, prefix: str) -> list[Listed]:
+        """Every object below `prefix` (recursively), with size and modification time."""
+        try:
+            found = self._call(f"listing {prefix}", self.fs.find, self._path(prefix), detail=True)
+        except FileNotFoundError:
+            return []
+        out = []
+        base = self.base + "/"
+        for path, info in found.items():
+            rel = path[len(base):] if path.startswith(base) else path
+            if rel.rsplit("/", 1)[-1].startswith((".tmp-", ".probe")):
+                continue
+            out.append(Listed(rel, int(info.get("size") or 0), _mtime(info)))
+        return sorted(out, key=lambda item: item.rel)
+
+    # -- blobs ----------------------------------------------------------------------------------------------
+    def put_blob(self, path: Path) -> str:
+        """Upload a file as `blobs/<sha256>` (skipped when already there); returns its digest."""
+        digest = sha256_file(path)
+        rel = blob_path(digest)
+        if not self.exists(rel):
+            self.write_bytes(rel, path.read_bytes())
+            self.uploaded_bytes += path.stat().st_size
+        return digest
+
+    def put_blob_bytes(self, data: bytes) -> str:
+        digest = sha256_bytes(data)
+        rel = blob_path(digest)
+        if not self.exists(rel):
+            self.write_bytes(rel, data)
+            self.uploaded_bytes += len(data)
+        return digest
+
+    def get_blob(self, digest: str) -> bytes:
+        """A blob's bytes, checked against its name: CorruptBlob when missing or tampered."""
+        if not is_digest(digest):
+            raise CorruptBlob(f"{digest!r} is not a sha256")
+        data = self.read_bytes(blob_path(digest))
+        if data is None:
+            raise CorruptBlob(f"blob {digest[:12]} missing")
+        if sha256_bytes(data) != digest:
+            self.delete(blob_path(digest))  # garbage under a name it does not hash to: a rebuild re-uploads it
+            raise CorruptBlob(f"blob {digest[:12]} does not match its sha256")
+        return data
+
+
+class _LocalFS:
+    """The few file-system calls the store makes, on a local folder (fsspec's names and behaviour)."""
+
+    @staticmethod
+    def cat_file(path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    @staticmethod
+    def exists(path: str) -> bool:
+        return Path(path).exists()
+
+    @staticmethod
+    def rm_file(path: str) -> None:
+        Path(path).unlink()
+
+    @staticmethod
+    def find(path: str, detail: bool = True) -> dict[str, dict]:
+        root = Path(path)
+        if not root.exists():
+            raise FileNotFoundError(path)
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        out = {}
+        for p in files:
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # removed while listing (gc, a discard)
+                continue
+            out[str(p)] = {"size": st.st_size, "mtime": st.st_mtime}
+        return out
+
+
+def blob_path(digest: str) -> str:
+    return f"blobs/{digest[:2]}/{digest}"
+
+
+def is_digest(value: Any) -> bool:
+    return isinstance(value, str) and bool(_DIGEST.match(value))
+
+
+def _mtime(info: dict) -> float:
+    value = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"(?i)(aws_secret_access_key|secret|signature|credential)=[^&\s]+", r"\1=***", text)[:200]

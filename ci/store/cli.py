@@ -1,0 +1,220 @@
+"""The store's commands: `hilci plan`, `hilci history`, `hilci compare`, `hilci store gc` (and `hilci run -n`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+DEFAULT_PROTECT = ("main", "master")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    plan = sub.add_parser("plan", help="for each stage: run or cached, and why (what changed since the entry)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON (what the Jenkinsfile reads)")
+    plan.add_argument("--jenkins", action="store_true",
+                      help="plan every board of the matrix and write the cached stages' JUnit (Jenkins's plan step)")
+    plan.add_argument("--rig", default=None, help="rig YAML for the matrix stages (default: hilci run's)")
+    plan.add_argument("--output", default=None, metavar="FILE",
+                      help="write the plan to FILE and print only the cached stages' ids, one a line "
+                           "(what the Jenkinsfile reads)")
+    plan.add_argument("--only", action="append", default=[], metavar="STAGE")
+    plan.add_argument("--from", dest="start_from", metavar="STAGE")
+    plan.set_defaults(func=cmd_plan)
+
+    hist = sub.add_parser("history", help="measurements over past runs, from the store, with a sparkline")
+    hist.add_argument("--measurement", "-m", default=None, help="one measurement: every run's value")
+    hist.add_argument("--branch", "-b", default=None, help="branch (default: the current one)")
+    hist.add_argument("--board", default=None, help="board or rig (default: every board)")
+    hist.add_argument("--last", type=int, default=30, help="runs to show (default: %(default)s)")
+    hist.set_defaults(func=cmd_history)
+
+    comp = sub.add_parser("compare", help="the measurement differences between two commits")
+    comp.add_argument("rev_a")
+    comp.add_argument("rev_b")
+    comp.add_argument("--board", default=None)
+    comp.set_defaults(func=cmd_compare)
+
+    store = sub.add_parser("store", help="the shared store: gc")
+    ssub = store.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
+    gc = ssub.add_parser("gc", help="evict old entries; never what the last green run of a protected branch uses")
+    gc.add_argument("--keep-days", type=float, default=30.0, help="keep entries younger than this (default 30)")
+    gc.add_argument("--max-gb", type=float, default=50.0, help="evict oldest entries above this size (default 50)")
+    gc.add_argument("--protect", action="append", default=[], metavar="BRANCH",
+                    help="protected branch (repeatable; default: main and master)")
+    gc.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    gc.set_defaults(func=cmd_gc)
+    show = ssub.add_parser("url", help="print the store URL in use (without credentials)")
+    show.set_defaults(func=cmd_url)
+
+
+def _context(pipeline_spec: str | None = None):
+    from ci.commands import load_pipeline, project_root
+    from ci.stage import load_config
+
+    root = project_root()
+    pipeline = load_pipeline(pipeline_spec).validate(root)
+    return root, pipeline, load_config(root, pipeline)
+
+
+def _session(use_cache: bool = True, pipeline_spec: str | None = None):
+    from ci.store.session import StoreSession
+
+    root, pipeline, config = _context(pipeline_spec)
+    return StoreSession.open(root, pipeline, config, use_cache=use_cache)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from ci.commands import DEFAULT_RIG
+    from ci.local.runner import select_stages
+    from ci.store.plan import as_json, as_text, make_plan
+
+    session = _session(use_cache=not getattr(args, "no_cache", False), pipeline_spec=getattr(args, "pipeline", None))
+    try:
+        only = tuple(n.strip() for item in args.only for n in item.split(",") if n.strip())
+        stages = select_stages(session.pipeline, only, args.start_from)
+        rig = Path(args.rig or DEFAULT_RIG)
+        rows = make_plan(session, stages, rig=rig, jenkins=args.jenkins)
+    finally:
+        notes = session.close()
+    if getattr(args, "json", False):
+        data = as_json(session, rows)
+        data["notes"] = notes
+        text = json.dumps(data, indent=1) + "\n"
+        if getattr(args, "output", None):
+            out = session.root / args.output
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr)
+            sys.stdout.write("".join(f"{ident}\n" for ident in data["cached"]))
+        else:
+            sys.stdout.write(text)
+    else:
+        sys.stdout.write(as_text(session, rows))
+        for note in notes:
+            print(f"note: {note}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from ci.store import history
+
+    session = _session()
+    try:
+        if session.store is None:
+            print(f"hilci: error: {session.notes[0]}", file=sys.stderr)
+            return 2
+        branch = args.branch or session.origin["branch"]
+        hist = history.load(session.store, branch, args.board)
+    finally:
+        session.close()
+    for skipped in hist.skipped:
+        print(f"skipped: {skipped}")
+    measured = [r for r in hist.records if not r.get("cached") and r["measurements"]]
+    if not measured:
+        print(f"no history for branch {branch}" + (f" on {args.board}" if args.board else "") +
+              f" in {session.display}")
+        return 0
+    print(f"history of {branch} in {session.display}: {len(measured)} stage runs")
+    if args.measurement:
+        points = history.values(measured, args.measurement)[-args.last:]
+        if not points:
+            print(f"no values of {args.measurement}")
+            return 1
+        unit = str(points[-1][0]["measurements"][args.measurement].get("unit") or "")
+        print(f"{args.measurement} [{unit}]  {history.sparkline([v for _, v in points])}")
+        print(f"{'when (UTC)':<20}  {'commit':<8}  {'board':<10}  {'value':>10}  verdict")
+        for record, value in points:
+            verdict = record["measurements"][args.measurement].get("verdict", "")
+            print(f"{record['start_utc']:<20}  {record['commit'][:7]:<8}  {record['board']:<10}  {value:>10.4g}  "
+                  f"{verdict}")
+        return 0
+    names = sorted({(r["board"], n) for r in measured for n in r["measurements"]})
+    print(f"{'board':<10}  {'measurement':<32}  {'runs':>4}  {'last':>10}  {'min':>10}  {'max':>10}  trend")
+    for board, name in names:
+        points = history.values([r for r in measured if r["board"] == board], name)[-args.last:]
+        if not points:
+            continue
+        series = [v for _, v in points]
+        unit = str(points[-1][0]["measurements"][name].get("unit") or "")
+        print(f"{board:<10}  {name:<32}  {len(series):>4}  {series[-1]:>10.4g}  {min(series):>10.4g}  "
+              f"{max(series):>10.4g}  {history.sparkline(series)} {unit}")
+    return 0
+
+
+def _resolve(root: Path, rev: str) -> str:
+    try:
+        proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=root,
+                              capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL)
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return rev
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ci.stage import UsageError
+    from ci.store import history
+
+    session = _session()
+    try:
+        if session.store is None:
+            raise UsageError(session.notes[0])
+        hist = history.load(session.store)
+    finally:
+        session.close()
+    for skipped in hist.skipped:
+        print(f"skipped: {skipped}")
+    sides = []
+    for rev in (args.rev_a, args.rev_b):
+        full = _resolve(session.root, rev)
+        recs = [r for r in hist.records if str(r.get("commit", "")).startswith(full) and not r.get("cached")
+                and (args.board is None or r["board"] == args.board)]
+        if not recs:
+            raise UsageError(f"no history for commit {rev} in {session.display}")
+        values: dict[tuple[str, str], tuple[float, str]] = {}
+        for r in recs:  # oldest first: the newest run of a commit wins
+            for name, fields in r["measurements"].items():
+                if isinstance(fields.get("value"), (int, float)):
+                    values[(r["board"], name)] = (float(fields["value"]), str(fields.get("unit") or ""))
+        sides.append(values)
+    a, b = sides
+    print(f"{'board':<10}  {'measurement':<32}  {args.rev_a[:10]:>12}  {args.rev_b[:10]:>12}  {'change':>8}")
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        unit = (vb or va)[1]
+        change = f"{(vb[0] - va[0]) / abs(va[0]) * 100:+.1f}%" if va and vb and va[0] else ""
+        fa = f"{va[0]:.4g}" if va else "-"
+        fb = f"{vb[0]:.4g}" if vb else "-"
+        print(f"{key[0]:<10}  {key[1]:<32}  {fa:>12}  {fb:>12}  {change:>8} {unit}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from ci.stage import UsageError
+    from ci.store.gc import collect
+
+    if args.keep_days < 0 or args.max_gb < 0:
+        raise UsageError("store gc: --keep-days and --max-gb must be >= 0")
+    session = _session()
+    try:
+        if session.store is None:
+            raise UsageError(session.notes[0])
+        report = collect(session.store, keep_days=args.keep_days, max_gb=args.max_gb,
+                         protect=tuple(args.protect) or DEFAULT_PROTECT, dry_run=args.dry_run)
+    finally:
+        session.close()
+    print(("dry run: " if args.dry_run else "") + report.text(session.display))
+    return 0
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    from ci.store.backend import display_url, store_url
+
+    root, _pipeline, config = _context()
+    print(display_url(store_url(root, config)))
+    return 0

@@ -1,0 +1,90 @@
+"""Engines and TensorRT timing caches in the store, so a later build on the same board reuses them.
+
+An engine is `engines/<key>.json` naming its files' blobs (the engine, its manifest, the timing cache); the key
+is the runtime and its version, the board or GPU, the ONNX file's sha256 and the builder settings. A timing cache
+is also kept by runtime version and GPU alone (`engines/timing-<key>.json`): it speeds up building an engine
+for a changed ONNX on that GPU. The store failing never fails a build: the engine is built as without it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ci.digest import sha256_json
+from ci.stage import load_config
+from ci.store.backend import CorruptBlob, Store, StoreUnavailable, is_digest, store_url
+from ci.store.provenance import provenance
+
+
+def engine_key(*, backend: str, runtime_version: str, device: str, onnx_sha256: str, settings: dict) -> str:
+    return sha256_json({"backend": backend, "runtime": runtime_version, "device": device, "onnx": onnx_sha256,
+                        "settings": settings})
+
+
+def timing_key(*, backend: str, runtime_version: str, device: str) -> str:
+    return "timing-" + sha256_json({"backend": backend, "runtime": runtime_version, "device": device})
+
+
+class EngineStore:
+    """Fetch and put engine files by key; every failure is a note, never an exception."""
+
+    def __init__(self, store: Store | None, origin: dict) -> None:
+        self.store = store
+        self.origin = origin
+        self.notes: list[str] = []
+
+    @classmethod
+    def for_project(cls, root: Path, pipeline) -> EngineStore:
+        from ci.store.backend import StoreDenied
+
+        try:
+            store = Store(store_url(root, load_config(root, pipeline)))
+            store.probe()
+        except (StoreUnavailable, StoreDenied, Exception) as exc:  # a build never fails for its cache
+            engines = cls(None, {})
+            engines.notes.append(f"engine store unavailable ({exc}); building without it")
+            return engines
+        return cls(store, provenance(root).as_dict())
+
+    def fetch(self, key: str, out_dir: Path) -> dict | None:
+        """Write the stored files of `key` into `out_dir`; returns the record (None: not stored or unusable)."""
+        if self.store is None:
+            return None
+        try:
+            data = self.store.read_bytes(f"engines/{key}.json")
+            if data is None:
+                return None
+            record = json.loads(data)
+            files = record.get("files") if isinstance(record, dict) else None
+            if not isinstance(files, dict) or not all(isinstance(n, str) and "/" not in n and n not in ("", ".", "..")
+                                                      and is_digest(d) for n, d in files.items()):
+                self.notes.append(f"engine entry {key[:12]} malformed; discarded")
+                self.store.delete(f"engines/{key}.json")
+                return None
+            blobs = {name: self.store.get_blob(d) for name, d in files.items()}
+        except (StoreUnavailable, CorruptBlob, ValueError) as exc:
+            self.notes.append(f"engine entry {key[:12]} not reused ({exc})")
+            return None
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, blob in blobs.items():
+            (out_dir / name).write_bytes(blob)
+        return record
+
+    def put(self, key: str, files: list[Path], extra: dict | None = None) -> bool:
+        if self.store is None:
+            return False
+        try:
+            record = {"key": key, "created": time.time(), "commit": self.origin.get("commit", "unknown"),
+                      "build": self.origin.get("build", "local"),
+                      "files": {p.name: self.store.put_blob(p) for p in files if p.is_file()}, **(extra or {})}
+            self.store.write_bytes(f"engines/{key}.json", json.dumps(record, indent=1, sort_keys=True).encode())
+            return True
+        except StoreUnavailable as exc:
+            self.notes.append(f"engine not stored ({exc})")
+            return False
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()

@@ -1,0 +1,110 @@
+"""`hilci store gc`: evict old entries and engines, then the blobs nothing points at.
+
+Never evicted: an entry that the last green run of a protected branch used (the cache keys of the newest
+passed or cached record per stage and board on that branch), and blobs younger than `BLOB_GRACE_S` (a writer
+may be uploading an entry's blobs right now, its record not yet written).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from ci.store import history
+from ci.store.backend import Store
+
+BLOB_GRACE_S = 3600
+DAY_S = 86400
+
+
+@dataclass
+class GcReport:
+    kept_entries: int = 0
+    evicted_entries: list[str] = field(default_factory=list)
+    protected: list[str] = field(default_factory=list)
+    deleted_blobs: int = 0
+    freed_bytes: int = 0
+    total_bytes: int = 0
+
+    def text(self, display: str) -> str:
+        return (f"{display}: evicted {len(self.evicted_entries)} entries, kept {self.kept_entries} "
+                f"({len(self.protected)} protected by the last green run of a protected branch); deleted "
+                f"{self.deleted_blobs} blobs, freed {self.freed_bytes / 1e6:.1f} MB; "
+                f"{self.total_bytes / 1e6:.1f} MB left")
+
+
+def protected_keys(store: Store, branches: tuple[str, ...]) -> set[str]:
+    """Cache keys used by the newest green record of each stage and board on each protected branch."""
+    keys: set[str] = set()
+    for branch in branches:
+        newest: dict[tuple[str, str], dict] = {}
+        for record in history.load(store, branch).records:
+            if record.get("status") in ("passed", "cached") and record.get("cache_key"):
+                newest[(record["stage"], record["board"])] = record  # records come oldest first
+        keys.update(r["cache_key"] for r in newest.values())
+    return keys
+
+
+def collect(store: Store, *, keep_days: float, max_gb: float, protect: tuple[str, ...],
+            now: float | None = None, dry_run: bool = False) -> GcReport:
+    now = time.time() if now is None else now
+    report = GcReport()
+    keep = protected_keys(store, protect)
+    records = [item for prefix in ("entries", "engines") for item in store.list(prefix)
+               if item.rel.endswith(".json")]
+    blobs = {item.rel.rsplit("/", 1)[-1]: item for item in store.list("blobs")}
+    refs: dict[str, set[str]] = {}
+    created: dict[str, float] = {}
+    for item in records:
+        try:
+            data = json.loads(store.read_bytes(item.rel) or b"{}")
+        except ValueError:
+            data = {}
+        digests = set()
+        when = data.get("created") if isinstance(data, dict) else None
+        created[item.rel] = float(when) if isinstance(when, (int, float)) and not isinstance(when, bool) \
+            else item.mtime
+        if isinstance(data, dict):
+            files = data.get("files")
+            digests |= set(files.values()) if isinstance(files, dict) else set()
+            digests |= {data.get(k) for k in ("junit", "log") if isinstance(data.get(k), str)}
+        refs[item.rel] = {d for d in digests if isinstance(d, str)}
+
+    def key_of(rel: str) -> str:
+        return rel.rsplit("/", 1)[-1][: -len(".json")]
+
+    alive = []
+    for item in sorted(records, key=lambda i: created[i.rel]):
+        if key_of(item.rel) in keep:
+            report.protected.append(item.rel)
+            alive.append(item)
+        elif now - created[item.rel] > keep_days * DAY_S:
+            report.evicted_entries.append(item.rel)
+        else:
+            alive.append(item)
+
+    def size_of(items) -> int:
+        used = set().union(*(refs[i.rel] for i in items)) if items else set()
+        return sum(blobs[d].size for d in used if d in blobs)
+
+    budget = max_gb * 1e9
+    while size_of(alive) > budget:
+        victim = next((i for i in alive if key_of(i.rel) not in keep), None)
+        if victim is None:
+            break
+        alive.remove(victim)
+        report.evicted_entries.append(victim.rel)
+    report.kept_entries = len(alive)
+    used = set().union(*(refs[i.rel] for i in alive)) if alive else set()
+    if not dry_run:  # records first: a reader must never find a record whose blobs are gone
+        for rel in report.evicted_entries:
+            store.delete(rel)
+    for digest, item in blobs.items():
+        if digest not in used and now - item.mtime > BLOB_GRACE_S:
+            report.deleted_blobs += 1
+            report.freed_bytes += item.size
+            if not dry_run:
+                store.delete(item.rel)
+    report.total_bytes = sum(i.size for d, i in blobs.items() if d in used)
+    return report

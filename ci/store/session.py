@@ -1,0 +1,255 @@
+"""One run's use of the store, for `hilci run` and `hilci stage`: keys, cache, history records, gates, trends.
+
+Opening probes the store once: a refusal is a usage error (exit 2, the URL without credentials); silence makes
+the run go on without it (every stage a miss, records spooled locally) and says so in `notes`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci import junit
+from ci import settings as typed
+from ci.model import Pipeline, Stage
+from ci.store import gates, history
+from ci.store.backend import LOCAL_DIR, Store, StoreUnavailable, configured_url, store_url
+from ci.store.cache import Hit, StageCache, entry_path
+from ci.store.keys import key_for, rig_is_emulated
+from ci.store.provenance import environment_facts, provenance
+
+TREND_RUNS = 20
+
+
+def board_label(stage: Stage, board: str, rig: Path | None) -> str:
+    """The board a record is filed under: the Jenkins board, the rig locally, else the pod or 'local'."""
+    if board and board != "local":
+        return board
+    if stage.matrix and rig is not None:
+        return rig.stem
+    return stage.pod if os.environ.get("BUILD_NUMBER") else "local"
+
+
+def _say_in_every_case(path: Path, text: str) -> None:
+    """Put `text` first in every testcase's system-out, which Jenkins shows beside each result."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(path)
+    for case in tree.getroot().iter("testcase"):
+        out = case.find("system-out")
+        if out is None:
+            out = ET.SubElement(case, "system-out")
+        out.text = text + ("\n" + out.text if out.text else "")
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+
+
+@dataclass
+class StoreSession:
+    root: Path
+    pipeline: Pipeline
+    config: dict
+    store: Store | None
+    cache: StageCache | None
+    origin: dict
+    notes: list[str] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+    judgements: list[gates.Judgement] = field(default_factory=list)
+    spooled: int = 0
+    gating: bool = True  # regressions fail the run; only with a configured (shared) store, where history is CI's
+    _memo: dict = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, root: Path, pipeline: Pipeline, config: dict, use_cache: bool = True) -> StoreSession:
+        url = store_url(root, config)
+        gating = configured_url(root, config) is not None
+        origin = provenance(root).as_dict()
+        store = Store(url)
+        try:
+            store.probe()
+        except StoreUnavailable as exc:
+            session = cls(root, pipeline, config, None, None, origin, gating=gating)
+            session.notes.append(f"store unavailable: {exc}; stages run as misses, history is kept locally")
+            store.close()
+            return session
+        sent = history.flush_spool(store, root / LOCAL_DIR) if not store.local else 0
+        session = cls(root, pipeline, config, store, StageCache(root, store) if use_cache else None, origin,
+                      gating=gating)
+        if sent:
+            session.notes.append(f"{sent} history record(s) kept while the store was away were sent")
+        return session
+
+    @property
+    def display(self) -> str:
+        return self.store.display if self.store else store_url(self.root, self.config)
+
+    # -- the stage cache ------------------------------------------------------------------------------------
+    def key(self, stage: Stage, rig: Path | None, board: str = "local") -> tuple[str, dict]:
+        return key_for(self.root, self.pipeline, self.config, stage, rig, board, self._memo)
+
+    def lookup(self, stage: Stage, key: str) -> Hit | None:
+        return self.cache.lookup(stage, key) if self.cache else None
+
+    def save(self, stage: Stage, key: str, parts: dict, junit_file: Path, log: Path) -> None:
+        if self.cache:
+            self.cache.save(stage, key, parts, junit_file, log, self.origin)
+
+    def write_cached_junit(self, hit: Hit, out: Path) -> None:
+        """The JUnit the stage passed with, marked as cached from the commit and build that produced it."""
+        src = out.with_name(out.stem + ".cached-src.xml")
+        src.write_bytes(hit.junit)
+        try:
+            junit.with_suite_properties(src, out, [
+                ("hilci.cached", "true"), ("hilci.cached_from", hit.origin),
+                ("hilci.cached_commit", hit.record["commit"]), ("hilci.cached_build", hit.record["build"]),
+                ("hilci.cached_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hit.created)))])
+        finally:
+            src.unlink(missing_ok=True)
+        _say_in_every_case(out, f"{hit.origin}: restored from the store, not run in this build")
+
+    # -- history --------------------------------------------------------------------------------------------
+    def record(self, stage: Stage, *, status: str, start: float, duration_s: float, key: str,
+               junit_file: Path | None, rig: Path | None, board: str = "local", cached: bool = False) -> None:
+        """Append this stage's record; a restored stage's measurements are kept (`cached`) but out of trends,
+        baselines and gates, which would otherwise count one measurement twice."""
+        measurements = {} if junit_file is None else history.measurements_of(junit_file)
+        record = history.make_record(origin=self.origin, board=board_label(stage, board, rig),
+                                     rig=str(rig) if rig else "", stage=stage.name, start=start,
+                                     duration_s=duration_s, status=str(status), key=key,
+                                     measurements=measurements, environment=environment_facts(), cached=cached)
+        record["emulated"] = bool(stage.matrix and rig_is_emulated(rig))
+        note = history.append(self.store, record, self.root / LOCAL_DIR)
+        if note == "kept":
+            self.spooled += 1
+        elif note:
+            self.notes.append(note)
+        self.records.append(record)
+
+    # -- regression gates -----------------------------------------------------------------------------------
+    def judge(self) -> list[gates.Judgement]:
+        """This run's measured records against the target branch's green runs on the same board."""
+        if self.store is None:
+            return []
+        settings = typed.build(gates.GateSettings, self.config.get("regressions"), file="hilci.yaml",
+                               prefix="regressions.")
+        branch = self.origin["target"]
+        out: list[gates.Judgement] = []
+        loaded: dict[str, history.History] = {}
+        for record in self.records:
+            if record["cached"] or not record["measurements"]:  # judged once, when it was measured
+                continue
+            try:
+                if record["board"] not in loaded:
+                    loaded[record["board"]] = history.load(self.store, branch, record["board"])
+            except StoreUnavailable as exc:
+                self.notes.append(f"regression gates skipped: {exc}")
+                return out
+            base = loaded[record["board"]]
+            judged = gates.judge_record(record, base.records, branch, settings)
+            if record.get("emulated"):  # an emulated rig's timing follows the shared host: reported, not gated
+                for j in judged:
+                    if j.regressed and gates.is_timing(j.unit):
+                        j.status, j.message = "inconclusive", f"{j.message}: emulated rig, not gated"
+            out += judged
+            if any(j.regressed for j in judged):  # a regressed run is not green: never part of a baseline,
+                record["status"] = "regressed"   # and its entry goes, so the next run measures again
+                history.append(self.store, record, self.root / LOCAL_DIR)
+                self._drop_entry(record)
+        self.judgements = out
+        return out
+
+    def adopt_build(self) -> None:
+        """Take this build's records from the store (each pod wrote its own): the Jenkins report stage."""
+        if self.store is None:
+            return
+        try:
+            hist = history.load(self.store, self.origin["branch"])
+        except StoreUnavailable as exc:
+            self.notes.append(f"regression gates skipped: {exc}")
+            return
+        self.records = [r for r in hist.records if r.get("commit") == self.origin["commit"]
+                        and r.get("build") == self.origin["build"]]
+
+    def _drop_entry(self, record: dict) -> None:
+        if not record.get("cache_key") or self.store is None:
+            return
+        try:
+            self.store.delete(entry_path(record["stage"], record["cache_key"]))
+        except StoreUnavailable:
+            return
+        self.notes.append(f"{record['stage']}: cache entry {record['cache_key'][:12]} dropped: its measurements "
+                          "regressed, the next run measures again")
+
+    def gate_cases(self) -> list:
+        """The regression gates as testcases: a failure per regression, skipped when history is too short."""
+        cases = []
+        for j in self.judgements:
+            if j.status == "not-gated":
+                continue
+            kw: dict[str, Any] = {}
+            if j.regressed and self.gating:
+                kw["failure"] = j.message
+            elif j.regressed:
+                kw["skipped"] = f"not gated (no shared store): {j.message}"
+            elif j.status == "inconclusive":
+                kw["skipped"] = j.message
+            elif j.status == "too-little-history":
+                kw["skipped"] = j.message
+            cases.append(junit.make_case(j.name, "hilci.regressions", properties=[("regression.baseline",
+                         "" if j.baseline is None else f"{j.baseline:g}"), ("regression.runs", str(j.runs))],
+                         stdout=j.message, **kw))
+        return cases
+
+    def gates_junit(self, path: Path) -> Path | None:
+        """reports/junit/regressions.xml: one testcase per gated measurement (failures are regressions)."""
+        cases = self.gate_cases()
+        if not cases:
+            return None
+        return junit.write_suite(path, "hilci.regressions", cases, [("hilci.stage", "regressions")])
+
+    def trends(self, runs: int = TREND_RUNS) -> list[dict]:
+        """Each measurement of this run over the last `runs` runs on the same board, the current one marked."""
+        if self.store is None:
+            return []
+        out = []
+        for record in self.records:
+            if record["cached"] or not record["measurements"]:
+                continue
+            try:
+                hist = history.load(self.store, record["branch"], record["board"])
+            except StoreUnavailable:
+                return out
+            same = [r for r in hist.records if r["stage"] == record["stage"]]
+            for name, fields in sorted(record["measurements"].items()):
+                points = [(r, v) for r, v in history.values(same, name)][-runs:]
+                if len(points) < 2:
+                    continue
+                out.append({"name": name, "unit": str(fields.get("unit") or ""), "board": record["board"],
+                            "branch": record["branch"],
+                            "points": [{"commit": r["commit"][:7], "value": v,
+                                        "current": r["start"] == record["start"] and r["stage"] == record["stage"]}
+                                       for r, v in points]})
+        return out
+
+    def stats(self) -> dict:
+        """What this run cost the store: seconds per stage (lookup, restore, save) and bytes uploaded."""
+        return {"url": self.display, "available": self.store is not None and bool(self.cache is None or
+                                                                                   self.cache.usable),
+                "seconds": dict(self.cache.timings) if self.cache else {},
+                "uploaded_bytes": self.store.uploaded_bytes if self.store else 0}
+
+    def close(self) -> list[str]:
+        """Notes for the summary: discarded entries, an unavailable store, spooled records."""
+        notes = list(self.notes)
+        if self.spooled:
+            notes.append(f"{self.spooled} history record(s) kept in {self.root / LOCAL_DIR / history.SPOOL} "
+                         "until the store is back")
+        if self.cache:
+            notes = self.cache.discarded + notes
+            if self.cache.unavailable:
+                notes.append(f"store unavailable during the run: {self.cache.unavailable}")
+        if self.store:
+            self.store.close()
+        return notes
