@@ -20,11 +20,12 @@ from ci import junit
 from ci.local.cache import StageCache, stage_key
 from ci.local.progress import Progress
 from ci.model import Pipeline, Stage, StageOutcome, Status
-from ci.stage import EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
+from ci.stage import ABORT_GRACE_S, EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
 from ci.yamlfile import YamlFileError, load_yaml
 
 PASSED, FAILED, ERROR, CACHED, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.CACHED, Status.SKIPPED
 KILL_GRACE_S = 5.0
+STAGE_ABORT_GRACE_S = ABORT_GRACE_S + 10.0  # the stage forwards an abort to its tool and writes its JUnit
 LOG_TAIL_LINES = 40
 
 
@@ -158,8 +159,8 @@ class LocalRunner:
                             timed_out = True
                             code = self._stop_child()
                             break
-            except _Abort as exc:
-                self._stop_child(exc.signum)
+            except _Abort as exc:  # forwarded: the stage stops its tool (actuators safe) and writes its JUnit
+                self._stop_child(exc.signum, grace_s=STAGE_ABORT_GRACE_S)
                 raise
             finally:
                 self._child = None
@@ -182,12 +183,12 @@ class LocalRunner:
         self.progress.finished(outcome)
         return outcome
 
-    def _stop_child(self, first: int = signal.SIGTERM) -> int:
+    def _stop_child(self, first: int = signal.SIGTERM, grace_s: float = KILL_GRACE_S) -> int:
         """Stop the child's whole process group: the signal we got (SIGTERM by default), then SIGKILL."""
         child = self._child
         if child is None:
             return -1
-        for sig, wait_s in ((first, KILL_GRACE_S), (signal.SIGKILL, KILL_GRACE_S)):
+        for sig, wait_s in ((first, grace_s), (signal.SIGKILL, KILL_GRACE_S)):
             try:
                 os.killpg(child.pid, sig)
             except ProcessLookupError:
