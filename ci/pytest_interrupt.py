@@ -16,13 +16,28 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from _pytest.reports import TestReport
 
 ABORTED = "aborted by"
 NAME = "hilci-interrupt"
+_critical = [0]  # depth of `uninterrupted()` sections in the main thread
+_pending: list[str] = []  # a signal that arrived inside one, raised when the outermost ends
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """A section an abort waits for (an actuator's torque-off): the interrupt is raised when it ends."""
+    _critical[0] += 1
+    try:
+        yield
+    finally:
+        _critical[0] -= 1
+    if not _critical[0] and _pending:
+        raise Terminated(_pending.pop())
 
 
 class Terminated(KeyboardInterrupt):
@@ -53,6 +68,9 @@ class InterruptGuard:
         if self.signame:  # already unwinding: let the teardown finish
             return
         self.signame = signal.Signals(signum).name
+        if _critical[0]:
+            _pending.append(self.signame)
+            return
         raise Terminated(self.signame)
 
     @pytest.hookimpl(wrapper=True)

@@ -157,3 +157,22 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_an_abort_waits_for_a_torque_off_in_progress():
+    from ci.pytest_interrupt import InterruptGuard, Terminated, uninterrupted
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    InterruptGuard().install()
+    done = []
+    try:
+        with pytest.raises(Terminated, match="SIGTERM"):
+            with uninterrupted():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(100):  # the handler runs in here, inside the section; it must not raise yet
+                    sum(range(100))
+                done.append("torque off")
+        assert done == ["torque off"]
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

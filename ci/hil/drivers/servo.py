@@ -33,6 +33,8 @@ class ServoDriver(Driver):
         self.port_handler: dxl.PortHandler | None = None
         self.packet = dxl.PacketHandler(2.0)
         self.torque_touched: set[int] = set()  # ids whose torque we enabled: what the safe state must undo
+        self.timeout_retries = 0  # transactions tried again after no answer (emulated rigs on a busy host)
+        self.retries = 0  # how many times that happened
 
     def _open(self) -> None:
         handler = dxl.PortHandler(self.port)
@@ -66,13 +68,21 @@ class ServoDriver(Driver):
         return self.port_handler
 
     def _txrx(self, fn, *args):
-        """One SDK transaction; a vanished port becomes a DeviceError saying so."""
-        try:
-            return fn(self._port(), *args)
-        except (OSError, serial.SerialException) as exc:
-            self._close()
-            self.is_open = False
-            raise self.error(f"disconnected ({exc})") from None
+        """One SDK transaction; a vanished port becomes a DeviceError saying so. A transaction without an
+        answer is tried again `timeout_retries` times (set on emulated rigs, whose emulator a busy host may
+        not schedule within the SDK's 34 ms packet timeout); a silent device still fails every try."""
+        for attempt in range(self.timeout_retries + 1):
+            try:
+                out = fn(self._port(), *args)
+            except (OSError, serial.SerialException) as exc:
+                self._close()
+                self.is_open = False
+                raise self.error(f"disconnected ({exc})") from None
+            if out[-2] != dxl.COMM_RX_TIMEOUT or attempt == self.timeout_retries:
+                return out
+            self.retries += 1
+            self.port_handler.clearPort()
+        return out
 
     def ping(self, dxl_id: int) -> int:
         model, result, error = self._txrx(self.packet.ping, dxl_id)

@@ -1,0 +1,274 @@
+"""The host's own wake-up latency, measured as cyclictest does: a thread sleeps a fixed period and records how
+late it wakes.
+
+On a shared CI host an emulated device's stream arrives late because the computer was busy, not because the
+device is slow. Taken while the tests run, this figure lets a reader, and the gate of an emulated rig, tell the
+device from the computer. The sampler runs in its own process (`python -m ci.hil.hostclock SOCKET`), so the
+tests' own Python work (the GIL) is not counted as the host's; it answers window queries on a Unix socket and
+exits when its stdin closes, so it never outlives the session that started it.
+
+`HILCI_HOST_LATE_MS` adds a fixed lateness to every wake-up: a deterministic late host for tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.measurements import Measurement, percentile
+
+PERIOD_S = 0.001  # cyclictest's default interval
+CAPACITY = 1 << 18  # samples kept for window queries: about 4 minutes at 1 kHz
+BUCKET_US = 10  # session histogram resolution
+BUCKETS = 20_000  # up to 200 ms; later wake-ups count in the last bucket (the exact max is kept apart)
+LATE_ENV = "HILCI_HOST_LATE_MS"
+PREFIX = "host.wakeup"
+TIME_UNITS_MS = {"ms": 1.0, "s": 1000.0, "us": 0.001}
+
+
+@dataclass(frozen=True)
+class HostLatency:
+    """How late the host woke a sleeping thread over some window: the figure shown beside timing verdicts."""
+
+    n: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    period_ms: float = PERIOD_S * 1000
+
+    def properties(self, prefix: str = PREFIX) -> list[tuple[str, str]]:
+        return [(f"{prefix}.n", str(self.n)), (f"{prefix}.p50_ms", _num(self.p50_ms)),
+                (f"{prefix}.p99_ms", _num(self.p99_ms)), (f"{prefix}.max_ms", _num(self.max_ms)),
+                (f"{prefix}.period_ms", _num(self.period_ms))]
+
+    def text(self) -> str:
+        return (f"host wake-up latency p50 {self.p50_ms:.3g} ms, p99 {self.p99_ms:.3g} ms, "
+                f"max {self.max_ms:.3g} ms over {self.n} wake-ups")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> HostLatency | None:
+        if not data.get("n"):
+            return None
+        return cls(int(data["n"]), float(data["p50_ms"]), float(data["p99_ms"]), float(data["max_ms"]),
+                   float(data.get("period_ms", PERIOD_S * 1000)))
+
+
+def _num(x: float) -> str:
+    return repr(round(float(x), 4))
+
+
+# --- judging a timing result against the host ----------------------------------------------------------
+def excess_ms(m: Measurement) -> float | None:
+    """By how many milliseconds of host delay a failed timing measurement missed its limit; None when it is
+    not a timing result (a count, a value, a broken stream) and the host cannot explain it.
+
+    Times over a `high` limit count as themselves; a rate under its `low` limit counts as the time the stream
+    was missing over its window (`extra['window_s']`)."""
+    if m.passed:
+        return 0.0
+    scale = TIME_UNITS_MS.get(m.unit)
+    if scale is not None and m.high is not None and m.value > m.high:
+        return (m.value - m.high) * scale
+    window_s = m.extra.get("window_s")
+    if m.unit == "Hz" and m.low is not None and window_s and 0 < m.value < m.low:
+        return (m.low - m.value) / m.low * float(window_s) * 1000.0
+    return None
+
+
+def judge(m: Measurement, host: HostLatency | None) -> Measurement:
+    """On an emulated rig: a timing failure no larger than the host's worst wake-up in the same window is
+    inconclusive (the computer, not the device); anything larger, or not a timing result, stays a failure."""
+    if host is None or m.passed:
+        return m
+    excess = excess_ms(m)
+    if excess is not None and excess <= host.max_ms:
+        m.inconclusive = (f"{excess:.3g} ms over the limit, within the host's own {host.max_ms:.3g} ms worst "
+                          f"wake-up ({host.text()})")
+    return m
+
+
+# --- the sampler (its own process) ---------------------------------------------------------------------
+class Sampler:
+    """Sleeps PERIOD_S again and again and records how late each wake-up was."""
+
+    def __init__(self, period_s: float = PERIOD_S, capacity: int = CAPACITY, extra_late_ms: float = 0.0):
+        self.period_ns = int(period_s * 1e9)
+        self.capacity = capacity
+        self.extra_ns = int(extra_late_ms * 1e6)
+        self.woke = array("q", bytes(8 * capacity))
+        self.late = array("q", bytes(8 * capacity))
+        self.count = 0
+        self.histogram = [0] * BUCKETS
+        self.max_ns = 0
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        period_s = self.period_ns / 1e9
+        while not self.stop.is_set():
+            target = time.perf_counter_ns() + self.period_ns
+            time.sleep(period_s)
+            woke = time.perf_counter_ns()
+            self.record(woke, max(0, woke - target) + self.extra_ns)
+
+    def record(self, woke_ns: int, late_ns: int) -> None:
+        with self.lock:
+            i = self.count % self.capacity
+            self.woke[i], self.late[i] = woke_ns, late_ns
+            self.count += 1
+            self.histogram[min(BUCKETS - 1, late_ns // (BUCKET_US * 1000))] += 1
+            self.max_ns = max(self.max_ns, late_ns)
+
+    def window(self, since_ns: int, until_ns: int) -> dict:
+        with self.lock:
+            n = min(self.count, self.capacity)
+            late = sorted(self.late[i] / 1e6 for i in range(n) if since_ns <= self.woke[i] <= until_ns)
+        if not late:
+            return {"n": 0}
+        return {"n": len(late), "p50_ms": percentile(late, 50), "p99_ms": percentile(late, 99),
+                "max_ms": late[-1], "period_ms": self.period_ns / 1e6}
+
+    def session(self) -> dict:
+        with self.lock:
+            counts, total, max_ns = list(self.histogram), self.count, self.max_ns
+        if not total:
+            return {"n": 0}
+
+        def quantile(q: float) -> float:
+            need, seen = q * total, 0
+            for bucket, c in enumerate(counts):
+                seen += c
+                if seen >= need:
+                    return min((bucket + 0.5) * BUCKET_US / 1000.0, max_ns / 1e6)
+            return max_ns / 1e6
+
+        return {"n": total, "p50_ms": quantile(0.50), "p99_ms": quantile(0.99), "max_ms": max_ns / 1e6,
+                "period_ms": self.period_ns / 1e6}
+
+    def answer(self, request: dict) -> dict:
+        if "since_ns" in request:
+            return self.window(int(request["since_ns"]), int(request.get("until_ns") or time.perf_counter_ns()))
+        return self.session()
+
+
+def serve(sampler: Sampler, path: Path) -> None:
+    """Answer one JSON request per connection: {"since_ns", "until_ns"} for a window, {} for the session."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(8)
+    server.settimeout(0.2)
+    try:
+        while not sampler.stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.settimeout(2.0)
+                try:
+                    request = json.loads(conn.makefile("r").readline() or "{}")
+                    conn.sendall((json.dumps(sampler.answer(request)) + "\n").encode())
+                except (OSError, ValueError):
+                    pass
+    finally:
+        server.close()
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[0])
+    sampler = Sampler(extra_late_ms=float(os.environ.get(LATE_ENV) or 0.0))
+    threading.Thread(target=serve, args=(sampler, path), daemon=True, name="serve").start()
+
+    def watch_parent() -> None:
+        try:
+            while sys.stdin.buffer.read(1):
+                pass
+        except (OSError, ValueError):
+            pass
+        sampler.stop.set()
+
+    threading.Thread(target=watch_parent, daemon=True, name="parent").start()
+    deadline = time.monotonic() + 5
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    print(json.dumps({"socket": str(path), "pid": os.getpid()}), flush=True)
+    try:
+        sampler.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sampler.stop.set()
+        try:
+            path.unlink()
+        except OSError:
+            pass
+    return 0
+
+
+# --- the client (the plugin's side) --------------------------------------------------------------------
+class HostClock:
+    """The session's wake-up latency sampler: started by the controller, queried by every worker."""
+
+    def __init__(self, socket_path: Path):
+        self.path = Path(socket_path)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> HostClock:
+        self.proc = subprocess.Popen([sys.executable, "-m", "ci.hil.hostclock", str(self.path)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready or not self.proc.stdout.readline():
+            self.stop()
+            raise RuntimeError(f"host latency sampler did not start within {timeout:g} s")
+        return self
+
+    def query(self, request: dict, timeout: float = 2.0) -> HostLatency | None:
+        """The figure for a window (or the session); None if the sampler cannot be asked."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(str(self.path))
+                sock.sendall((json.dumps(request) + "\n").encode())
+                reply = sock.makefile("r").readline()
+            return HostLatency.from_dict(json.loads(reply))
+        except (OSError, ValueError):
+            return None
+
+    def window(self, since_ns: int, until_ns: int | None = None) -> HostLatency | None:
+        return self.query({"since_ns": since_ns, "until_ns": until_ns or time.perf_counter_ns()})
+
+    def session(self) -> HostLatency | None:
+        return self.query({})
+
+    def stop(self, timeout: float = 3.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+        if proc.stdout:
+            proc.stdout.close()
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
