@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ci import junit
-from ci.hil.emulators.process import start, wait_for
+from ci.hil.emulators.process import EmulatorHandle, start, wait_for
 from ci.hil.rig import load_rig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,26 +52,32 @@ def test_hangs():
 '''
 
 
-@pytest.fixture
-def project(tmp_path):
+def make_hold_project(folder: Path) -> tuple[Path, EmulatorHandle]:
     """A project whose HIL suite holds a servo torqued; the servo's emulator runs outside the run under test
-    (the rig calls it a real device), so its state can be read after the run has ended."""
-    emu_rig = tmp_path / "emu.yaml"
+    (the rig calls it a real device), so its state can be read after the run has ended. Also used by
+    benchmarks/reliability.py."""
+    emu_rig = folder / "emu.yaml"
     emu_rig.write_text(yaml.safe_dump({"name": "bench", "emulate": True,
                                        "devices": {"servo": {"driver": "servo", "baud": 1000000}}}))
-    handle = start(load_rig(emu_rig).devices["servo"], tmp_path / "servo-port")
-    proj = tmp_path / "proj"
+    handle = start(load_rig(emu_rig).devices["servo"], folder / "servo-port")
+    proj = folder / "proj"
     (proj / "hil_tests").mkdir(parents=True)
     (proj / "hil_tests" / "test_hold.py").write_text(SUITE)
     (proj / "podtemplates").symlink_to(ROOT / "podtemplates")
     (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "bench", "emulate": False, "devices": {
         "servo": {"driver": "servo", "baud": 1000000, "port": handle.port}}}))
-    (tmp_path / "tmp").mkdir()
+    (folder / "tmp").mkdir()
+    return proj, handle
+
+
+@pytest.fixture
+def project(tmp_path):
+    proj, handle = make_hold_project(tmp_path)
     yield proj, handle
     handle.stop()
 
 
-def _env(tmp_path: Path, proj: Path) -> dict[str, str]:
+def hold_env(tmp_path: Path, proj: Path) -> dict[str, str]:
     env = dict(os.environ, HILCI_ROOT=str(proj), HOLD_MARKER=str(tmp_path / "holding"), CI="1",
                TMPDIR=str(tmp_path / "tmp"), HILCI_LOCK_DIR=str(tmp_path / "locks"))
     for key in ("HILCI_HIL_STATE", "HILCI_PIPELINE"):
@@ -109,7 +115,7 @@ def _assert_aborted_cleanly(junit_file: Path, tmp_path: Path, sig: signal.Signal
 def test_abort_of_hilci_stage_hil_keeps_results_and_leaves_the_servo_safe(project, tmp_path, sig):
     proj, handle = project
     proc = subprocess.Popen([sys.executable, "-m", "ci", "stage", "hil", "--rig", str(proj / "rig.yaml")],
-                            cwd=proj, env=_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=proj, env=hold_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     motor = lambda: handle.command({"cmd": "state"})["motors"]["1"]  # noqa: E731
     out = _abort_when_holding(proc, tmp_path / "holding", sig, motor)
@@ -120,7 +126,7 @@ def test_abort_of_hilci_stage_hil_keeps_results_and_leaves_the_servo_safe(projec
 def test_abort_of_hilci_run_reaches_the_stage_and_its_pytest(project, tmp_path):
     proj, handle = project
     proc = subprocess.Popen([sys.executable, "-m", "ci", "run", "--only", "hil", "--rig", str(proj / "rig.yaml")],
-                            cwd=proj, env=_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=proj, env=hold_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     motor = lambda: handle.command({"cmd": "state"})["motors"]["1"]  # noqa: E731
     out = _abort_when_holding(proc, tmp_path / "holding", signal.SIGTERM, motor)
@@ -135,7 +141,7 @@ def test_abort_of_the_build_stage_keeps_its_unit_tests(tmp_path):
     (proj / "tests").mkdir(parents=True)
     (proj / "tests" / "test_unit.py").write_text(SLOW_UNIT_TESTS)
     (tmp_path / "tmp").mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "ci", "stage", "build"], cwd=proj, env=_env(tmp_path, proj),
+    proc = subprocess.Popen([sys.executable, "-m", "ci", "stage", "build"], cwd=proj, env=hold_env(tmp_path, proj),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     marker = tmp_path / "holding"
     if not wait_for(marker.exists, 120, interval=0.05):
