@@ -67,6 +67,11 @@ def _num(x: float) -> str:
 
 
 # --- judging a timing result against the host ----------------------------------------------------------
+def is_timing(m: Measurement) -> bool:
+    """A result the host's own timing can move: a time with an upper limit, or a rate over a known window."""
+    return (m.unit in TIME_UNITS_MS and m.high is not None) or (m.unit == "Hz" and "window_s" in m.extra)
+
+
 def excess_ms(m: Measurement) -> float | None:
     """By how many milliseconds of host delay a failed timing measurement missed its limit; None when it is
     not a timing result (a count, a value, a broken stream) and the host cannot explain it.
