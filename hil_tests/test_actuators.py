@@ -19,17 +19,17 @@ def _fail(servo, exc, dxl_id):
 class TestServo:
     def test_answers(self, servo, gate):
         dev = servo.device
-        for dxl_id in dev.ids:
+        for dxl_id in dev.settings.ids:
             try:
                 model = servo.ping(dxl_id)
             except DeviceError as exc:
                 _fail(servo, exc, dxl_id)
-            gate(measure(f"{dev.name}.id{dxl_id}.model_number", model, "", low=dev.model_number,
-                         high=dev.model_number, nominal="X-series model number from the rig"))
+            gate(measure(f"{dev.name}.id{dxl_id}.model_number", model, "", low=dev.settings.model_number,
+                         high=dev.settings.model_number, nominal="X-series model number from the rig"))
 
     def test_hardware_error_clear(self, servo, gate):
         dev = servo.device
-        for dxl_id in dev.ids:
+        for dxl_id in dev.settings.ids:
             try:
                 code = servo.hardware_error(dxl_id)
             except DeviceError as exc:
@@ -41,53 +41,53 @@ class TestServo:
 
     def test_reaches_positions(self, servo, gate):
         dev = servo.device
-        for dxl_id in dev.ids:
+        for dxl_id in dev.settings.ids:
             try:
                 servo.torque(dxl_id, True)
-                for goal in dev.positions:
+                for goal in dev.settings.positions:
                     servo.goal(dxl_id, goal)
                     start = time.perf_counter()
                     while True:
                         pos = servo.position(dxl_id)
                         elapsed = time.perf_counter() - start
-                        if abs(pos - goal) <= dev.position_tolerance and not servo.moving(dxl_id):
+                        if abs(pos - goal) <= dev.settings.position_tolerance and not servo.moving(dxl_id):
                             break
-                        if elapsed > dev.reach_s:
+                        if elapsed > dev.settings.reach_s:
                             break
                         time.sleep(0.005)
-                    gate(measure(f"{dev.name}.id{dxl_id}.to{goal}.reach_time", elapsed, "s", high=dev.reach_s),
+                    gate(measure(f"{dev.name}.id{dxl_id}.to{goal}.reach_time", elapsed, "s", high=dev.settings.reach_s),
                          measure(f"{dev.name}.id{dxl_id}.to{goal}.position_error", abs(pos - goal), "ticks",
-                                 high=dev.position_tolerance))
+                                 high=dev.settings.position_tolerance))
             except DeviceError as exc:
                 _fail(servo, exc, dxl_id)
 
     def test_roundtrip(self, servo, gate):
         dev = servo.device
-        dxl_id = dev.ids[0]
+        dxl_id = dev.settings.ids[0]
         samples = []
         try:
-            for _ in range(int(dev.roundtrip_samples)):
+            for _ in range(int(dev.settings.roundtrip_samples)):
                 t0 = time.perf_counter_ns()
                 servo.position(dxl_id)
                 samples.append((time.perf_counter_ns() - t0) / 1e6)
         except DeviceError as exc:
             _fail(servo, exc, dxl_id)
-        gate(distribution(f"{dev.name}.roundtrip", samples, "ms", gate="p99", high=dev.roundtrip_p99_ms,
+        gate(distribution(f"{dev.name}.roundtrip", samples, "ms", gate="p99", high=dev.settings.roundtrip_p99_ms,
                           nominal="read Present Position"))
 
     def test_estop(self, servo, gate):
         """Torque off while moving: the servo reports torque off and stops within the e-stop budget."""
         dev = servo.device
-        dxl_id = dev.ids[0]
+        dxl_id = dev.settings.ids[0]
         try:
             servo.torque(dxl_id, True)
             here = servo.position(dxl_id)
             servo.goal(dxl_id, 4000 if here < 2048 else 100)
-            deadline = time.monotonic() + dev.reach_s
+            deadline = time.monotonic() + dev.settings.reach_s
             while not servo.moving(dxl_id) and time.monotonic() < deadline:
                 time.sleep(0.002)
             if not servo.moving(dxl_id):
-                pytest.fail(f"{servo.label}: id {dxl_id}: did not start moving within {dev.reach_s:g} s", pytrace=False)
+                pytest.fail(f"{servo.label}: id {dxl_id}: did not start moving within {dev.settings.reach_s:g} s", pytrace=False)
             t0 = time.perf_counter()
             servo.torque(dxl_id, False)
             while (servo.moving(dxl_id) or servo.torque_enabled(dxl_id)) and time.perf_counter() - t0 < 1.0:
@@ -98,5 +98,5 @@ class TestServo:
             drift = abs(servo.position(dxl_id) - p1)
         except DeviceError as exc:
             _fail(servo, exc, dxl_id)
-        gate(measure(f"{dev.name}.estop", stopped_ms, "ms", high=dev.estop_ms, nominal="torque off to stopped"),
-             measure(f"{dev.name}.drift_after_estop", drift, "ticks", high=dev.position_tolerance))
+        gate(measure(f"{dev.name}.estop", stopped_ms, "ms", high=dev.settings.estop_ms, nominal="torque off to stopped"),
+             measure(f"{dev.name}.drift_after_estop", drift, "ticks", high=dev.settings.position_tolerance))

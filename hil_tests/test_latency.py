@@ -14,38 +14,38 @@ pytestmark = pytest.mark.latency
 
 
 def _budget(hil_rig, name):
-    value = hil_rig.rig.budgets.get(name)
+    value = getattr(hil_rig.rig.budgets, name)
     if value is None:
         pytest.fail(f"{hil_rig.rig.path}: budgets.{name}: required for the latency suite", pytrace=False)
     return value
 
 
-def test_inference_latency(hil_rig, gate):
-    engine = hil_rig.engine()
+def test_inference_latency(hil_rig, hil_engine, gate):
+    engine = hil_engine()
     budget = _budget(hil_rig, "inference_p99_ms")
     settings = hil_rig.rig.settings
     source = FrameSource(32, 32)
     inputs = [to_input(source.next()[0], engine.input_shape) for _ in range(16)]
-    for i in range(int(settings["latency_warmup"])):
+    for i in range(settings.latency_warmup):
         engine.run(inputs[i % len(inputs)])
     samples = []
-    for i in range(int(settings["latency_samples"])):
+    for i in range(settings.latency_samples):
         t0 = time.perf_counter_ns()
         engine.run(inputs[i % len(inputs)])
         samples.append((time.perf_counter_ns() - t0) / 1e6)
     gate(distribution("engine.inference", samples, "ms", gate="p99", high=budget,
-                      nominal=f"{engine.backend}, {settings['latency_samples']:g} runs after "
-                              f"{settings['latency_warmup']:g} warm-up"))
+                      nominal=f"{engine.backend}, {settings.latency_samples} runs after "
+                              f"{settings.latency_warmup} warm-up"))
 
 
-def test_loop_latency(hil_rig, gate):
+def test_loop_latency(hil_rig, hil_engine, gate):
     """Frame received -> preprocess -> engine -> goal position written -> present position read back."""
-    engine = hil_rig.engine()
+    engine = hil_engine()
     budget = _budget(hil_rig, "loop_p99_ms")
     settings = hil_rig.rig.settings
     cam_dev, servo_dev = hil_rig.device("camera"), hil_rig.device("servo")
-    dxl_id = servo_dev.ids[0]
-    warmup, n = 3, int(settings["loop_samples"])
+    dxl_id = servo_dev.settings.ids[0]
+    warmup, n = 3, settings.loop_samples
     samples = []
     with hil_rig.open(cam_dev) as camera, hil_rig.open(servo_dev) as servo:
         try:

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.sensor
 
 def window(device) -> float:
     """The sample window: the device's `window_s`, else the rig's `sensor_window_s`."""
-    return device.window_s
+    return device.settings.window_s
 
 
 def _capture(driver, seconds, **kw):
@@ -39,17 +39,20 @@ class TestImu:
         if cap.bad_data:
             pytest.fail(f"{imu.label}: {cap.bad_data} messages with a bad CRC or not MAVLink "
                         f"(of {cap.messages} good)", pytrace=False)
+        if cap.unhealthy:
+            pytest.fail(f"{imu.label}: SYS_STATUS reports unhealthy sensors: {cap.unhealthy_sensors()}",
+                        pytrace=False)
         backwards = sum(1 for a, b in zip(cap.time_usec, cap.time_usec[1:], strict=False) if b <= a)
         if backwards:
             pytest.fail(f"{imu.label}: time_usec went backwards {backwards} time(s): the device rebooted",
                         pytrace=False)
         g = cap.gravity()
         mean_g = sum(g) / len(g)
-        gate(checks.around(dev, "gravity", mean_g, "m/s^2", dev.gravity, dev.gravity_tolerance))
+        gate(checks.around(dev, "gravity", mean_g, "m/s^2", dev.settings.gravity, dev.settings.gravity_tolerance))
 
     def test_no_drops(self, imu, gate):
         cap = _capture(imu, window(imu.device))
-        gate(checks.count(imu.device, "drops", cap.drops, high=imu.device.max_drops))
+        gate(checks.count(imu.device, "drops", cap.drops, high=imu.device.settings.max_drops))
 
 
 class TestGnss:
@@ -75,14 +78,14 @@ class TestGnss:
         bad = [(lat, lon) for lat, lon in cap.positions if not (-90 <= lat <= 90 and -180 <= lon <= 180)]
         if bad:
             pytest.fail(f"{gnss.label}: position out of range: {bad[0]}", pytrace=False)
-        gate(measure(f"{dev.name}.fix_quality", min(cap.fix_quality or [0]), "", low=dev.min_fix_quality,
+        gate(measure(f"{dev.name}.fix_quality", min(cap.fix_quality or [0]), "", low=dev.settings.min_fix_quality,
                             nominal="GGA quality, 1 = GPS fix"),
-             measure(f"{dev.name}.satellites", min(cap.satellites or [0]), "", low=dev.min_satellites))
+             measure(f"{dev.name}.satellites", min(cap.satellites or [0]), "", low=dev.settings.min_satellites))
 
     def test_no_drops(self, gnss, gate):
         cap = _capture(gnss, window(gnss.device))
         gate(checks.count(gnss.device, "drops", checks.gaps(gnss.device, cap.arrivals_ns),
-                          high=gnss.device.max_drops))
+                          high=gnss.device.settings.max_drops))
 
 
 class TestCamera:
@@ -109,12 +112,12 @@ class TestCamera:
             pytest.fail(f"{camera.label}: frame counter restarted {cap.restarts} time(s): the camera rebooted",
                         pytrace=False)
         shapes = {f.image.shape for f in cap.frames}
-        if shapes != {(int(dev.height), int(dev.width))}:
-            pytest.fail(f"{camera.label}: frame size {sorted(shapes)}, expected {int(dev.height)}x{int(dev.width)}",
+        if shapes != {(int(dev.settings.height), int(dev.settings.width))}:
+            pytest.fail(f"{camera.label}: frame size {sorted(shapes)}, expected {int(dev.settings.height)}x{int(dev.settings.width)}",
                         pytrace=False)
         contrast = float(sum(f.image.std() for f in cap.frames) / len(cap.frames))
         gate(measure(f"{dev.name}.contrast", contrast, "", low=5.0, nominal="std of pixel values"))
 
     def test_no_drops(self, camera, gate):
         cap = _capture(camera, window(camera.device))
-        gate(checks.count(camera.device, "drops", cap.drops, high=camera.device.max_drops))
+        gate(checks.count(camera.device, "drops", cap.drops, high=camera.device.settings.max_drops))

@@ -17,9 +17,9 @@ def _fmt(x: float) -> str:
 def rate(device: Device, arrivals_ns: list[int]) -> Measurement:
     """Messages per second over the window, against the rig's nominal rate ± tolerance. The window is kept
     (`window_s`), so a shortfall can be weighed against the host's own latency over the same time."""
-    low, high = within_percent(device.rate_hz, device.rate_tolerance_pct)
+    low, high = within_percent(device.settings.rate_hz, device.settings.rate_tolerance_pct)
     m = measure(f"{device.name}.rate", rate_hz(arrivals_ns), "Hz", low=low, high=high,
-                nominal=f"{_fmt(device.rate_hz)} Hz ±{_fmt(device.rate_tolerance_pct)}%")
+                nominal=f"{_fmt(device.settings.rate_hz)} Hz ±{_fmt(device.settings.rate_tolerance_pct)}%")
     if len(arrivals_ns) > 1:
         m.extra["window_s"] = _fmt(round((arrivals_ns[-1] - arrivals_ns[0]) / 1e9, 4))
     return m
@@ -27,9 +27,9 @@ def rate(device: Device, arrivals_ns: list[int]) -> Measurement:
 
 def jitter(device: Device, arrivals_ns: list[int]) -> Measurement:
     """|inter-arrival - period| in ms, judged on its p99."""
-    period = 1000.0 / device.rate_hz
+    period = 1000.0 / device.settings.rate_hz
     deviations = [abs(i - period) for i in intervals_ms(arrivals_ns)] or [float("nan")]
-    return distribution(f"{device.name}.jitter", deviations, "ms", gate="p99", high=device.jitter_p99_ms,
+    return distribution(f"{device.name}.jitter", deviations, "ms", gate="p99", high=device.settings.jitter_p99_ms,
                         nominal=f"period {period:.4g} ms")
 
 
@@ -39,15 +39,15 @@ def count(device: Device, what: str, value: int, high: float = 0, unit: str = ""
 
 def gaps(device: Device, arrivals_ns: list[int]) -> int:
     """Epochs missing from a stream without sequence numbers (NMEA): intervals over 1.5 periods."""
-    period = 1000.0 / device.rate_hz
+    period = 1000.0 / device.settings.rate_hz
     return sum(max(0, round(i / period) - 1) for i in intervals_ms(arrivals_ns) if i > 1.5 * period)
 
 
 def enough(arrivals_ns: list[int], device: Device, window_s: float) -> Measurement:
     """At least half the expected messages arrived (else rate and jitter mean nothing)."""
-    expected = device.rate_hz * window_s
+    expected = device.settings.rate_hz * window_s
     return measure(f"{device.name}.samples", len(arrivals_ns), "", low=max(2.0, expected / 2),
-                   nominal=f"{_fmt(device.rate_hz)} Hz for {_fmt(window_s)} s")
+                   nominal=f"{_fmt(device.settings.rate_hz)} Hz for {_fmt(window_s)} s")
 
 
 def present(device: Device, received: int, expected: int) -> Measurement:

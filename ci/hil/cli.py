@@ -27,7 +27,7 @@ def emulate(args) -> int:
     import dataclasses
 
     from ci.hil.emulators.process import EmulatorError, RigEmulators
-    from ci.hil.faults import FaultError, parse_fault
+    from ci.hil.faults import FaultError, parse_targeted
     from ci.hil.rig import RigError, load_rig
     from ci.stage import UsageError
 
@@ -37,13 +37,11 @@ def emulate(args) -> int:
         raise UsageError(str(exc)) from None
     faults = {}
     for text in args.fault:
-        device, _, rest = text.partition(":")
-        if device not in rig.devices:
-            raise UsageError(f"--fault {text}: no device {device!r} in {args.rig} ({', '.join(rig.devices)})")
         try:
-            faults.setdefault(device, []).append(parse_fault(rest))
+            device, fault, _ = parse_targeted(text, {d.name: d.kind for d in rig.devices.values()}, tests=False)
         except FaultError as exc:
-            raise UsageError(f"--fault {text}: {exc}") from None
+            raise UsageError(f"--fault {exc}") from None
+        faults.setdefault(device, []).append(fault)
     devices = {name: dataclasses.replace(d, faults=d.faults + tuple(faults.get(name, ())))
                for name, d in rig.devices.items()}
     rig = dataclasses.replace(rig, devices=devices, emulate=True)
@@ -90,7 +88,9 @@ def _commands(emus, stop: threading.Event) -> None:
             if rest[0] in ("clear", "stats", "state"):
                 reply = handle.command({"cmd": rest[0]})
             else:
-                reply = handle.fault(parse_fault(rest[0] + ":" + ",".join(rest[1:])))
+                dev = emus.rig.devices[device]
+                reply = handle.fault(parse_fault(rest[0] + ":" + ",".join(rest[1:]), file=device,
+                                                 device_kind=dev.driver, allowed=dev.kind.faults))
         except (FaultError, EmulatorError) as exc:
             print(f"? {exc}", flush=True)
             continue

@@ -1,105 +1,101 @@
 """The rig: one YAML naming the platform, its devices, the model engine and the budgets, validated on load.
 
-Every error names the file and the field (`rig.yaml: devices.imu.rate_hz: expected a number, got 'fast'`),
-so a malformed rig is a usage error, never a silent skip.
+Every device is read with its kind's settings class (`ci.hil.registry`), the rig's own settings with
+`RigSettings`, so every error names the file and the field, with the nearest name for a misspelt one
+(`rig.yaml: devices.imu.rate_hzz: unknown setting (did you mean 'rate_hz'?)`): a malformed rig is a usage
+error when it loads, never a surprise in the middle of a test.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from ci.hil.faults import Fault, FaultError, parse_fault
+from ci.hil.registry import MAX_TIMEOUT_S, DeviceKind, check_device, device_kind, kinds
+from ci.settings import (
+    SettingsError,
+    build,
+    field_names,
+    flag,
+    integer,
+    mapping,
+    nearest,
+    nested,
+    number,
+    settings,
+    text,
+)
 from ci.yamlfile import YamlFileError, load_yaml
 
-DRIVERS = ("imu", "gnss", "servo", "camera")
-SENSORS = ("imu", "gnss", "camera")
-ACTUATORS = ("servo",)
-
-# Per-driver settings: name -> (default, kind). kind: "num" (a number), "str", "int_list", "map".
-# A default of REQUIRED means the rig must say it.
-REQUIRED = object()
-COMMON = {
-    "port": (REQUIRED, "str"),
-    "baud": (115200, "num"),
-    "open_timeout_s": (3.0, "num"),
-    "window_s": (None, "num"),  # sample window of sensor tests; default: the rig's sensor_window_s  # how long open() retries with back-off before giving up
-    "emulator": ({}, "map"),  # emulator settings (noise, jitter, ...), used only when the rig is emulated
-}
-DRIVER_FIELDS: dict[str, dict[str, tuple[Any, str]]] = {
-    "imu": {
-        "rate_hz": (200.0, "num"),
-        "rate_tolerance_pct": (2.0, "num"),
-        "jitter_p99_ms": (1.5, "num"),  # budget on |inter-arrival - period|, p99
-        "gravity": (9.80665, "num"),
-        "gravity_tolerance": (0.3, "num"),  # m/s^2
-        "max_drops": (0, "num"),
-        "stall_timeout_s": (0.5, "num"),
-    },
-    "gnss": {
-        "rate_hz": (10.0, "num"),
-        "rate_tolerance_pct": (2.0, "num"),
-        "jitter_p99_ms": (5.0, "num"),
-        "min_fix_quality": (1, "num"),
-        "min_satellites": (4, "num"),
-        "max_drops": (0, "num"),
-        "stall_timeout_s": (0.5, "num"),
-    },
-    "camera": {
-        "rate_hz": (30.0, "num"),
-        "rate_tolerance_pct": (3.0, "num"),
-        "jitter_p99_ms": (8.0, "num"),
-        "width": (32, "num"),
-        "height": (32, "num"),
-        "max_drops": (0, "num"),
-        "stall_timeout_s": (0.5, "num"),
-    },
-    "servo": {
-        "ids": ([1], "int_list"),
-        "model_number": (1060, "num"),  # XL430-W250
-        "positions": ([1024, 3072, 2048], "int_list"),  # commanded positions (ticks) for the reach test
-        "position_tolerance": (20, "num"),  # ticks
-        "reach_s": (1.5, "num"),
-        "roundtrip_p99_ms": (5.0, "num"),
-        "estop_ms": (50.0, "num"),
-        "roundtrip_samples": (200, "num"),
-    },
-}
-RIG_FIELDS = {
-    "lock_timeout_s": 10.0,
-    "health_timeout_s": 2.0,
-    "sensor_window_s": 1.0,
-    "latency_warmup": 20,
-    "latency_samples": 200,
-    "loop_samples": 30,
-}
-BUDGET_FIELDS = ("inference_p99_ms", "loop_p99_ms")
+ENGINE_SUFFIXES = (".onnx", ".plan", ".engine")
 
 
 class RigError(ValueError):
     """The rig file is missing or invalid; the message names the file and the field."""
 
 
+@settings
+class Budgets:
+    """Latency budgets of the rig's model engine (required by the latency suite)."""
+
+    inference_p99_ms: float | None = number(None, allow_none=True, gt=0, help="engine latency, p99")
+    loop_p99_ms: float | None = number(None, allow_none=True, gt=0,
+                                       help="frame received -> goal written -> position read back, p99")
+
+
+@settings
+class RigSettings:
+    """Settings of the whole rig (timeouts, sample counts)."""
+
+    lock_timeout_s: float = number(10.0, gt=0, le=86_400, help="wait this long for a device another process holds")
+    health_timeout_s: float = number(2.0, gt=0, le=MAX_TIMEOUT_S,
+                                     help="at session start a device silent this long fails its own tests")
+    sensor_window_s: float = number(1.0, gt=0, le=3600, help="sample window of each sensor test")
+    latency_warmup: int = integer(20, ge=0, le=1_000_000, help="engine runs discarded before timing")
+    latency_samples: int = integer(200, ge=1, le=10_000_000, help="timed engine runs")
+    loop_samples: int = integer(30, ge=1, le=1_000_000, help="camera -> engine -> servo -> feedback iterations")
+
+
+@settings
+class RigFile(RigSettings):
+    """The rig YAML's top level."""
+
+    name: str = text(help="rig name: test ids, JUnit properties, the Jenkins lock")
+    platform: str | None = text(None, allow_none=True, help="free text for the report")
+    emulate: bool = flag(False, help="true: the plugin starts emulators on pseudo-terminals")
+    engine: str | None = text(None, allow_none=True, help="model engine: .onnx, .plan or .engine")
+    budgets: Budgets = nested(Budgets)
+    devices: dict = mapping(help="device name -> its kind (`driver:`) and settings")
+
+
 @dataclass(frozen=True)
 class Device:
-    """One device of a rig: its name, driver, port and the driver's settings."""
+    """One device of a rig: its name, its kind (the rig's `driver:`), and the kind's typed settings."""
 
     rig: str
     name: str
     driver: str
-    port: str
-    baud: int
-    settings: dict[str, Any]
-    emulator: dict[str, Any] = field(default_factory=dict)
+    settings: Any  # an instance of the kind's settings class
     faults: tuple[Fault, ...] = ()
 
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self.__dict__["settings"][key]
-        except KeyError:
-            raise AttributeError(key) from None
+    @property
+    def kind(self) -> DeviceKind:
+        found = device_kind(self.driver)
+        if found is None:  # only if the module that registered the kind is not imported in this process
+            raise KeyError(f"device kind {self.driver!r} is not registered")
+        return found
+
+    @property
+    def port(self) -> str:
+        return self.settings.port
+
+    @property
+    def baud(self) -> int:
+        return self.settings.baud
 
     @property
     def label(self) -> str:
@@ -107,7 +103,10 @@ class Device:
 
     @property
     def is_actuator(self) -> bool:
-        return self.driver in ACTUATORS
+        return self.kind.is_actuator
+
+    def with_settings(self, **changes: Any) -> Device:
+        return Device(self.rig, self.name, self.driver, attrs.evolve(self.settings, **changes), self.faults)
 
 
 @dataclass(frozen=True)
@@ -120,8 +119,8 @@ class Rig:
     emulate: bool
     devices: dict[str, Device]
     engine: Path | None
-    budgets: dict[str, float]
-    settings: dict[str, float]
+    budgets: Budgets
+    settings: RigSettings
 
     def of_driver(self, driver: str) -> list[Device]:
         return [d for d in self.devices.values() if d.driver == driver]
@@ -139,71 +138,56 @@ def load_rig(path: str | Path, base: Path | None = None) -> Rig:
         raise RigError(str(exc)) from None
     if not isinstance(data, dict):
         raise RigError(f"{where}: expected a mapping with 'name' and 'devices'")
-    known = {"name", "platform", "emulate", "devices", "engine", "budgets", *RIG_FIELDS}
-    for key in data:
-        if key not in known:
-            raise RigError(f"{where}: {key}: unknown field (fields: {', '.join(sorted(known))})")
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise RigError(f"{where}: name: required, a non-empty string")
-    emulate = data.get("emulate", False)
-    if not isinstance(emulate, bool):
-        raise RigError(f"{where}: emulate: expected true or false, got {emulate!r}")
-    platform = str(data.get("platform", "emulated" if emulate else "jetson"))
-    settings = {k: _number(where, k, data.get(k, default)) for k, default in RIG_FIELDS.items()}
-    devices_raw = data.get("devices")
-    if not isinstance(devices_raw, dict) or not devices_raw:
+    try:
+        top = build(RigFile, data, file=where)
+    except SettingsError as exc:
+        raise RigError(str(exc)) from None
+    rig_settings = RigSettings(**{k: getattr(top, k) for k in field_names(RigSettings)})
+    if not top.devices:
         raise RigError(f"{where}: devices: required, a mapping of device name to settings")
     devices = {}
-    for dev_name, raw in devices_raw.items():
-        devices[str(dev_name)] = _device(where, name, str(dev_name), raw, emulate, settings["sensor_window_s"])
-    budgets_raw = data.get("budgets") or {}
-    if not isinstance(budgets_raw, dict):
-        raise RigError(f"{where}: budgets: expected a mapping of budget name to number")
-    budgets = {}
-    for key, value in budgets_raw.items():
-        if key not in BUDGET_FIELDS:
-            raise RigError(f"{where}: budgets.{key}: unknown budget (budgets: {', '.join(BUDGET_FIELDS)})")
-        budgets[key] = _number(where, f"budgets.{key}", value)
-    engine = data.get("engine")
+    for dev_name, raw in top.devices.items():
+        devices[str(dev_name)] = _device(where, top.name, str(dev_name), raw, top.emulate,
+                                         rig_settings.sensor_window_s)
     engine_path = None
-    if engine is not None:
-        if not isinstance(engine, str) or not engine:
-            raise RigError(f"{where}: engine: expected a path to a .onnx, .plan or .engine file")
-        if not engine.endswith((".onnx", ".plan", ".engine")):
-            raise RigError(f"{where}: engine: {engine!r} is not a .onnx, .plan or .engine file")
-        engine_path = Path(engine)
+    if top.engine is not None:
+        if not top.engine.endswith(ENGINE_SUFFIXES):
+            raise RigError(f"{where}: engine: {top.engine!r} is not a .onnx, .plan or .engine file")
+        engine_path = Path(top.engine)
         if not engine_path.is_absolute():
             engine_path = (base or Path.cwd()) / engine_path
-    return Rig(path=path, name=name, platform=platform, emulate=emulate, devices=devices,
-               engine=engine_path, budgets=budgets, settings=settings)
+    platform = top.platform or ("emulated" if top.emulate else "jetson")
+    return Rig(path=path, name=top.name, platform=platform, emulate=top.emulate, devices=devices,
+               engine=engine_path, budgets=top.budgets, settings=rig_settings)
 
 
 def _device(where: str, rig: str, name: str, raw: Any, emulate: bool, window_s: float) -> Device:
     field_path = f"devices.{name}"
     if not isinstance(raw, dict):
         raise RigError(f"{where}: {field_path}: expected a mapping with 'driver' and 'port'")
+    registered = kinds()
     driver = raw.get("driver")
-    if driver not in DRIVERS:
-        raise RigError(f"{where}: {field_path}.driver: unknown driver {driver!r} (drivers: {', '.join(DRIVERS)})")
-    if name in DRIVERS and name != driver:
+    kind = registered.get(driver) if isinstance(driver, str) else None
+    if kind is None:
+        names = tuple(registered)
+        raise RigError(f"{where}: {field_path}.driver: unknown driver {driver!r}"
+                       + (nearest(driver, names) if isinstance(driver, str) else f" (drivers: {', '.join(names)})"))
+    if name in registered and name != driver:
         raise RigError(f"{where}: {field_path}: a device named {name!r} must use driver {name!r}")
-    spec = {**COMMON, **DRIVER_FIELDS[driver]}
-    for key in raw:
-        if key not in spec and key not in ("driver", "faults"):
-            raise RigError(f"{where}: {field_path}.{key}: unknown field for driver {driver} "
-                           f"(fields: {', '.join(sorted(spec))})")
-    values: dict[str, Any] = {}
-    for key, (default, kind) in spec.items():
-        if key == "port" and emulate:
-            values[key] = str(raw.get("port", "emulated"))
-            continue
-        if key not in raw:
-            if default is REQUIRED:
-                raise RigError(f"{where}: {field_path}.{key}: required for a rig that is not emulated")
-            values[key] = default
-            continue
-        values[key] = _typed(where, f"{field_path}.{key}", raw[key], kind)
+    values = {k: v for k, v in raw.items() if k not in ("driver", "faults")}
+    try:
+        dev_settings = build(kind.settings, values, file=where, prefix=f"{field_path}.")
+    except SettingsError as exc:
+        raise RigError(str(exc)) from None
+    problem = check_device(dev_settings)
+    if problem:
+        raise RigError(f"{where}: {field_path}.{problem}")
+    if emulate:
+        dev_settings = attrs.evolve(dev_settings, port=dev_settings.port or "emulated")
+    elif not dev_settings.port:
+        raise RigError(f"{where}: {field_path}.port: required for a rig that is not emulated")
+    if dev_settings.window_s is None:
+        dev_settings = attrs.evolve(dev_settings, window_s=window_s)
     faults = raw.get("faults") or []
     if not isinstance(faults, list):
         raise RigError(f"{where}: {field_path}.faults: expected a list of faults")
@@ -212,38 +196,8 @@ def _device(where: str, rig: str, name: str, raw: Any, emulate: bool, window_s: 
     parsed = []
     for i, item in enumerate(faults):
         try:
-            parsed.append(parse_fault(item))
+            parsed.append(parse_fault(item, file=where, prefix=f"{field_path}.faults[{i}].", device_kind=driver,
+                                      allowed=kind.faults))
         except FaultError as exc:
-            raise RigError(f"{where}: {field_path}.faults[{i}]: {exc}") from None
-    if values["window_s"] is None:
-        values["window_s"] = window_s
-    port = values.pop("port")
-    baud = int(values.pop("baud"))
-    emulator = values.pop("emulator")
-    return Device(rig=rig, name=name, driver=driver, port=port, baud=baud, settings=values,
-                  emulator=emulator, faults=tuple(parsed))
-
-
-def _typed(where: str, field_path: str, value: Any, kind: str) -> Any:
-    if kind == "num":
-        return _number(where, field_path, value)
-    if kind == "str":
-        if not isinstance(value, str) or not value:
-            raise RigError(f"{where}: {field_path}: expected a non-empty string, got {value!r}")
-        return value
-    if kind == "int_list":
-        if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
-                                                                for v in value):
-            raise RigError(f"{where}: {field_path}: expected a list of integers, got {value!r}")
-        return list(value)
-    if kind == "map":
-        if not isinstance(value, dict):
-            raise RigError(f"{where}: {field_path}: expected a mapping, got {value!r}")
-        return dict(value)
-    raise AssertionError(kind)
-
-
-def _number(where: str, field_path: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise RigError(f"{where}: {field_path}: expected a number, got {value!r}")
-    return value
+            raise RigError(str(exc)) from None
+    return Device(rig=rig, name=name, driver=driver, settings=dev_settings, faults=tuple(parsed))

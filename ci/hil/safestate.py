@@ -1,8 +1,9 @@
 """Safe state: every actuator a test touched is torque-disabled on every exit path.
 
-Drivers register when opened; `make_safe` runs in each test's teardown (pass, failure, pytest-timeout's signal
-method, Ctrl-C and SIGTERM all reach it) and `make_all_safe` again at session end and at interpreter exit.
-A device that is rebooting or reconnecting gets retries with back-off before we give up and say so.
+A `SafeState` belongs to one HIL session: drivers of actuators register when opened; `make_safe` runs in each
+test's teardown (pass, failure, pytest-timeout's signal method, Ctrl-C and SIGTERM all reach it) and
+`make_all_safe` again at session end and at interpreter exit. A device that is rebooting or reconnecting gets
+retries with back-off before we give up and say so.
 """
 
 from __future__ import annotations
@@ -10,15 +11,6 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-
-_open: list = []
-_lock = threading.Lock()
-
-
-def register(driver) -> None:
-    with _lock:
-        if driver not in _open:
-            _open.append(driver)
 
 
 def make_safe(driver, timeout: float = 3.0) -> None:
@@ -30,38 +22,57 @@ def make_safe(driver, timeout: float = 3.0) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.05
     with uninterrupted():
+        while True:
+            try:
+                if not driver.is_open:
+                    driver.open(timeout=max(0.1, deadline - time.monotonic()))
+                driver.safe()
+                return
+            except DeviceError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                driver.close()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+
+class SafeState:
+    """The actuator drivers a session has open, made safe when their test ends and again at every exit."""
+
+    def __init__(self) -> None:
+        self._open: list = []
+        self._lock = threading.Lock()
+        atexit.register(self.make_all_safe)
+
+    def register(self, driver) -> None:
+        with self._lock:
+            if driver not in self._open:
+                self._open.append(driver)
+
+    def make_safe(self, driver, timeout: float = 3.0) -> None:
         try:
-            while True:
-                try:
-                    if not driver.is_open:
-                        driver.open(timeout=max(0.1, deadline - time.monotonic()))
-                    driver.safe()
-                    return
-                except DeviceError:
-                    if time.monotonic() + delay > deadline:
-                        raise
-                    driver.close()
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
+            make_safe(driver, timeout)
         finally:
-            with _lock:
-                if driver in _open:
-                    _open.remove(driver)
+            with self._lock:
+                if driver in self._open:
+                    self._open.remove(driver)
 
+    def make_all_safe(self) -> list[str]:
+        """Every registered actuator made safe; returns the failures (as messages) instead of raising."""
+        from ci.hil.drivers.base import DeviceError
 
-def make_all_safe() -> list[str]:
-    """Every registered actuator made safe; returns the failures (as messages) instead of raising."""
-    from ci.hil.drivers.base import DeviceError
+        with self._lock:
+            pending = list(self._open)
+        failures = []
+        for driver in pending:
+            try:
+                self.make_safe(driver)
+            except DeviceError as exc:
+                failures.append(str(exc))
+        return failures
 
-    with _lock:
-        pending = list(_open)
-    failures = []
-    for driver in pending:
-        try:
-            make_safe(driver)
-        except DeviceError as exc:
-            failures.append(str(exc))
-    return failures
-
-
-atexit.register(make_all_safe)
+    def close(self) -> list[str]:
+        """The session ends: everything safe, and no longer an atexit duty."""
+        failures = self.make_all_safe()
+        atexit.unregister(self.make_all_safe)
+        return failures

@@ -34,7 +34,7 @@ class Driver:
     def open(self, timeout: float | None = None) -> Driver:
         """Open the port, retrying with back-off (0.05 s doubling to 0.5 s) until `timeout`: ports come back
         after a disconnect or power cycle a little later than one would like."""
-        timeout = self.device.open_timeout_s if timeout is None else timeout
+        timeout = self.device.settings.open_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + timeout
         delay = 0.05
         while True:

@@ -63,7 +63,7 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
 
     def frames(self, cap: CameraCapture, duration_s: float, max_frames: int = 0) -> None:
         try:
-            for chunk, now_ns in self.stream(duration_s, self.device.stall_timeout_s, "frame"):
+            for chunk, now_ns in self.stream(duration_s, self.device.settings.stall_timeout_s, "frame"):
                 self.pending += chunk
                 for frame in self._split(cap, now_ns):
                     self.alive()
@@ -115,9 +115,9 @@ class _V4l2Camera(_CameraApi, Driver):
         cap = cv2.VideoCapture(self.port, cv2.CAP_V4L2)
         if not cap.isOpened():
             raise DeviceError("OpenCV could not open the V4L2 device")
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(self.device.width))
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(self.device.height))
-        cap.set(cv2.CAP_PROP_FPS, float(self.device.rate_hz))
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(self.device.settings.width))
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(self.device.settings.height))
+        cap.set(cv2.CAP_PROP_FPS, float(self.device.settings.rate_hz))
         self.cv, self.cv2, self.seq = cap, cv2, 0
 
     def _close(self) -> None:

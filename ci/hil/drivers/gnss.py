@@ -34,7 +34,7 @@ class GnssDriver(SerialStreamDriver):
 
     def capture(self, duration_s: float, *, max_epochs: int = 0) -> GnssCapture:
         cap = GnssCapture()
-        stall = max(self.device.stall_timeout_s, 2.5 / self.device.rate_hz)
+        stall = max(self.device.settings.stall_timeout_s, 2.5 / self.device.settings.rate_hz)
         try:
             for chunk, now_ns in self.stream(duration_s, stall, "NMEA sentence"):
                 self.pending += chunk

@@ -25,7 +25,15 @@ class ImuCapture:
     drops: int = 0  # sequence-number gaps, per sender, across message types
     bad_data: int = 0  # CRC errors and bytes that were no MAVLink
     senders: set = field(default_factory=set)
+    statuses: int = 0  # SYS_STATUS messages seen
+    unhealthy: int = 0  # MAV_SYS_STATUS_SENSOR bits present and enabled but not healthy, over the window
     error: str = ""  # set when the capture ended early (stall, disconnect)
+
+    def unhealthy_sensors(self) -> str:
+        """'3D gyro, 3D accelerometer' for the unhealthy bits, as the MAVLink enum describes them."""
+        names = mavlink.enums["MAV_SYS_STATUS_SENSOR"]
+        return ", ".join(names[bit].description.split(" ", 1)[-1] if bit in names else f"0x{bit:x}"
+                         for bit in (1 << i for i in range(32)) if self.unhealthy & bit)
 
     def gravity(self) -> list[float]:
         return [math.sqrt(x * x + y * y + z * z) for x, y, z in self.accel]
@@ -44,7 +52,7 @@ class ImuDriver(SerialStreamDriver):
         """Collect HIGHRES_IMU for `duration_s`; a stall or disconnect ends it with `error` set."""
         cap = ImuCapture()
         try:
-            for chunk, now_ns in self.stream(duration_s, self.device.stall_timeout_s, "HIGHRES_IMU"):
+            for chunk, now_ns in self.stream(duration_s, self.device.settings.stall_timeout_s, "HIGHRES_IMU"):
                 for msg in self.mav.parse_buffer(chunk) or ():
                     self._account(cap, msg, now_ns)
                     if msg.get_type() == "HIGHRES_IMU":
@@ -67,7 +75,11 @@ class ImuDriver(SerialStreamDriver):
         if prev is not None:
             cap.drops += (seq - prev - 1) % 256
         self.last_seq[sender] = seq
-        if msg.get_type() == "HIGHRES_IMU":
+        if msg.get_type() == "SYS_STATUS":
+            cap.statuses += 1
+            cap.unhealthy |= (msg.onboard_control_sensors_present & msg.onboard_control_sensors_enabled
+                              & ~msg.onboard_control_sensors_health)
+        elif msg.get_type() == "HIGHRES_IMU":
             cap.arrivals_ns.append(now_ns)
             cap.time_usec.append(msg.time_usec)
             cap.accel.append((msg.xacc, msg.yacc, msg.zacc))

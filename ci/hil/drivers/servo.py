@@ -124,7 +124,7 @@ class ServoDriver(Driver):
     def safe(self) -> None:
         """Torque off on every id we enabled (and every configured id), tolerating a dead bus per id."""
         failures = []
-        for dxl_id in sorted(self.torque_touched | set(self.device.ids)):
+        for dxl_id in sorted(self.torque_touched | set(self.device.settings.ids)):
             try:
                 self.torque(dxl_id, False)
             except DeviceError as exc:
@@ -135,7 +135,7 @@ class ServoDriver(Driver):
     def health(self, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         models = {}
-        for dxl_id in self.device.ids:
+        for dxl_id in self.device.settings.ids:
             while True:
                 try:
                     models[dxl_id] = self.ping(dxl_id)

@@ -1,8 +1,1 @@
-"""Device emulators, one process each; `EMULATORS` maps a driver name to its emulator class path."""
-
-EMULATORS = {
-    "imu": "ci.hil.emulators.imu:ImuEmulator",
-    "gnss": "ci.hil.emulators.gnss:GnssEmulator",
-    "servo": "ci.hil.emulators.servo:ServoEmulator",
-    "camera": "ci.hil.emulators.camera:CameraEmulator",
-}
+"""Device emulators, one process each; a rig device's emulator comes from its kind's registration."""

@@ -20,12 +20,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ci.hil.faults import Fault, parse_fault
+from ci.hil.faults import KINDS, Fault, parse_fault
+from ci.hil.registry import BAUDS
 from ci.measurements import Stats, intervals_ms, rate_hz
 
-_SPEEDS = {getattr(termios, f"B{b}"): b for b in (
-    9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000,
-    2000000, 2500000, 3000000, 3500000, 4000000) if hasattr(termios, f"B{b}")}
+_SPEEDS = {getattr(termios, f"B{b}"): b for b in BAUDS if hasattr(termios, f"B{b}")}
 
 
 class PtyLink:
@@ -132,8 +131,13 @@ class Emulator:
                          "baud_mismatch": 0}
         self._baud_checked = 0.0
         self._baud_ok = True
+        self.allowed_faults = tuple(spec.get("allowed_faults") or KINDS)
         for fault in spec.get("faults") or ():
-            self.inject(parse_fault(fault))
+            self.inject(self.parse(fault))
+
+    def parse(self, item: Any) -> Fault:
+        """A fault for this device (the one parser, `ci.hil.faults`); one the protocol cannot say is refused."""
+        return parse_fault(item, file=self.name, device_kind=self.kind, allowed=self.allowed_faults)
 
     # --- faults -------------------------------------------------------------------------------------
     def inject(self, fault: Fault) -> None:
@@ -219,7 +223,7 @@ class Emulator:
     def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         op = cmd.get("cmd")
         if op == "fault":
-            fault = parse_fault({k: v for k, v in cmd.items() if k != "cmd"})
+            fault = self.parse({k: v for k, v in cmd.items() if k != "cmd"})
             self.inject(fault)
             return {"ok": True, "fault": fault.to_dict()}
         if op == "clear":

@@ -20,7 +20,8 @@ def _deg_min(value: float, lat: bool) -> tuple[str, str]:
 
 
 class GnssEmulator(StreamEmulator):
-    """A receiver with a fix (quality 1, 9 satellites); after a reboot it has no fix for `cold_start_s`."""
+    """A receiver with a fix (quality 1, 9 satellites); after a reboot it has no fix for `cold_start_s`, and
+    under `hw_error` (an antenna or RF fault) it reports what a receiver can: fix quality 0, RMC status V."""
 
     kind = "gnss"
     default_rate_hz = 10.0
@@ -50,7 +51,7 @@ class GnssEmulator(StreamEmulator):
     def message(self) -> bytes:
         now = dt.datetime.now(dt.timezone.utc)
         hms = now.strftime("%H%M%S") + f".{now.microsecond // 10000:02d}"
-        fixed = time.monotonic() >= self.fix_from
+        fixed = time.monotonic() >= self.fix_from and not self.active("hw_error")
         lat, lat_h = _deg_min(self.lat + self.rng.gauss(0, self.noise_deg), True)
         lon, lon_h = _deg_min(self.lon + self.rng.gauss(0, self.noise_deg), False)
         gga = pynmea2.GGA("GP", "GGA", (hms, lat, lat_h, lon, lon_h, "1" if fixed else "0", "09" if fixed else "00",

@@ -14,10 +14,14 @@ from ci.hil.emulators.base import StreamEmulator  # noqa: E402
 
 GRAVITY = 9.80665
 HIGHRES_FIELDS = 0x1FFF  # acc, gyro, mag, pressures, temperature updated
+SENSORS = (mavlink.MAV_SYS_STATUS_SENSOR_3D_GYRO | mavlink.MAV_SYS_STATUS_SENSOR_3D_ACCEL
+           | mavlink.MAV_SYS_STATUS_SENSOR_3D_MAG | mavlink.MAV_SYS_STATUS_SENSOR_ABSOLUTE_PRESSURE)
+STATUS_PERIOD_S = 0.25  # SYS_STATUS at 4 Hz, as an autopilot's extended-status stream
 
 
 class ImuEmulator(StreamEmulator):
-    """A flight controller at rest: gravity on z plus sensor noise, microsecond boot timestamps."""
+    """A flight controller at rest: gravity on z plus sensor noise, microsecond boot timestamps, and SYS_STATUS
+    whose health bits drop the sensors a `hw_error` names (its `code` & gyro|accel|mag|baro; else gyro+accel)."""
 
     kind = "imu"
     default_rate_hz = 200.0
@@ -29,6 +33,7 @@ class ImuEmulator(StreamEmulator):
         self.mav = mavlink.MAVLink(None, srcSystem=self.sysid, srcComponent=mavlink.MAV_COMP_ID_AUTOPILOT1)
         self.boot = time.monotonic()
         self.last_heartbeat = 0.0
+        self.last_status = 0.0
 
     def reset(self) -> None:
         self.mav.seq = 0
@@ -46,12 +51,22 @@ class ImuEmulator(StreamEmulator):
             self.last_heartbeat = now
             out += self._pack(self.mav.heartbeat_encode(mavlink.MAV_TYPE_QUADROTOR, mavlink.MAV_AUTOPILOT_PX4,
                                                          0, 0, mavlink.MAV_STATE_STANDBY))
+        if now - self.last_status >= STATUS_PERIOD_S:
+            self.last_status = now
+            out += self._pack(self.status())
         g = self.rng.gauss
         n = self.noise
         msg = self.mav.highres_imu_encode(
             int((now - self.boot) * 1e6), g(0, n), g(0, n), -GRAVITY + g(0, n), g(0, 0.001), g(0, 0.001),
             g(0, 0.001), 0.21, 0.02, -0.43, 1013.25, 0.0, 12.0, 25.0 + g(0, 0.05), HIGHRES_FIELDS)
         return out + self._pack(msg)
+
+    def status(self):
+        hw = self.active("hw_error")
+        failed = ((hw.code & SENSORS) or (mavlink.MAV_SYS_STATUS_SENSOR_3D_GYRO
+                                          | mavlink.MAV_SYS_STATUS_SENSOR_3D_ACCEL)) if hw else 0
+        return self.mav.sys_status_encode(SENSORS, SENSORS, SENSORS & ~failed, 150, 12_600, 120, 80,
+                                          0, 0, 0, 0, 0, 0)
 
     def corrupt(self, data: bytes) -> bytes:
         return data[:-2] + bytes([data[-2] ^ 0xFF, data[-1]])  # CRC low byte of the last packet

@@ -16,6 +16,7 @@ from typing import Any
 
 from ci.hil.faults import Fault
 from ci.hil.rig import Device, Rig
+from ci.settings import as_dict
 
 
 class EmulatorError(RuntimeError):
@@ -73,9 +74,13 @@ def send(control: str, cmd: dict[str, Any], timeout: float = 3.0) -> dict[str, A
 
 
 def spec_for(device: Device, link: Path) -> dict[str, Any]:
-    params = {**device.settings, **device.emulator}
-    return {"kind": device.driver, "name": device.name, "link": str(link), "baud": device.baud,
-            "params": params, "faults": [f.to_dict() for f in device.faults]}
+    """What the emulator process needs: its class, the device's settings (emulator-only ones on top), faults."""
+    values = as_dict(device.settings)
+    params = {**{k: v for k, v in values.items() if k not in ("port", "baud", "emulator")}, **values["emulator"]}
+    emulator, root = device.kind.emulator_ref()
+    return {"kind": device.driver, "emulator": emulator, "import_root": root, "name": device.name,
+            "link": str(link), "baud": device.baud, "params": params,
+            "faults": [f.to_dict() for f in device.faults], "allowed_faults": list(device.kind.faults)}
 
 
 def start(device: Device, link: Path, timeout: float = 10.0) -> EmulatorHandle:

@@ -1,0 +1,8 @@
+"""pytest plugin (entry point `hilci`): `--rig`, device fixtures, health check, faults, locks and safe state.
+
+Loaded for every pytest run, it stays silent until a session collects HIL tests (marked sensor, actuator or
+latency): those demand `--rig`. `hooks` reads the options and rigs, `session` holds what serves them
+(emulators, health, locks, safe state), `fixtures` hands devices to tests, `injection` applies faults.
+"""
+
+pytest_plugins = ["ci.hil.plugin.hooks", "ci.hil.plugin.fixtures"]

@@ -1,0 +1,128 @@
+"""The fixtures HIL suites use: one per device kind (made from the registry), one per named device, `hil_rig`,
+`gate`, and the suite's JUnit properties through pytest's `record_testsuite_property`."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ci.hil.plugin.session import HilSession
+from ci.hil.rig import Device, Rig
+
+KEY = pytest.StashKey[HilSession]()
+
+
+def hil_session(request: pytest.FixtureRequest) -> HilSession:
+    hil = request.config.stash.get(KEY, None)
+    if hil is None:
+        raise pytest.UsageError(f"{request.node.nodeid} needs a rig: pass --rig PATH")
+    return hil
+
+
+def _open(request: pytest.FixtureRequest, label: str) -> Iterator[Any]:
+    hil = hil_session(request)
+    with hil.open(hil.device(label), request.node) as driver:
+        yield driver
+
+
+def kind_fixture(kind: str, doc: str) -> Any:
+    """The fixture named after a device kind: parametrized over the rig's devices of that kind
+    (`pytest_generate_tests`), opened and locked for one test."""
+
+    def fixture(request):
+        yield from _open(request, request.param)
+
+    fixture.__doc__ = f"{doc}: the driver, opened and locked for this test."
+    return pytest.fixture(name=kind)(fixture)
+
+
+def device_fixture(device: Device) -> Any:
+    """The fixture named after one device of the rig (e.g. `left_wheel`)."""
+
+    def fixture(request):
+        yield from _open(request, device.label)
+
+    fixture.__doc__ = f"{device.name} ({device.driver}), opened and locked for this test."
+    return pytest.fixture(name=device.name)(fixture)
+
+
+def register_device_fixtures(config: pytest.Config, kinds: dict, rigs: list[Rig]) -> None:
+    """A fixture per registered kind, and (with one rig) per device by its rig name."""
+    holder = types.ModuleType("hilci_device_fixtures")  # pytest finds fixtures on a module's attributes,
+    for name, kind in kinds.items():  # never on an instance's
+        setattr(holder, f"_hil_kind_{name}", kind_fixture(name, kind.doc or name))
+    if len(rigs) == 1:
+        for device in rigs[0].devices.values():
+            if device.name not in kinds:
+                setattr(holder, f"_hil_device_{device.name}", device_fixture(device))
+    config.pluginmanager.register(holder, "hilci-device-fixtures")
+
+
+class RigHandle:
+    """One rig inside a test: open any of its devices, find its engine."""
+
+    def __init__(self, hil: HilSession, rig: Rig, item: pytest.Item):
+        self.hil, self.rig, self.item = hil, rig, item
+
+    @property
+    def name(self) -> str:
+        return self.rig.name
+
+    def device(self, driver: str) -> Device:
+        found = self.rig.of_driver(driver)
+        if not found:
+            pytest.skip(f"rig {self.rig.name} has no {driver} device")
+        return found[0]
+
+    def open(self, device: Device):
+        return self.hil.open(device, self.item)
+
+    def engine_path(self) -> Path:
+        """The rig's model engine file (or `--engine`); a missing one fails the test naming the rig field.
+        Loading it is the suite's business (hil_tests/conftest.py): the framework never imports the model path."""
+        path = self.rig.engine
+        if path is None:
+            pytest.fail(f"{self.rig.path}: engine: the rig names no model engine", pytrace=False)
+        if not path.exists():
+            pytest.fail(f"{self.rig.path}: engine: {path} not found (the pipeline's convert stage writes it)",
+                        pytrace=False)
+        return path
+
+
+@pytest.fixture
+def hil_rig(request) -> RigHandle:
+    """A rig of this session (parametrized over every --rig)."""
+    hil = hil_session(request)
+    return RigHandle(hil, hil.rig(request.param), request.node)
+
+
+@pytest.fixture
+def gate(request):
+    """`gate(*measurements)`: record each measurement's JUnit properties, fail with their messages if any fails."""
+
+    def check(*measurements) -> None:
+        for m in measurements:
+            request.node.user_properties.extend(m.properties())
+        failed = [m.message() for m in measurements if not m.passed]
+        if failed:
+            pytest.fail("; ".join(failed), pytrace=False)
+
+    return check
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hil_suite_properties(request, record_testsuite_property) -> None:
+    """Platform facts and the rigs as `<testsuite>` properties (a no-op without a rig or without --junitxml;
+    pytest-xdist workers write no suite properties, pytest issue #7767)."""
+    hil = request.config.stash.get(KEY, None)
+    if hil is None:
+        return
+    from ci.hil.platform import facts
+
+    for key, value in facts(all(r.emulate for r in hil.rigs)):
+        record_testsuite_property(key, value)
+    record_testsuite_property("hil.rigs", ",".join(f"{r.name}={r.path}" for r in hil.rigs))

@@ -1,0 +1,173 @@
+"""The HIL session: the rigs of one pytest run and what serves them, each part with its own teardown.
+
+rigs (loaded by the hooks) -> `Emulation` (emulator processes of emulated rigs, shared with xdist workers through
+a state file) -> health verdicts (`ci.hil.health`) -> `HilSession.open`, which each device fixture uses: lock,
+open, inject this test's faults, and on every exit clear them, make actuators safe, close and unlock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ci.hil import health
+from ci.hil.locks import DeviceBusy, DeviceLock
+from ci.hil.plugin.injection import FaultPlan
+from ci.hil.rig import Device, Rig
+from ci.hil.safestate import SafeState
+
+STATE_ENV = "HILCI_HIL_STATE"
+UNHEALTHY = pytest.StashKey[list]()
+
+
+class Emulation:
+    """The emulators of every emulated rig, each in its own process, under one temporary folder."""
+
+    def __init__(self, rigs: list[Rig]):
+        self.rigs = rigs
+        self.ports: dict[str, str] = {}  # device label -> port
+        self.controls: dict[str, str] = {}  # device label -> control socket
+        self.running: list[Any] = []
+        self.folder: Path | None = None
+
+    def start(self) -> None:
+        from ci.hil.emulators.process import EmulatorError, RigEmulators
+
+        self.folder = Path(tempfile.mkdtemp(prefix="hilci-session-"))
+        for rig in self.rigs:
+            if not rig.emulate:
+                continue
+            emus = RigEmulators(rig, self.folder / rig.name)
+            emus.folder.mkdir(parents=True, exist_ok=True)
+            self.running.append(emus)
+            try:
+                emus.start()
+            except EmulatorError as exc:
+                raise pytest.UsageError(f"{rig.path}: {exc}") from None
+            for name, info in emus.ports().items():
+                self.ports[f"{rig.name}:{name}"] = info["port"]
+                self.controls[f"{rig.name}:{name}"] = info["control"]
+
+    def stop(self) -> None:
+        for emus in self.running:
+            emus.stop()
+        self.running.clear()
+        if self.folder is not None:
+            try:
+                for child in self.folder.iterdir():
+                    child.unlink() if child.is_file() else child.rmdir()
+                self.folder.rmdir()
+            except OSError:
+                pass
+
+
+class HilSession:
+    """The rigs of this pytest session, their ports, health verdicts, locks, faults and safe state."""
+
+    def __init__(self, rigs: list[Rig], faults: FaultPlan):
+        self.rigs = rigs
+        self.faults = faults
+        self.emulation = Emulation(rigs)
+        self.health: dict[str, str] = {}  # device label -> "" (answered) or the failure message
+        self.locks: dict[str, DeviceLock] = {}
+        self.safe = SafeState()
+        self.state_file: Path | None = None
+
+    # --- what the rigs hold ---------------------------------------------------------------------------
+    def devices(self, driver: str | None = None) -> list[Device]:
+        return [d for rig in self.rigs for d in rig.devices.values() if driver is None or d.driver == driver]
+
+    def device(self, label: str) -> Device:
+        rig_name, _, name = label.partition(":")
+        for rig in self.rigs:
+            if rig.name == rig_name and name in rig.devices:
+                return rig.devices[name]
+        raise KeyError(label)
+
+    def rig(self, name: str) -> Rig:
+        return next(r for r in self.rigs if r.name == name)
+
+    def port(self, device: Device) -> str:
+        return self.emulation.ports.get(device.label, device.port)
+
+    def lock(self, device: Device) -> DeviceLock:
+        if device.label not in self.locks:
+            timeout = self.rig(device.rig).settings.lock_timeout_s
+            self.locks[device.label] = DeviceLock(self.port(device), f"{device.name} at {self.port(device)}",
+                                                  timeout)
+        return self.locks[device.label]
+
+    # --- controller and workers -----------------------------------------------------------------------
+    def start(self) -> None:
+        """The controller: start the emulators, ask every device once, publish both to xdist workers."""
+        self.emulation.start()
+        self.health = health.check(self.devices(), self.port, self.lock,
+                                   lambda d: self.rig(d.rig).settings.health_timeout_s)
+        self.state_file = self.emulation.folder / "state.json"
+        self.state_file.write_text(json.dumps({"ports": self.emulation.ports, "controls": self.emulation.controls,
+                                               "health": self.health}))
+        os.environ[STATE_ENV] = str(self.state_file)
+
+    def attach(self, state_file: str) -> None:
+        """An xdist worker: use the controller's emulators and health verdicts."""
+        data = json.loads(Path(state_file).read_text())
+        self.emulation.ports, self.emulation.controls, self.health = data["ports"], data["controls"], data["health"]
+
+    def close(self) -> None:
+        """Actuators safe first, then the emulators stop and the session folder goes."""
+        try:
+            self.safe.close()
+        finally:
+            if self.state_file is not None:
+                self.state_file.unlink(missing_ok=True)
+                if os.environ.get(STATE_ENV) == str(self.state_file):
+                    del os.environ[STATE_ENV]
+            self.emulation.stop()
+
+    # --- one test's use of one device -----------------------------------------------------------------
+    @contextmanager
+    def open(self, device: Device, item: pytest.Item | None = None) -> Iterator[Any]:
+        """Lock, open and yield the device's driver; on every exit, actuators go safe, then close and unlock."""
+        from ci.hil.drivers import DeviceError, driver_for
+
+        problem = self.health.get(device.label, "")
+        if problem:
+            if item is None:
+                pytest.fail(problem, pytrace=False)
+            # fail in the call phase (a failure, not a setup error); the test body never runs
+            item.stash.setdefault(UNHEALTHY, []).append(problem)
+            yield None
+            return
+        lock = self.lock(device)
+        try:
+            lock.acquire()
+        except DeviceBusy as exc:
+            pytest.fail(str(exc), pytrace=False)
+        driver = driver_for(device, self.port(device))
+        injected = False
+        try:
+            try:
+                driver.open()
+            except DeviceError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            if device.is_actuator:
+                self.safe.register(driver)
+            if item is not None:
+                injected = self.faults.inject_for(item, device, self.emulation.controls.get(device.label))
+            yield driver
+        finally:
+            if injected:  # a test's faults end with the test, before the safe state is applied
+                self.faults.clear(self.emulation.controls[device.label])
+            try:
+                if device.is_actuator:
+                    self.safe.make_safe(driver)
+            finally:
+                driver.close()
+                lock.release()
