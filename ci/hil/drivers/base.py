@@ -8,6 +8,7 @@ from typing import Any
 
 import serial
 
+from ci.hil.devicelog import TrafficLog
 from ci.hil.rig import Device
 
 
@@ -23,6 +24,7 @@ class Driver:
         self.port = port or device.port
         self.is_open = False
         self.reconnects = 0
+        self.traffic = TrafficLog(self.label)  # what the device said (and was told), for the test's log
 
     @property
     def label(self) -> str:

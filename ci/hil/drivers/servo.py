@@ -8,6 +8,7 @@ from typing import Any
 import dynamixel_sdk as dxl
 import serial
 
+from ci.hil.devicelog import hexdump
 from ci.hil.drivers.base import DeviceError, Driver
 
 # X-series control table addresses (e-Manual, "Control Table of RAM Area")
@@ -44,7 +45,24 @@ class ServoDriver(Driver):
             raise DeviceError(str(exc)) from None
         if not ok:
             raise DeviceError(f"dynamixel-sdk could not open the port at {self.device.baud} baud")
+        self._log_packets(handler)
         self.port_handler = handler
+
+    def _log_packets(self, handler: dxl.PortHandler) -> None:
+        """Every instruction and status byte through the port goes to the traffic log, in hex."""
+        write, read = handler.writePort, handler.readPort
+
+        def write_port(packet):
+            self.traffic.add("tx", hexdump(bytes(packet)))
+            return write(packet)
+
+        def read_port(length):
+            data = read(length)
+            if data:
+                self.traffic.add("rx", hexdump(bytes(data)))
+            return data
+
+        handler.writePort, handler.readPort = write_port, read_port
 
     def _close(self) -> None:
         if self.port_handler is not None:
