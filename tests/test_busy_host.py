@@ -6,14 +6,24 @@ fails; a real rig keeps strict budgets. A late host is simulated deterministical
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import dynamixel_sdk as dxl
 import pytest
+import yaml
 
+from ci import junit
 from ci.hil import hostclock
+from ci.hil.emulators.process import start
 from ci.hil.hostclock import HostClock, HostLatency, Sampler, excess_ms, judge
+from ci.hil.rig import load_rig
 from ci.measurements import FAIL, INCONCLUSIVE, PASS, distribution, measure, parse_properties
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LATE = HostLatency(n=1000, p50_ms=4.0, p99_ms=18.0, max_ms=25.0)
 
@@ -86,7 +96,6 @@ def test_judge_marks_what_the_host_explains_inconclusive_and_keeps_the_rest_fail
 
 def test_servo_driver_retries_a_missing_status_packet_only_when_told(tmp_path):
     from ci.hil.drivers.servo import ServoDriver
-    from ci.hil.rig import Device
 
     class Port:
         def clearPort(self):  # noqa: N802 - the SDK's spelling
@@ -98,7 +107,9 @@ def test_servo_driver_retries_a_missing_status_packet_only_when_told(tmp_path):
         answers.append(addr)
         return (0, dxl.COMM_RX_TIMEOUT, 0) if len(answers) == 1 else (1234, dxl.COMM_SUCCESS, 0)
 
-    driver = ServoDriver(Device.__new__(Device), "/dev/null")
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(yaml.safe_dump({"name": "r", "emulate": True, "devices": {"servo": {"driver": "servo"}}}))
+    driver = ServoDriver(load_rig(rig).devices["servo"], "/dev/null")
     driver.port_handler, driver.is_open = Port(), True
     assert driver._txrx(flaky, 1, 132)[1] == dxl.COMM_RX_TIMEOUT  # strict by default (real rigs)
     answers.clear()
@@ -114,3 +125,75 @@ def test_no_leftover_sampler_process(tmp_path):
     clock.stop()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+# --- through pytest on a rig: what a user and Jenkins see -----------------------------------------------
+SERVO = {"driver": "servo", "baud": 1000000, "roundtrip_samples": 30, "roundtrip_p99_ms": 0.01}  # unmeetable
+IMU = {"driver": "imu", "baud": 921600, "window_s": 0.5, "rate_tolerance_pct": 10, "jitter_p99_ms": 50}
+CAMERA = {"driver": "camera", "baud": 4000000, "rate_hz": 30, "width": 32, "height": 32, "window_s": 0.6,
+          "jitter_p99_ms": 50}
+
+
+def run_hil(tmp_path, rig: dict, *args: str, late_ms: float | None = 80.0):
+    path = tmp_path / "rig.yaml"
+    path.write_text(yaml.safe_dump({"health_timeout_s": 2.0, **rig}))
+    xml = tmp_path / "junit.xml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HILCI_")}
+    if late_ms is not None:
+        env[hostclock.LATE_ENV] = str(late_ms)  # a host that wakes every sleeper this late: deterministic
+    proc = subprocess.run([sys.executable, "-m", "pytest", "hil_tests", "--rig", str(path), f"--junitxml={xml}",
+                           "-q", "-p", "no:cacheprovider", "-o", "junit_family=xunit2", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    cases = {c.name: c for c in junit.read_cases(xml)} if xml.exists() else {}
+    return proc, cases, ET.parse(xml).getroot() if xml.exists() else None
+
+
+def test_on_an_emulated_rig_a_late_host_makes_a_missed_budget_inconclusive_and_the_run_green(tmp_path):
+    proc, cases, root = run_hil(tmp_path, {"name": "sim", "emulate": True, "devices": {"servo": SERVO}},
+                                "-k", "test_roundtrip")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    case = cases["test_roundtrip[servo]"]
+    m = case.measurements["servo.roundtrip"]
+    assert m["verdict"] == INCONCLUSIVE and "worst wake-up" in m["inconclusive"]
+    props = dict(case.properties)
+    assert float(props["host.wakeup.max_ms"]) >= 80.0  # the host's figure beside the timing verdict
+    suite = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert float(suite["host.wakeup.p50_ms"]) >= 80.0  # and for the whole session, as a suite property
+    assert "1 inconclusive timing verdict" in out and "test_roundtrip[servo]" in out
+
+
+@pytest.mark.parametrize(("fault", "test"), [("camera:stall@test_jitter", "test_jitter[camera]"),
+                                             ("imu:rate_drop@test_rate", "test_rate[imu]")])
+def test_a_stalled_or_slowed_stream_still_fails_however_late_the_host(tmp_path, fault, test):
+    proc, cases, _ = run_hil(tmp_path, {"name": "sim", "emulate": True, "devices": {"imu": IMU, "camera": CAMERA}},
+                             "-k", test.partition("[")[0], "--hil-fault", fault)
+    assert proc.returncode == 1, proc.stdout
+    assert cases[test].status == "failed", proc.stdout
+    verdicts = {name: m["verdict"] for name, m in cases[test].measurements.items()}
+    assert INCONCLUSIVE not in verdicts.values(), verdicts  # never explained away as a busy host
+
+
+def test_a_silent_servo_still_fails_on_an_emulated_rig(tmp_path):
+    servo = {**SERVO, "roundtrip_p99_ms": 8}
+    proc, cases, _ = run_hil(tmp_path, {"name": "sim", "emulate": True, "devices": {"servo": servo}},
+                             "-k", "test_roundtrip", "--hil-fault", "servo:stall@test_roundtrip")
+    assert proc.returncode == 1
+    assert "no status packet" in cases["test_roundtrip[servo]"].message.lower() or \
+        "no answer" in cases["test_roundtrip[servo]"].message, cases["test_roundtrip[servo]"].message
+
+
+def test_a_real_rig_keeps_strict_budgets_with_the_host_beside_them(tmp_path):
+    emu = tmp_path / "emu.yaml"
+    emu.write_text(yaml.safe_dump({"name": "bench", "emulate": True, "devices": {"servo": {"driver": "servo",
+                                                                                         "baud": 1000000}}}))
+    handle = start(load_rig(emu).devices["servo"], tmp_path / "servo-port")
+    try:
+        proc, cases, _ = run_hil(tmp_path, {"name": "bench", "emulate": False, "devices": {
+            "servo": {**SERVO, "port": handle.port}}}, "-k", "test_roundtrip")
+    finally:
+        handle.stop()
+    case = cases["test_roundtrip[servo]"]
+    assert proc.returncode == 1 and case.status == "failed", proc.stdout
+    assert case.measurements["servo.roundtrip"]["verdict"] == "fail"
+    assert float(dict(case.properties)["host.wakeup.max_ms"]) >= 80.0
