@@ -197,3 +197,20 @@ def test_a_real_rig_keeps_strict_budgets_with_the_host_beside_them(tmp_path):
     assert proc.returncode == 1 and case.status == "failed", proc.stdout
     assert case.measurements["servo.roundtrip"]["verdict"] == "fail"
     assert float(dict(case.properties)["host.wakeup.max_ms"]) >= 80.0
+
+
+def test_hilci_run_counts_inconclusive_verdicts_in_its_summary(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for name in ("hil_tests", "podtemplates"):
+        (proj / name).symlink_to(ROOT / name)
+    (proj / "hilci.yaml").write_text(yaml.safe_dump({"hil": {"pytest_args": ["-k", "test_roundtrip"]}}))
+    (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "sim", "emulate": True, "health_timeout_s": 2.0,
+                                                   "devices": {"servo": SERVO}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HILCI_")}
+    env.update({hostclock.LATE_ENV: "80", "HILCI_ROOT": str(proj), "CI": "1"})
+    proc = subprocess.run([sys.executable, "-m", "ci", "run", "--only", "hil", "--rig", "rig.yaml", "--no-cache"],
+                          cwd=proj, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("hil "))
+    assert "1 inconclusive timing verdict(s)" in row, proc.stdout

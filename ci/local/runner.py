@@ -19,6 +19,7 @@ from pathlib import Path
 from ci import junit
 from ci.local.cache import StageCache, stage_key
 from ci.local.progress import Progress
+from ci.measurements import INCONCLUSIVE
 from ci.model import Pipeline, Stage, StageOutcome, Status
 from ci.stage import ABORT_GRACE_S, EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
 from ci.yamlfile import YamlFileError, load_yaml
@@ -180,6 +181,10 @@ class LocalRunner:
                                    code, log=log_rel)
             if status == PASSED and code == EXIT_OK and outcome.reason:
                 outcome.status = FAILED  # a stage that exits 0 with failing testcases does not pass
+            inconclusive = count_inconclusive(junit_file)
+            if inconclusive:  # neither passed nor failed: the summary says so, beside whatever else it says
+                note = f"{inconclusive} inconclusive timing verdict(s): the host was too busy to judge the device"
+                outcome.reason = f"{outcome.reason}; {note}" if outcome.reason else note
         self.progress.finished(outcome)
         return outcome
 
@@ -294,6 +299,12 @@ def rig_is_emulated(rig: Path | None) -> bool:
     except YamlFileError:
         return False
     return isinstance(data, dict) and data.get("emulate") is True
+
+
+def count_inconclusive(junit_file: Path) -> int:
+    """Measurements judged inconclusive (an emulated rig on a busy host) in a stage's JUnit."""
+    return sum(1 for case in junit.read_cases(junit_file) for m in case.measurements.values()
+               if m.get("verdict") == INCONCLUSIVE)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
