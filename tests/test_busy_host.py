@@ -82,7 +82,7 @@ def test_judge_marks_what_the_host_explains_inconclusive_and_keeps_the_rest_fail
     assert small.verdict == INCONCLUSIVE and not small.failed
     props = dict(small.properties())
     assert props["servo.roundtrip.verdict"] == "inconclusive"
-    assert "25 ms worst wake-up" in props["servo.roundtrip.inconclusive"]
+    assert "25 ms worst delay" in props["servo.roundtrip.inconclusive"]
     assert "inconclusive" in small.message()
     stalled = judge(distribution("camera.jitter", [1.0] * 50 + [2000.0], "ms", high=15.0), LATE)
     assert stalled.verdict == FAIL  # a 2 s gap is a stall, not a busy computer
@@ -155,7 +155,7 @@ def test_on_an_emulated_rig_a_late_host_makes_a_missed_budget_inconclusive_and_t
     assert proc.returncode == 0, out
     case = cases["test_roundtrip[servo]"]
     m = case.measurements["servo.roundtrip"]
-    assert m["verdict"] == INCONCLUSIVE and "worst wake-up" in m["inconclusive"]
+    assert m["verdict"] == INCONCLUSIVE and "worst delay" in m["inconclusive"]
     props = dict(case.properties)
     assert float(props["host.wakeup.max_ms"]) >= 80.0  # the host's figure beside the timing verdict
     suite = {p.get("name"): p.get("value") for p in root.iter("property")}
@@ -214,3 +214,18 @@ def test_hilci_run_counts_inconclusive_verdicts_in_its_summary(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith("hil "))
     assert "1 inconclusive timing verdict(s)" in row, proc.stdout
+
+
+def test_run_queue_watch_measures_the_longest_wait_for_a_cpu(tmp_path):
+    from ci.hil.hostclock import RunQueueWatch
+
+    stat = tmp_path / "schedstat"  # the kernel's format: run time, run-queue wait, timeslices (ns)
+    watch = RunQueueWatch()
+    watch.fds[42] = os.open(stat, os.O_RDWR | os.O_CREAT)
+    waits = [0, 0, 900_000, 1_900_000, 2_900_000, 3_000_000, 3_000_000]  # waits 3 ms on end, then runs
+    got = []
+    for i, run_delay in enumerate(waits):
+        stat.write_text(f"123 {run_delay} 7\n")
+        got.append(watch.sample(i * 1_000_000))
+    assert got == [0, 0, 1_000_000, 2_000_000, 3_000_000, 0, 0]
+    os.close(watch.fds[42])

@@ -3,7 +3,14 @@ late it wakes.
 
 On a shared CI host an emulated device's stream arrives late because the computer was busy, not because the
 device is slow. Taken while the tests run, this figure lets a reader, and the gate of an emulated rig, tell the
-device from the computer. The sampler runs in its own process (`python -m ci.hil.hostclock SOCKET`), so the
+device from the computer.
+
+A sleeper is favoured by the scheduler, so its wake-up latency understates what a busy-polling test process or
+an emulator suffers (dynamixel-sdk polls the port; on two cores beside six CPU-bound jobs a test process can
+wait 30 ms for the CPU while the sleeper wakes within 8 ms). So the sampler also watches the processes under
+test (the pytest process, its xdist workers, the emulators) through the kernel's own run-queue accounting
+(`/proc/PID/schedstat`, the time a task was ready to run but not running): `wait_max_ms` is the longest stretch
+one of them spent waiting for a CPU, sampled every period. The sampler runs in its own process (`python -m ci.hil.hostclock SOCKET`), so the
 tests' own Python work (the GIL) is not counted as the host's; it answers window queries on a Unix socket and
 exits when its stdin closes, so it never outlives the session that started it.
 
@@ -44,22 +51,30 @@ class HostLatency:
     p99_ms: float
     max_ms: float
     period_ms: float = PERIOD_S * 1000
+    wait_max_ms: float = 0.0  # the longest a process under test waited, ready, for a CPU
+
+    @property
+    def worst_ms(self) -> float:
+        """The largest delay the host alone can account for in this window."""
+        return max(self.max_ms, self.wait_max_ms)
 
     def properties(self, prefix: str = PREFIX) -> list[tuple[str, str]]:
         return [(f"{prefix}.n", str(self.n)), (f"{prefix}.p50_ms", _num(self.p50_ms)),
                 (f"{prefix}.p99_ms", _num(self.p99_ms)), (f"{prefix}.max_ms", _num(self.max_ms)),
-                (f"{prefix}.period_ms", _num(self.period_ms))]
+                (f"{prefix}.period_ms", _num(self.period_ms)),
+                (f"{prefix}.runqueue_wait_max_ms", _num(self.wait_max_ms))]
 
     def text(self) -> str:
         return (f"host wake-up latency p50 {self.p50_ms:.3g} ms, p99 {self.p99_ms:.3g} ms, "
-                f"max {self.max_ms:.3g} ms over {self.n} wake-ups")
+                f"max {self.max_ms:.3g} ms over {self.n} wake-ups; longest wait for a CPU by a process under "
+                f"test {self.wait_max_ms:.3g} ms")
 
     @classmethod
     def from_dict(cls, data: dict) -> HostLatency | None:
         if not data.get("n"):
             return None
         return cls(int(data["n"]), float(data["p50_ms"]), float(data["p99_ms"]), float(data["max_ms"]),
-                   float(data.get("period_ms", PERIOD_S * 1000)))
+                   float(data.get("period_ms", PERIOD_S * 1000)), float(data.get("wait_max_ms", 0.0)))
 
 
 def _num(x: float) -> str:
@@ -84,24 +99,67 @@ def excess_ms(m: Measurement) -> float | None:
     if scale is not None and m.high is not None and m.value > m.high:
         return (m.value - m.high) * scale
     window_s = m.extra.get("window_s")
-    if m.unit == "Hz" and m.low is not None and window_s and 0 < m.value < m.low:
-        return (m.low - m.value) / m.low * float(window_s) * 1000.0
+    if m.unit == "Hz" and window_s and m.value > 0:
+        if m.low is not None and m.value < m.low:  # messages missing for this long
+            return (m.low - m.value) / m.low * float(window_s) * 1000.0
+        if m.high is not None and m.value > m.high:  # a late first arrival, then a burst: a shorter span
+            return (m.value - m.high) / m.high * float(window_s) * 1000.0
     return None
 
 
 def judge(m: Measurement, host: HostLatency | None) -> Measurement:
-    """On an emulated rig: a timing failure no larger than the host's worst wake-up in the same window is
-    inconclusive (the computer, not the device); anything larger, or not a timing result, stays a failure."""
+    """On an emulated rig: a timing failure no larger than the host's worst delay in the same window (a late
+    wake-up, or a process under test waiting for a CPU) is inconclusive (the computer, not the device);
+    anything larger, or not a timing result, stays a failure."""
     if host is None or m.passed:
         return m
     excess = excess_ms(m)
-    if excess is not None and excess <= host.max_ms:
-        m.inconclusive = (f"{excess:.3g} ms over the limit, within the host's own {host.max_ms:.3g} ms worst "
-                          f"wake-up ({host.text()})")
+    if excess is not None and excess <= host.worst_ms:
+        m.inconclusive = (f"{excess:.3g} ms over the limit, within the host's own {host.worst_ms:.3g} ms worst "
+                          f"delay ({host.text()})")
     return m
 
 
 # --- the sampler (its own process) ---------------------------------------------------------------------
+class RunQueueWatch:
+    """How long each watched process has been waiting, ready to run, for a CPU, from /proc/PID/schedstat
+    (second field: nanoseconds spent on a run queue). Sampled each period: an interval in which a process
+    waited for more than half the time extends its current wait; one in which it ran ends it."""
+
+    def __init__(self) -> None:
+        self.fds: dict[int, int] = {}
+        self.last: dict[int, tuple[int, int]] = {}  # pid -> (sample time, run_delay)
+        self.streak: dict[int, int] = {}
+
+    def add(self, pid: int) -> None:
+        if pid in self.fds:
+            return
+        try:
+            self.fds[pid] = os.open(f"/proc/{pid}/schedstat", os.O_RDONLY)
+        except OSError:  # no such process, or no schedstat on this kernel: nothing to watch
+            pass
+
+    def sample(self, now_ns: int) -> int:
+        """The longest current wait among the watched processes, in ns."""
+        longest = 0
+        for pid, fd in list(self.fds.items()):
+            try:
+                delay = int(os.pread(fd, 128, 0).split()[1])
+            except (OSError, IndexError, ValueError):  # the process ended
+                os.close(fd)
+                del self.fds[pid]
+                continue
+            prev = self.last.get(pid)
+            self.last[pid] = (now_ns, delay)
+            if prev is None:
+                continue
+            dt = now_ns - prev[0]
+            waited = delay - prev[1]
+            self.streak[pid] = self.streak.get(pid, 0) + dt if dt > 0 and waited * 2 >= dt else 0
+            longest = max(longest, self.streak[pid])
+        return longest
+
+
 class Sampler:
     """Sleeps PERIOD_S again and again and records how late each wake-up was."""
 
@@ -111,9 +169,12 @@ class Sampler:
         self.extra_ns = int(extra_late_ms * 1e6)
         self.woke = array("q", bytes(8 * capacity))
         self.late = array("q", bytes(8 * capacity))
+        self.wait = array("q", bytes(8 * capacity))  # the longest current wait for a CPU among watched pids
         self.count = 0
         self.histogram = [0] * BUCKETS
         self.max_ns = 0
+        self.wait_max_ns = 0
+        self.watched = RunQueueWatch()
         self.stop = threading.Event()
         self.lock = threading.Lock()
 
@@ -123,24 +184,27 @@ class Sampler:
             target = time.perf_counter_ns() + self.period_ns
             time.sleep(period_s)
             woke = time.perf_counter_ns()
-            self.record(woke, max(0, woke - target) + self.extra_ns)
+            self.record(woke, max(0, woke - target) + self.extra_ns, self.watched.sample(woke))
 
-    def record(self, woke_ns: int, late_ns: int) -> None:
+    def record(self, woke_ns: int, late_ns: int, wait_ns: int = 0) -> None:
         with self.lock:
             i = self.count % self.capacity
-            self.woke[i], self.late[i] = woke_ns, late_ns
+            self.woke[i], self.late[i], self.wait[i] = woke_ns, late_ns, wait_ns
             self.count += 1
             self.histogram[min(BUCKETS - 1, late_ns // (BUCKET_US * 1000))] += 1
             self.max_ns = max(self.max_ns, late_ns)
+            self.wait_max_ns = max(self.wait_max_ns, wait_ns)
 
     def window(self, since_ns: int, until_ns: int) -> dict:
         with self.lock:
             n = min(self.count, self.capacity)
-            late = sorted(self.late[i] / 1e6 for i in range(n) if since_ns <= self.woke[i] <= until_ns)
+            inside = [i for i in range(n) if since_ns <= self.woke[i] <= until_ns]
+            late = sorted(self.late[i] / 1e6 for i in inside)
+            wait = max((self.wait[i] for i in inside), default=0) / 1e6
         if not late:
             return {"n": 0}
         return {"n": len(late), "p50_ms": percentile(late, 50), "p99_ms": percentile(late, 99),
-                "max_ms": late[-1], "period_ms": self.period_ns / 1e6}
+                "max_ms": late[-1], "period_ms": self.period_ns / 1e6, "wait_max_ms": wait}
 
     def session(self) -> dict:
         with self.lock:
@@ -157,9 +221,12 @@ class Sampler:
             return max_ns / 1e6
 
         return {"n": total, "p50_ms": quantile(0.50), "p99_ms": quantile(0.99), "max_ms": max_ns / 1e6,
-                "period_ms": self.period_ns / 1e6}
+                "period_ms": self.period_ns / 1e6, "wait_max_ms": self.wait_max_ns / 1e6}
 
     def answer(self, request: dict) -> dict:
+        if "watch" in request:
+            self.watched.add(int(request["watch"]))
+            return {"n": 0}
         if "since_ns" in request:
             return self.window(int(request["since_ns"]), int(request.get("until_ns") or time.perf_counter_ns()))
         return self.session()
@@ -189,8 +256,11 @@ def serve(sampler: Sampler, path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """`python -m ci.hil.hostclock SOCKET [PID...]`: sample until stdin closes; watch the parent and PIDs."""
     path = Path(argv[0])
     sampler = Sampler(extra_late_ms=float(os.environ.get(LATE_ENV) or 0.0))
+    for pid in [os.getppid(), *map(int, argv[1:])]:
+        sampler.watched.add(pid)
     threading.Thread(target=serve, args=(sampler, path), daemon=True, name="serve").start()
 
     def watch_parent() -> None:
@@ -227,8 +297,9 @@ class HostClock:
         self.path = Path(socket_path)
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 10.0) -> HostClock:
-        self.proc = subprocess.Popen([sys.executable, "-m", "ci.hil.hostclock", str(self.path)],
+    def start(self, watch: list[int] = (), timeout: float = 10.0) -> HostClock:
+        """Start the sampler; it watches this process and the processes in `watch` (emulators)."""
+        self.proc = subprocess.Popen([sys.executable, "-m", "ci.hil.hostclock", str(self.path), *map(str, watch)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready or not self.proc.stdout.readline():
@@ -253,6 +324,10 @@ class HostClock:
 
     def session(self) -> HostLatency | None:
         return self.query({})
+
+    def watch(self, pid: int) -> None:
+        """Watch one more process under test (an xdist worker)."""
+        self.query({"watch": pid})
 
     def stop(self, timeout: float = 3.0) -> None:
         proc, self.proc = self.proc, None

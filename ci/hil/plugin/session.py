@@ -59,6 +59,9 @@ class Emulation:
                 self.ports[f"{rig.name}:{name}"] = info["port"]
                 self.controls[f"{rig.name}:{name}"] = info["control"]
 
+    def pids(self) -> list[int]:
+        return [int(info["pid"]) for emus in self.running for info in emus.ports().values()]
+
     def stop(self) -> None:
         for emus in self.running:
             emus.stop()
@@ -115,7 +118,7 @@ class HilSession:
         self.emulation.start()
         self.timing.clock = HostClock(self.emulation.folder / "hostclock.sock")
         try:
-            self.timing.clock.start()
+            self.timing.clock.start(watch=self.emulation.pids())
         except RuntimeError as exc:  # timing verdicts stay strict without the host's figure; say so once
             self.timing.clock = None
             print(f"hil: {exc}; timing verdicts are judged without the host's latency")
@@ -133,6 +136,7 @@ class HilSession:
         self.emulation.ports, self.emulation.controls, self.health = data["ports"], data["controls"], data["health"]
         if data.get("hostclock"):
             self.timing.clock = HostClock(Path(data["hostclock"]))  # the controller's sampler, queried
+            self.timing.clock.watch(os.getpid())
 
     def close(self) -> None:
         """Actuators safe first, then the emulators stop and the session folder goes."""
