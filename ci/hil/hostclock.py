@@ -31,6 +31,7 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci.hil import control
 from ci.measurements import Measurement, percentile
 
 PERIOD_S = 0.001  # cyclictest's default interval
@@ -232,46 +233,16 @@ class Sampler:
         return self.session()
 
 
-def serve(sampler: Sampler, path: Path) -> None:
-    """Answer one JSON request per connection: {"since_ns", "until_ns"} for a window, {} for the session."""
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen(8)
-    server.settimeout(0.2)
-    try:
-        while not sampler.stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except (TimeoutError, OSError):
-                continue
-            with conn:
-                conn.settimeout(2.0)
-                try:
-                    request = json.loads(conn.makefile("r").readline() or "{}")
-                    conn.sendall((json.dumps(sampler.answer(request)) + "\n").encode())
-                except (OSError, ValueError):
-                    pass
-    finally:
-        server.close()
-
-
 def main(argv: list[str]) -> int:
     """`python -m ci.hil.hostclock SOCKET [PID...]`: sample until stdin closes; watch the parent and PIDs."""
     path = Path(argv[0])
     sampler = Sampler(extra_late_ms=float(os.environ.get(LATE_ENV) or 0.0))
     for pid in [os.getppid(), *map(int, argv[1:])]:
         sampler.watched.add(pid)
-    threading.Thread(target=serve, args=(sampler, path), daemon=True, name="serve").start()
-
-    def watch_parent() -> None:
-        try:
-            while sys.stdin.buffer.read(1):
-                pass
-        except (OSError, ValueError):
-            pass
-        sampler.stop.set()
-
-    threading.Thread(target=watch_parent, daemon=True, name="parent").start()
+    threading.Thread(target=control.serve, args=(path, sampler.answer, sampler.stop), daemon=True,
+                     name="serve").start()
+    threading.Thread(target=control.stop_when_parent_leaves, args=(sampler.stop,), daemon=True,
+                     name="parent").start()
     deadline = time.monotonic() + 5
     while not path.exists() and time.monotonic() < deadline:
         time.sleep(0.005)
