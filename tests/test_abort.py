@@ -182,3 +182,26 @@ def test_an_abort_waits_for_a_torque_off_in_progress():
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_abort_on_an_emulated_rig_leaves_no_folder_and_no_process(project, tmp_path):
+    proj, _ = project
+    (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "sim", "emulate": True, "devices": {
+        "servo": {"driver": "servo", "baud": 1000000}}}))
+    proc = subprocess.Popen([sys.executable, "-m", "ci", "stage", "hil", "--rig", str(proj / "rig.yaml")],
+                            cwd=proj, env=hold_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    marker = tmp_path / "holding"
+    if not wait_for(marker.exists, 90, interval=0.05):
+        proc.kill()
+        pytest.fail("the held test never started: " + proc.communicate(timeout=30)[0])
+    session = [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("hilci-session-")]
+    assert session and (session[0] / "hostclock.sock").exists()  # the emulators and the host clock run there
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 128 + signal.SIGTERM.value, out
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == [], out
+    helpers = subprocess.run(["pgrep", "-f", str(session[0])], capture_output=True, text=True).stdout.split()
+    assert helpers == [], "emulator or host clock processes outlived the abort"
+    cases = {c.name.partition("[")[0]: c for c in junit.read_cases(proj / "reports" / "junit" / "hil.xml")}
+    assert cases["test_first"].status == "passed" and cases["test_hold"].message.startswith("aborted by SIGTERM")
