@@ -3,8 +3,8 @@
 pytest dies on SIGTERM by default: fixtures are not torn down (an actuator stays torqued), temporary folders
 stay, and the JUnit of the tests that already finished is never written. With this plugin the first SIGTERM or
 SIGINT raises `Terminated` (a KeyboardInterrupt) in the main thread, so pytest unwinds, tears every fixture down
-and writes its JUnit; later signals are ignored, so a second Ctrl-C or the parent's forwarded copy cannot cut
-that teardown short. The test that was running is logged as failed with "aborted by SIGTERM" and the
+and writes its JUnit; the second signal is ignored, so another Ctrl-C or the parent's forwarded copy cannot cut
+that teardown short (a third ends the process at once, for a teardown that hangs). The test that was running is logged as failed with "aborted by SIGTERM" and the
 measurements it had recorded, so the JUnit says which test the abort interrupted.
 
 `hilci stage` loads it into every pytest it starts (`-p ci.pytest_interrupt`); the HIL plugin loads it too.
@@ -13,7 +13,9 @@ Only the standard library and pytest: it runs on a Jetson.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +55,7 @@ class InterruptGuard:
 
     def __init__(self) -> None:
         self.signame = ""
+        self.signals = 0
         self.item: pytest.Item | None = None
         self.item_start = 0.0
         self.item_reported = False
@@ -65,6 +68,10 @@ class InterruptGuard:
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum: int, _frame) -> None:
+        self.signals += 1
+        if self.signals >= 3:  # someone insists: the teardown hangs
+            print(f"\naborted again by {signal.Signals(signum).name}: exiting without teardown", file=sys.stderr)
+            os._exit(128 + signum)
         if self.signame:  # already unwinding: let the teardown finish
             return
         self.signame = signal.Signals(signum).name
