@@ -44,7 +44,9 @@ SENSOR_TARGET = {"disconnect": "test_rate", "stall": "test_rate", "corrupt": "te
 SERVO_TARGET = {"disconnect": "test_answers", "stall": "test_answers", "corrupt": "test_answers",
                 "garbage": "test_answers", "rate_drop": "test_roundtrip", "reboot": "test_reaches_positions",
                 "hw_error": "test_hardware_error_clear"}
-PARAMS = {("servo", "rate_drop"): ":delay_ms=40"}  # a servo answering 40 ms late is broken, not busy
+PARAMS = {("servo", "rate_drop"): ":delay_ms=40",  # a servo answering 40 ms late is broken, not busy
+          ("servo", "corrupt"): ":fraction=1",  # test_answers asks once per id: every answer hit
+          ("servo", "garbage"): ":fraction=1"}
 LOAD_FAULTS = {"disconnect": "gnss", "stall": "camera", "corrupt": "imu", "garbage": "gnss",
                "rate_drop": "imu", "reboot": "camera", "hw_error": "servo"}
 
