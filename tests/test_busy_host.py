@@ -216,16 +216,22 @@ def test_hilci_run_counts_inconclusive_verdicts_in_its_summary(tmp_path):
     assert "1 inconclusive timing verdict(s)" in row, proc.stdout
 
 
-def test_run_queue_watch_measures_the_longest_wait_for_a_cpu(tmp_path):
+def test_run_queue_watch_measures_how_long_the_processes_under_test_were_held_up(tmp_path):
     from ci.hil.hostclock import RunQueueWatch
 
-    stat = tmp_path / "schedstat"  # the kernel's format: run time, run-queue wait, timeslices (ns)
     watch = RunQueueWatch()
-    watch.fds[42] = os.open(stat, os.O_RDWR | os.O_CREAT)
-    waits = [0, 0, 900_000, 1_900_000, 2_900_000, 3_000_000, 3_000_000]  # waits 3 ms on end, then runs
+    stats = {}
+    for pid in (41, 42):  # the kernel's format: run time, run-queue wait, timeslices (ns)
+        stats[pid] = tmp_path / f"schedstat{pid}"
+        watch.fds[pid] = os.open(stats[pid], os.O_RDWR | os.O_CREAT)
+    # the test process (41) waits 2 ms, then the emulator (42) waits 2 ms: a 4 ms chain; then both run
+    waits = {41: [0, 0, 900_000, 1_900_000, 1_900_000, 1_900_000, 1_900_000, 1_900_000],
+             42: [0, 0, 0, 0, 1_000_000, 2_000_000, 2_000_000, 2_000_000]}
     got = []
-    for i, run_delay in enumerate(waits):
-        stat.write_text(f"123 {run_delay} 7\n")
-        got.append(watch.sample(i * 1_000_000))
-    assert got == [0, 0, 1_000_000, 2_000_000, 3_000_000, 0, 0]
-    os.close(watch.fds[42])
+    for i in range(8):
+        for pid, series in waits.items():
+            stats[pid].write_text(f"123 {series[i]} 7\n")
+        got.append(watch.sample(i * 1_000_000) // 1_000_000)
+    assert got == [0, 0, 1, 2, 3, 4, 0, 0]
+    for fd in watch.fds.values():
+        os.close(fd)

@@ -10,9 +10,11 @@ an emulator suffers (dynamixel-sdk polls the port; on two cores beside six CPU-b
 wait 30 ms for the CPU while the sleeper wakes within 8 ms). So the sampler also watches the processes under
 test (the pytest process, its xdist workers, the emulators) through the kernel's own run-queue accounting
 (`/proc/PID/schedstat`, the time a task was ready to run but not running): `wait_max_ms` is the longest stretch
-one of them spent waiting for a CPU, sampled every period. The sampler runs in its own process (`python -m ci.hil.hostclock SOCKET`), so the
-tests' own Python work (the GIL) is not counted as the host's; it answers window queries on a Unix socket and
-exits when its stdin closes, so it never outlives the session that started it.
+in which they were held up waiting for a CPU, one after another, sampled every period.
+
+The sampler runs in its own process (`python -m ci.hil.hostclock SOCKET`), so the tests' own Python work (the
+GIL) is not counted as the host's; it answers window queries on a Unix socket and exits when its stdin closes,
+so it never outlives the session that started it.
 
 `HILCI_HOST_LATE_MS` adds a fixed lateness to every wake-up: a deterministic late host for tests.
 """
@@ -67,8 +69,8 @@ class HostLatency:
 
     def text(self) -> str:
         return (f"host wake-up latency p50 {self.p50_ms:.3g} ms, p99 {self.p99_ms:.3g} ms, "
-                f"max {self.max_ms:.3g} ms over {self.n} wake-ups; longest wait for a CPU by a process under "
-                f"test {self.wait_max_ms:.3g} ms")
+                f"max {self.max_ms:.3g} ms over {self.n} wake-ups; processes under test held up waiting for a "
+                f"CPU for up to {self.wait_max_ms:.3g} ms")
 
     @classmethod
     def from_dict(cls, data: dict) -> HostLatency | None:
@@ -123,14 +125,16 @@ def judge(m: Measurement, host: HostLatency | None) -> Measurement:
 
 # --- the sampler (its own process) ---------------------------------------------------------------------
 class RunQueueWatch:
-    """How long each watched process has been waiting, ready to run, for a CPU, from /proc/PID/schedstat
-    (second field: nanoseconds spent on a run queue). Sampled each period: an interval in which a process
-    waited for more than half the time extends its current wait; one in which it ran ends it."""
+    """How long the processes under test have been held up waiting, ready to run, for a CPU, from
+    /proc/PID/schedstat (second field: nanoseconds spent on a run queue). Sampled each period: an interval in
+    which any watched process waited for more than half of it extends the current wait; one in which none did
+    ends it. A request and its answer pass through several processes (the test, an emulator), each of which may
+    wait its turn: the wait that delays a round trip is the chain of them, not the longest of one."""
 
     def __init__(self) -> None:
         self.fds: dict[int, int] = {}
         self.last: dict[int, tuple[int, int]] = {}  # pid -> (sample time, run_delay)
-        self.streak: dict[int, int] = {}
+        self.streak = 0
 
     def add(self, pid: int) -> None:
         if pid in self.fds:
@@ -141,8 +145,8 @@ class RunQueueWatch:
             pass
 
     def sample(self, now_ns: int) -> int:
-        """The longest current wait among the watched processes, in ns."""
-        longest = 0
+        """The current wait of the processes under test, in ns (0 when one of them just ran freely)."""
+        waiting, dt = False, 0
         for pid, fd in list(self.fds.items()):
             try:
                 delay = int(os.pread(fd, 128, 0).split()[1])
@@ -152,13 +156,11 @@ class RunQueueWatch:
                 continue
             prev = self.last.get(pid)
             self.last[pid] = (now_ns, delay)
-            if prev is None:
-                continue
-            dt = now_ns - prev[0]
-            waited = delay - prev[1]
-            self.streak[pid] = self.streak.get(pid, 0) + dt if dt > 0 and waited * 2 >= dt else 0
-            longest = max(longest, self.streak[pid])
-        return longest
+            if prev is not None and now_ns > prev[0]:
+                dt = now_ns - prev[0]
+                waiting = waiting or (delay - prev[1]) * 2 >= dt
+        self.streak = self.streak + dt if waiting else 0
+        return self.streak
 
 
 class Sampler:
