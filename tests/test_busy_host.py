@@ -86,6 +86,12 @@ def test_judge_marks_what_the_host_explains_inconclusive_and_keeps_the_rest_fail
     assert "inconclusive" in small.message()
     stalled = judge(distribution("camera.jitter", [1.0] * 50 + [2000.0], "ms", high=15.0), LATE)
     assert stalled.verdict == FAIL  # a 2 s gap is a stall, not a busy computer
+    assert judge(measure("servo.estop", 50 + 74, "ms", high=50), LATE).verdict == INCONCLUSIVE  # 3 x 25 ms
+    assert judge(measure("servo.estop", 50 + 76, "ms", high=50), LATE).verdict == FAIL  # beyond what it explains
+    for value, verdict in ((195.0, INCONCLUSIVE), (190.0, FAIL)):  # 5 ms vs 31 ms missing: one delay, not 3
+        rate = measure("imu.rate", value, "Hz", low=196.0)
+        rate.extra["window_s"] = "1.0"
+        assert judge(rate, LATE).verdict == verdict
     count = judge(measure("imu.drops", 12, "", high=0), LATE)
     assert count.verdict == FAIL
     ok = judge(measure("servo.estop", 10, "ms", high=50), LATE)
