@@ -178,13 +178,16 @@ def busy_host(folder: Path, runs: int, hogs: int, args: list[str], kinds: list[s
                 p99 = dict(c.properties).get("host.wakeup.p99_ms")
                 if p99:
                     host_p99.append(float(p99))
-        caught = 0
+        caught, missed = 0, []
         for kind in kinds:
             device = LOAD_FAULTS[kind]
             name = target(device, kind)
             spec = f"{device}:{kind}{PARAMS.get((device, kind), '')}@{name}"
             _, cases, _ = pytest_run(folder, [f"hil_tests/{SUITES[device]}", "--hil-fault", spec])
-            caught += judge_fault(cases, name)[0]
+            if judge_fault(cases, name)[0]:
+                caught += 1
+            else:
+                missed.append(f"{spec} -> failed {[c.name for c in cases if c.status in (junit.FAILED, junit.ERROR)]}")
     host = f"host wake-up p99 per test: median {sorted(host_p99)[len(host_p99) // 2]:.2f} ms, worst " \
            f"{max(host_p99):.2f} ms" if host_p99 else "host wake-up latency not recorded"
     print(f"bench: busy host ({hogs} CPU-bound processes on {os.cpu_count()} cores): runs with a failure no "
@@ -192,6 +195,8 @@ def busy_host(folder: Path, runs: int, hogs: int, args: list[str], kinds: list[s
     for problem in problems:
         print(f"bench: busy host failure: {problem}")
     print(f"bench: busy host, fault injected under the same load: caught {caught}/{len(kinds)}")
+    for miss in missed:
+        print(f"bench: busy host, fault missed under load: {miss}")
 
 
 def main() -> None:
