@@ -22,6 +22,10 @@ class TestServo:
         for dxl_id in dev.settings.ids:
             try:
                 model = servo.ping(dxl_id)
+                if dxl_id in servo.alerts:  # the status packet's Alert bit: say which hardware error it is
+                    code = servo.hardware_error(dxl_id)
+                    pytest.fail(f"{servo.label}: id {dxl_id}: hardware alert in its status packet: hardware error "
+                                f"status 0x{code:02x} ({hw_error_text(code)})", pytrace=False)
             except DeviceError as exc:
                 _fail(servo, exc, dxl_id)
             gate(measure(f"{dev.name}.id{dxl_id}.model_number", model, "", low=dev.settings.model_number,

@@ -14,9 +14,13 @@ def window(device) -> float:
 
 
 def _capture(driver, seconds, **kw):
+    """A capture that ended early (stall, disconnect, reboot) or saw the device restart fails the test, naming
+    what happened: a reboot is a reboot, not a low rate."""
     cap = driver.capture(seconds, **kw)
     if cap.error:
         pytest.fail(cap.error, pytrace=False)
+    if cap.restart:
+        pytest.fail(f"{driver.label}: rebooted: {cap.restart}", pytrace=False)
     return cap
 
 
@@ -41,10 +45,6 @@ class TestImu:
                         f"(of {cap.messages} good)", pytrace=False)
         if cap.unhealthy:
             pytest.fail(f"{imu.label}: SYS_STATUS reports unhealthy sensors: {cap.unhealthy_sensors()}",
-                        pytrace=False)
-        backwards = sum(1 for a, b in zip(cap.time_usec, cap.time_usec[1:], strict=False) if b <= a)
-        if backwards:
-            pytest.fail(f"{imu.label}: time_usec went backwards {backwards} time(s): the device rebooted",
                         pytrace=False)
         g = cap.gravity()
         mean_g = sum(g) / len(g)
@@ -108,9 +108,6 @@ class TestCamera:
         if cap.bad_checksum or cap.garbage:
             pytest.fail(f"{camera.label}: {cap.bad_checksum} frames with a bad CRC-32, {cap.garbage} bytes of "
                         f"garbage between frames (of {len(cap.frames)} good)", pytrace=False)
-        if cap.restarts:
-            pytest.fail(f"{camera.label}: frame counter restarted {cap.restarts} time(s): the camera rebooted",
-                        pytrace=False)
         shapes = {f.image.shape for f in cap.frames}
         if shapes != {(int(dev.settings.height), int(dev.settings.width))}:
             pytest.fail(f"{camera.label}: frame size {sorted(shapes)}, expected {int(dev.settings.height)}x{int(dev.settings.width)}",

@@ -122,3 +122,56 @@ def test_silent_device_fails_only_its_own_tests(tmp_path):
     expect(cases, "TestImu::test_data_valid[imu]", "failed", "imu at ", "went backwards", "rebooted")
     expect(cases, "TestServo::test_answers[servo]", "failed", "servo at ", "corrupt reply")
     expect(cases, "TestServo::test_hardware_error_clear[servo]", "failed", "servo at ", "corrupt reply")
+
+
+# The fault matrix: one fault kind per run, injected into ONE test of every device at once (devices are
+# independent). Each faulted test must fail naming the fault; every later test of that device must pass.
+# (device, fault spec, faulted test, what its message must say)
+MATRIX = {
+    "disconnect": [("imu", "disconnect", "TestImu::test_rate", "disconnected"),
+                   ("gnss", "disconnect", "TestGnss::test_rate", "disconnected"),
+                   ("camera", "disconnect", "TestCamera::test_rate", "disconnected"),
+                   ("servo", "disconnect", "test_answers", "disconnected")],
+    "stall": [("imu", "stall", "TestImu::test_rate", "stalled"),
+              ("gnss", "stall", "TestGnss::test_rate", "stalled"),
+              ("camera", "stall", "TestCamera::test_rate", "stalled"),
+              ("servo", "stall", "test_answers", "no answer")],
+    "corrupt": [("imu", "corrupt:fraction=0.5", "TestImu::test_data_valid", "bad CRC"),
+                ("gnss", "corrupt:fraction=0.5", "TestGnss::test_data_valid", "bad checksum"),
+                ("camera", "corrupt:fraction=0.5", "TestCamera::test_data_valid", "bad CRC-32"),
+                ("servo", "corrupt:fraction=1", "test_answers", "corrupt reply")],
+    "garbage": [("imu", "garbage:fraction=0.5", "TestImu::test_data_valid", "not MAVLink"),
+                ("gnss", "garbage:fraction=0.5", "TestGnss::test_data_valid", "garbage lines"),
+                ("camera", "garbage:fraction=0.5", "TestCamera::test_data_valid", "bytes of garbage"),
+                ("servo", "garbage:fraction=1", "test_answers", "corrupt reply")],
+    "rate_drop": [("imu", "rate_drop:rate_hz=150", "TestImu::test_rate", "below limit"),
+                  ("gnss", "rate_drop:rate_hz=5", "TestGnss::test_rate", "below limit"),
+                  ("camera", "rate_drop:rate_hz=15", "TestCamera::test_rate", "below limit"),
+                  ("servo", "rate_drop:delay_ms=10", "test_roundtrip", "above limit")],
+    "reboot": [("imu", "reboot:after_s=0.2", "TestImu::test_rate", "rebooted"),
+               ("gnss", "reboot:after_s=0.2", "TestGnss::test_rate", "rebooted"),
+               ("camera", "reboot:after_s=0.2", "TestCamera::test_rate", "rebooted"),
+               ("servo", "reboot:after_s=0.05", "test_reaches_positions", "rebooted mid-test")],
+    "hw_error": [("imu", "hw_error", "TestImu::test_data_valid", "SYS_STATUS reports unhealthy sensors"),
+                 ("gnss", "hw_error", "TestGnss::test_data_valid", "fix quality 0 below limit 1"),
+                 ("servo", "hw_error", "test_answers", "hardware alert")],
+}
+ORDER = {"imu": ("TestImu", ("test_present", "test_rate", "test_jitter", "test_data_valid", "test_no_drops")),
+         "gnss": ("TestGnss", ("test_present", "test_rate", "test_jitter", "test_data_valid", "test_no_drops")),
+         "camera": ("TestCamera", ("test_present", "test_rate", "test_jitter", "test_data_valid", "test_no_drops")),
+         "servo": ("TestServo", ("test_answers", "test_hardware_error_clear", "test_reaches_positions",
+                                 "test_roundtrip", "test_estop"))}
+
+
+@pytest.mark.parametrize("kind", sorted(MATRIX))
+def test_a_fault_fails_its_own_test_and_the_later_ones_recover(tmp_path, kind):
+    rows = MATRIX[kind]
+    rig = write_rig(tmp_path, kind, {}, devices=tuple(device for device, *_ in rows))
+    args = [a for device, spec, test, _ in rows for a in ("--hil-fault", f"{device}:{spec}@{test}")]
+    code, cases, out = run_hil(tmp_path, rig, *args, "-m", "sensor or actuator", timeout=240)
+    for device, _, test, fragment in rows:
+        cls, order = ORDER[device]
+        faulted = test.rpartition("::")[2]
+        expect(cases, f"{cls}::{faulted}[{device}]", "failed", f"{device} ", fragment)  # names device and fault
+        for later in order[order.index(faulted) + 1:]:
+            expect(cases, f"{cls}::{later}[{device}]", "passed")

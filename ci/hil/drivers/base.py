@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,8 @@ import serial
 
 from ci.hil.devicelog import TrafficLog
 from ci.hil.rig import Device
+
+RESUME_S = 2.0  # after a stall, listen this long more to tell a reboot (the stream restarts) from a stall
 
 
 class DeviceError(Exception):
@@ -125,3 +128,20 @@ class SerialStreamDriver(Driver):
                     raise self.error(f"stalled: no {what} for {stall_s:g} s")
                 continue
             yield chunk, time.perf_counter_ns()
+
+    def check_silence(self, cap: Any, stalled: str, more: Any) -> None:
+        """A capture that stalled, or whose window ended in a silence of several periods, may have caught a
+        reboot: listen up to RESUME_S more into a copy (`more(copy, seconds)` sets `restart` when the stream
+        comes back restarted). A restart makes it a reboot, named so; otherwise `cap` stays as it was."""
+        period_s = 1.0 / self.device.settings.rate_hz
+        tail_s = (time.perf_counter_ns() - cap.arrivals_ns[-1]) / 1e9 if cap.arrivals_ns else 0.0
+        if cap.restart or not (cap.error.endswith(stalled) or tail_s > max(3 * period_s, 0.1)):
+            return
+        probe = copy.deepcopy(cap)
+        probe.error = ""
+        started = time.monotonic()
+        more(probe, RESUME_S)
+        if probe.restart:
+            cap.restart = probe.restart
+            cap.error = (f"{self.label}: rebooted: {probe.restart} (silent, back after "
+                         f"{time.monotonic() - started + tail_s:.1f} s)")

@@ -30,6 +30,7 @@ class CameraCapture:
     garbage: int = 0  # bytes skipped to find the next frame header
     drops: int = 0  # frame sequence gaps
     restarts: int = 0  # sequence went backwards (device restarted)
+    restart: str = ""  # how the first restart showed
     error: str = ""
 
     @property
@@ -62,6 +63,11 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
         self.last_seq: int | None = None
 
     def frames(self, cap: CameraCapture, duration_s: float, max_frames: int = 0) -> None:
+        self._read(cap, duration_s, max_frames)
+        self.check_silence(cap, f"stalled: no frame for {self.device.settings.stall_timeout_s:g} s",
+                           lambda c, s: self._read(c, s, len(c.frames) + 2))
+
+    def _read(self, cap: CameraCapture, duration_s: float, max_frames: int) -> None:
         try:
             for chunk, now_ns in self.stream(duration_s, self.device.settings.stall_timeout_s, "frame"):
                 self.pending += chunk
@@ -104,6 +110,7 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
             if self.last_seq is not None:
                 if seq <= self.last_seq:
                     cap.restarts += 1
+                    cap.restart = cap.restart or f"frame counter restarted ({self.last_seq} -> {seq})"
                 else:
                     cap.drops += seq - self.last_seq - 1
             self.last_seq = seq

@@ -22,6 +22,7 @@ class GnssCapture:
     sentences: int = 0
     bad_checksum: int = 0
     garbage: int = 0  # lines that are no NMEA sentence
+    restart: str = ""  # how a restart showed: a silence, then the fix lost (NMEA has no sequence numbers)
     error: str = ""
 
 
@@ -34,6 +35,12 @@ class GnssDriver(SerialStreamDriver):
 
     def capture(self, duration_s: float, *, max_epochs: int = 0) -> GnssCapture:
         cap = GnssCapture()
+        stall = self._read(cap, duration_s, max_epochs)
+        self.check_silence(cap, f"stalled: no NMEA sentence for {stall:g} s",
+                           lambda c, s: self._read(c, s, len(c.arrivals_ns) + 2))
+        return cap
+
+    def _read(self, cap: GnssCapture, duration_s: float, max_epochs: int) -> float:
         stall = max(self.device.settings.stall_timeout_s, 2.5 / self.device.settings.rate_hz)
         try:
             for chunk, now_ns in self.stream(duration_s, stall, "NMEA sentence"):
@@ -48,7 +55,7 @@ class GnssDriver(SerialStreamDriver):
                     break
         except DeviceError as exc:
             cap.error = str(exc)
-        return cap
+        return stall
 
     def _parse(self, cap: GnssCapture, line: str, now_ns: int) -> None:
         if not line.startswith("$"):
@@ -68,6 +75,11 @@ class GnssDriver(SerialStreamDriver):
         self.traffic.add("rx", line, now_ns)
         cap.sentences += 1
         if isinstance(msg, pynmea2.GGA):
+            quality = int(msg.gps_qual or 0)
+            gap_s = (now_ns - cap.arrivals_ns[-1]) / 1e9 if cap.arrivals_ns else 0.0
+            if (cap.fix_quality and cap.fix_quality[-1] > 0 and quality == 0 and not cap.restart
+                    and gap_s > 2.5 / self.device.settings.rate_hz):
+                cap.restart = f"silent {gap_s:.1f} s, then no fix (quality {cap.fix_quality[-1]} -> 0): a cold start"
             cap.arrivals_ns.append(now_ns)
             cap.fix_quality.append(int(msg.gps_qual or 0))
             cap.satellites.append(int(msg.num_sats or 0))

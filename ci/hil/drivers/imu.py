@@ -27,6 +27,7 @@ class ImuCapture:
     senders: set = field(default_factory=set)
     statuses: int = 0  # SYS_STATUS messages seen
     unhealthy: int = 0  # MAV_SYS_STATUS_SENSOR bits present and enabled but not healthy, over the window
+    restart: str = ""  # how the device showed it restarted (time_usec went backwards)
     error: str = ""  # set when the capture ended early (stall, disconnect)
 
     def unhealthy_sensors(self) -> str:
@@ -49,8 +50,14 @@ class ImuDriver(SerialStreamDriver):
         self.last_seq: dict[tuple[int, int], int] = {}
 
     def capture(self, duration_s: float, *, max_messages: int = 0) -> ImuCapture:
-        """Collect HIGHRES_IMU for `duration_s`; a stall or disconnect ends it with `error` set."""
+        """Collect HIGHRES_IMU for `duration_s`; a stall, reboot or disconnect ends it with `error` set."""
         cap = ImuCapture()
+        self._read(cap, duration_s, max_messages)
+        self.check_silence(cap, f"stalled: no HIGHRES_IMU for {self.device.settings.stall_timeout_s:g} s",
+                           lambda c, s: self._read(c, s, len(c.arrivals_ns) + 2))
+        return cap
+
+    def _read(self, cap: ImuCapture, duration_s: float, max_messages: int) -> None:
         try:
             for chunk, now_ns in self.stream(duration_s, self.device.settings.stall_timeout_s, "HIGHRES_IMU"):
                 for msg in self.mav.parse_buffer(chunk) or ():
@@ -61,7 +68,6 @@ class ImuDriver(SerialStreamDriver):
                     break
         except DeviceError as exc:
             cap.error = str(exc)
-        return cap
 
     def _account(self, cap: ImuCapture, msg: Any, now_ns: int) -> None:
         if msg.get_type() == "BAD_DATA":
@@ -82,6 +88,8 @@ class ImuDriver(SerialStreamDriver):
             cap.unhealthy |= (msg.onboard_control_sensors_present & msg.onboard_control_sensors_enabled
                               & ~msg.onboard_control_sensors_health)
         elif msg.get_type() == "HIGHRES_IMU":
+            if cap.time_usec and msg.time_usec <= cap.time_usec[-1] and not cap.restart:
+                cap.restart = f"time_usec went backwards ({cap.time_usec[-1]} -> {msg.time_usec} us)"
             cap.arrivals_ns.append(now_ns)
             cap.time_usec.append(msg.time_usec)
             cap.accel.append((msg.xacc, msg.yacc, msg.zacc))

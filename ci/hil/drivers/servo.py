@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import termios
 import time
 from typing import Any
 
@@ -34,6 +35,7 @@ class ServoDriver(Driver):
         self.port_handler: dxl.PortHandler | None = None
         self.packet = dxl.PacketHandler(2.0)
         self.torque_touched: set[int] = set()  # ids whose torque we enabled: what the safe state must undo
+        self.alerts: set[int] = set()  # ids whose status packets carried the Alert bit (a hardware error)
         self.timeout_retries = 0  # transactions tried again after no answer (emulated rigs on a busy host)
         self.retries = 0  # how many times that happened
 
@@ -77,6 +79,8 @@ class ServoDriver(Driver):
             hint = COMM_HINTS.get(result, "")
             raise self.error(f"id {dxl_id}: {what}: {self.packet.getTxRxResult(result)}"
                              + (f" ({hint})" if hint else ""))
+        if error & 0x80:
+            self.alerts.add(dxl_id)
         if error & 0x7F:
             raise self.error(f"id {dxl_id}: {what}: {self.packet.getRxPacketError(error)}")
 
@@ -92,7 +96,7 @@ class ServoDriver(Driver):
         for attempt in range(self.timeout_retries + 1):
             try:
                 out = fn(self._port(), *args)
-            except (OSError, serial.SerialException) as exc:
+            except (OSError, serial.SerialException, termios.error) as exc:  # a vanished pty: termios.error too
                 self._close()
                 self.is_open = False
                 raise self.error(f"disconnected ({exc})") from None

@@ -101,6 +101,8 @@ class PtyLink:
 
     def client_baud(self) -> int | None:
         """The baud rate the client set on its end (a pty ignores it, but a real device would not)."""
+        if self.slave < 0:
+            return None
         try:
             return _SPEEDS.get(termios.tcgetattr(self.slave)[5])
         except (termios.error, OSError):
@@ -124,7 +126,9 @@ class Emulator:
         self.lock = threading.Lock()
         self.faults: list[tuple[Fault, float, float | None]] = []  # (fault, start, end) in monotonic seconds
         self.events: list[tuple[Fault, float]] = []  # one-shot faults (disconnect, reboot) and when they fire
-        self.down_until = 0.0  # silent until then (disconnected or rebooting)
+        self.down_until = 0.0  # silent until then (rebooting)
+        self.link_down_until = 0.0  # the pty is gone until then (disconnected)
+        self.restore_pending = False
         self.sent_ns: deque[int] = deque(maxlen=200_000)
         self.counters = {"sent": 0, "corrupted": 0, "garbage": 0, "disconnects": 0, "reboots": 0,
                          "baud_mismatch": 0}
@@ -150,9 +154,12 @@ class Emulator:
                 self.faults.append((fault, start, end))
 
     def clear(self) -> None:
+        """The test's faults are over: the device is restored (link back, outage ended, power-on faults gone)
+        by the run thread at its next turn, so that the next test starts on a healthy device."""
         with self.lock:
             self.faults.clear()
             self.events.clear()
+            self.restore_pending = True
 
     def active(self, kind: str) -> Fault | None:
         now = time.monotonic()
@@ -166,27 +173,34 @@ class Emulator:
         return fault is not None and self.rng.random() < fault.fraction
 
     def service_events(self) -> None:
-        """Fire due one-shot faults: a disconnect closes the pty and publishes a new one after the outage."""
+        """Fire due one-shot faults (a disconnect closes the pty and publishes a new one after the outage; a
+        reboot goes silent, then restarts), bring a disconnected link back, and apply a pending restore."""
         now = time.monotonic()
         with self.lock:
             due = [(f, t) for f, t in self.events if t <= now]
             self.events = [(f, t) for f, t in self.events if t > now]
+            restore, self.restore_pending = self.restore_pending, False
         for fault, _ in due:
             outage = fault.duration_s if fault.duration_s is not None else (1.0 if fault.kind == "disconnect" else 0.5)
             if fault.kind == "disconnect":
                 self.counters["disconnects"] += 1
                 self.link.close()
-                self.stop.wait(outage)
-                self.link.open()
-                self.reset()
+                self.link_down_until = now + outage
             else:
                 self.counters["reboots"] += 1
-                self.down_until = time.monotonic() + outage
+                self.down_until = now + outage
                 self.reset()
+        if restore:
+            self.down_until = self.link_down_until = 0.0
+        if self.link.master < 0 and time.monotonic() >= self.link_down_until:
+            self.link.open()
+            self.reset()
+        if restore:
+            self.recover()
 
     def silent(self) -> bool:
         """True while the device would say nothing: stalled, rebooting, or the client's baud is wrong."""
-        if time.monotonic() < self.down_until or self.active("stall"):
+        if time.monotonic() < self.down_until or self.link.master < 0 or self.active("stall"):
             return True
         now = time.monotonic()
         if now - self._baud_checked > 0.2:
@@ -202,6 +216,9 @@ class Emulator:
     # --- to override --------------------------------------------------------------------------------
     def reset(self) -> None:
         """Power-on state (after a reboot or reconnect)."""
+
+    def recover(self) -> None:
+        """Back to a healthy device after a test's faults end (e.g. a fix that a cold start would lose)."""
 
     def run(self) -> None:
         raise NotImplementedError
@@ -268,6 +285,7 @@ class StreamEmulator(Emulator):
         super().__init__(spec)
         self.rate_hz = float(self.params.get("rate_hz", self.default_rate_hz))
         self.jitter_s = float(self.params.get("jitter_ms", 0.05)) / 1000.0
+        self.resync = False
 
     def message(self) -> bytes:
         raise NotImplementedError
@@ -279,10 +297,15 @@ class StreamEmulator(Emulator):
     def with_garbage(self, data: bytes) -> bytes:
         return self.garbage() + data
 
+    def recover(self) -> None:
+        self.resync = True
+
     def run(self) -> None:
         next_t = time.perf_counter()
         while not self.stop.is_set():
             self.service_events()
+            if self.resync:  # a restored stream starts its schedule afresh, not where a fault left it
+                self.resync, next_t = False, time.perf_counter()
             drop = self.active("rate_drop")
             rate = (drop.rate_hz or self.rate_hz / 2) if drop else self.rate_hz
             period = 1.0 / rate

@@ -37,6 +37,10 @@ class GnssEmulator(StreamEmulator):
     def reset(self) -> None:
         self.fix_from = time.monotonic() + self.cold_start_s
 
+    def recover(self) -> None:
+        super().recover()
+        self.fix_from = 0.0  # restored: the receiver has its fix again
+
     def garbage(self) -> bytes:
         """Line noise as a receiver's UART shows it: a line of junk, then the real sentence."""
         junk = "".join(chr(self.rng.randrange(33, 127)) for _ in range(self.rng.randrange(8, 40)))

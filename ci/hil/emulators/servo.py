@@ -115,6 +115,10 @@ class ServoEmulator(Emulator):
             m.advance()
             m.torque, m.hw_error, m.goal = 0, 0, m.position
 
+    def recover(self) -> None:
+        for m in self.motors.values():  # restored as a REBOOT instruction would: hardware error cleared
+            m.hw_error = 0
+
     def state(self) -> dict[str, Any]:
         for m in self.motors.values():
             m.advance()

@@ -193,4 +193,16 @@ class HilSession:
                     self.safe.make_safe(driver)
             finally:
                 driver.close()
-                lock.release()
+                try:
+                    if injected:
+                        self.resync(device)
+                finally:
+                    lock.release()
+
+    def resync(self, device: Device) -> None:
+        """After a test's faults: the restored device must answer again before the next test opens it; if it
+        does not, the faulted test's teardown says so (the blame stays with the test that had the fault)."""
+        timeout = self.rig(device.rig).settings.health_timeout_s
+        problem = health.probe(device, self.port(device), self.lock(device), timeout)
+        if problem:
+            pytest.fail(f"after this test's faults were cleared: {problem}", pytrace=False)
