@@ -202,3 +202,36 @@ def parse_properties(props: Iterable[tuple[str, str]]) -> dict[str, dict[str, st
         prefix = name + "."
         out[name] = {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix) and "." not in k[len(prefix):]}
     return out
+
+
+# --- declared measurements (OpenHTF-style): promised before the value exists ---------------------------------
+UNSET = "unset"  # NAME.verdict of a declared measurement its test never reached (NAME.value is then "")
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A measurement a test promises before it runs: name, unit and limits (None: the gate's limits decide).
+
+    Written as UNSET rows when the test starts, so a test that fails early shows which of its measurements
+    it never took, instead of holes."""
+
+    name: str
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+
+    def properties(self) -> list[tuple[str, str]]:
+        props = [(f"{self.name}.value", ""), (f"{self.name}.unit", self.unit)]
+        if self.low is not None:
+            props.append((f"{self.name}.low", _num(self.low)))
+        if self.high is not None:
+            props.append((f"{self.name}.high", _num(self.high)))
+        props.append((f"{self.name}.verdict", UNSET))
+        return props
+
+
+def replace_properties(props: list[tuple[str, str]], measurement: Measurement) -> None:
+    """Put `measurement`'s rows in `props` in place of any earlier rows of that name (its UNSET rows)."""
+    prefix = measurement.name + "."
+    props[:] = [(k, v) for k, v in props if not (k.startswith(prefix) and "." not in k[len(prefix):])]
+    props.extend(measurement.properties())

@@ -10,6 +10,7 @@ from ci.hil.drivers.servo import hw_error_text
 from ci.measurements import distribution, measure
 
 pytestmark = pytest.mark.actuator
+measures = pytest.mark.measures
 
 
 def _fail(servo, exc, dxl_id):
@@ -65,6 +66,7 @@ class TestServo:
             except DeviceError as exc:
                 _fail(servo, exc, dxl_id)
 
+    @measures(("{device}.roundtrip", "ms"))
     def test_roundtrip(self, servo, gate):
         dev = servo.device
         dxl_id = dev.settings.ids[0]
@@ -79,6 +81,7 @@ class TestServo:
         gate(distribution(f"{dev.name}.roundtrip", samples, "ms", gate="p99", high=dev.settings.roundtrip_p99_ms,
                           nominal="read Present Position"))
 
+    @measures(("{device}.estop", "ms"), ("{device}.drift_after_estop", "ticks"))
     def test_estop(self, servo, gate):
         """Torque off while moving: the servo reports torque off and stops within the e-stop budget."""
         dev = servo.device

@@ -20,6 +20,7 @@ def _budget(hil_rig, name):
     return value
 
 
+@pytest.mark.measures(("engine.inference", "ms"))
 def test_inference_latency(hil_rig, hil_engine, gate):
     engine = hil_engine()
     budget = _budget(hil_rig, "inference_p99_ms")
@@ -38,6 +39,7 @@ def test_inference_latency(hil_rig, hil_engine, gate):
                               f"{settings.latency_warmup} warm-up"))
 
 
+@pytest.mark.measures(("loop", "ms"))
 def test_loop_latency(hil_rig, hil_engine, gate):
     """Frame received -> preprocess -> engine -> goal position written -> present position read back."""
     engine = hil_engine()

@@ -1,4 +1,7 @@
-"""Sensors: present, rate within tolerance, jitter p99 within limit, data valid, no drops."""
+"""Sensors: present, rate within tolerance, jitter p99 within limit, data valid, no drops.
+
+What every streaming sensor shares is written once in `StreamSuite`; each kind's class says how to sample it
+(`capture`), how it counts losses (`drops`) and what valid data means for it (`test_data_valid`)."""
 
 import pytest
 
@@ -6,6 +9,7 @@ from ci.hil import checks
 from ci.measurements import measure
 
 pytestmark = pytest.mark.sensor
+measures = pytest.mark.measures
 
 
 def window(device) -> float:
@@ -24,22 +28,53 @@ def _capture(driver, seconds, **kw):
     return cap
 
 
-class TestImu:
-    def test_present(self, imu, gate):
-        cap = _capture(imu, 0.5, max_messages=5)
-        gate(checks.present(imu.device, len(cap.arrivals_ns), 5))
+class StreamSuite:
+    """The tests every streaming sensor runs; a subclass gives `sensor` (its kind's fixture), `capture` and
+    `drops`."""
 
-    def test_rate(self, imu, gate):
-        cap = _capture(imu, window(imu.device))
-        gate(checks.enough(cap.arrivals_ns, imu.device, window(imu.device)), checks.rate(imu.device, cap.arrivals_ns))
+    present_count = 5  # messages within present_s
+    present_s = 0.5
 
-    def test_jitter(self, imu, gate):
-        cap = _capture(imu, window(imu.device))
-        gate(checks.jitter(imu.device, cap.arrivals_ns))
+    def capture(self, driver, seconds, count=0):
+        raise NotImplementedError
 
+    def drops(self, driver, cap) -> int:
+        return cap.drops
+
+    @measures(("{device}.present", "messages"))
+    def test_present(self, sensor, gate):
+        cap = self.capture(sensor, self.present_s, self.present_count)
+        gate(checks.present(sensor.device, len(cap.arrivals_ns), self.present_count))
+
+    @measures(("{device}.samples", ""), ("{device}.rate", "Hz"))
+    def test_rate(self, sensor, gate):
+        cap = self.capture(sensor, window(sensor.device))
+        gate(checks.enough(cap.arrivals_ns, sensor.device, window(sensor.device)),
+             checks.rate(sensor.device, cap.arrivals_ns))
+
+    @measures(("{device}.jitter", "ms"))
+    def test_jitter(self, sensor, gate):
+        cap = self.capture(sensor, window(sensor.device))
+        gate(checks.jitter(sensor.device, cap.arrivals_ns))
+
+    @measures(("{device}.drops", ""))
+    def test_no_drops(self, sensor, gate):
+        cap = self.capture(sensor, window(sensor.device))
+        gate(checks.count(sensor.device, "drops", self.drops(sensor, cap), high=sensor.device.settings.max_drops))
+
+
+class TestImu(StreamSuite):
+    @pytest.fixture
+    def sensor(self, imu):
+        return imu
+
+    def capture(self, driver, seconds, count=0):
+        return _capture(driver, seconds, max_messages=count)
+
+    @measures(("{device}.gravity", "m/s^2"))
     def test_data_valid(self, imu, gate):
         dev = imu.device
-        cap = _capture(imu, window(dev))
+        cap = self.capture(imu, window(dev))
         if cap.bad_data:
             pytest.fail(f"{imu.label}: {cap.bad_data} messages with a bad CRC or not MAVLink "
                         f"(of {cap.messages} good)", pytrace=False)
@@ -50,28 +85,24 @@ class TestImu:
         mean_g = sum(g) / len(g)
         gate(checks.around(dev, "gravity", mean_g, "m/s^2", dev.settings.gravity, dev.settings.gravity_tolerance))
 
-    def test_no_drops(self, imu, gate):
-        cap = _capture(imu, window(imu.device))
-        gate(checks.count(imu.device, "drops", cap.drops, high=imu.device.settings.max_drops))
 
+class TestGnss(StreamSuite):
+    present_count, present_s = 2, 1.0
 
-class TestGnss:
-    def test_present(self, gnss, gate):
-        cap = _capture(gnss, 1.0, max_epochs=2)
-        gate(checks.present(gnss.device, len(cap.arrivals_ns), 2))
+    @pytest.fixture
+    def sensor(self, gnss):
+        return gnss
 
-    def test_rate(self, gnss, gate):
-        cap = _capture(gnss, window(gnss.device))
-        gate(checks.enough(cap.arrivals_ns, gnss.device, window(gnss.device)),
-             checks.rate(gnss.device, cap.arrivals_ns))
+    def capture(self, driver, seconds, count=0):
+        return _capture(driver, seconds, max_epochs=count)
 
-    def test_jitter(self, gnss, gate):
-        cap = _capture(gnss, window(gnss.device))
-        gate(checks.jitter(gnss.device, cap.arrivals_ns))
+    def drops(self, driver, cap) -> int:
+        return checks.gaps(driver.device, cap.arrivals_ns)  # NMEA has no sequence numbers
 
+    @measures(("{device}.fix_quality", ""), ("{device}.satellites", ""))
     def test_data_valid(self, gnss, gate):
         dev = gnss.device
-        cap = _capture(gnss, window(dev))
+        cap = self.capture(gnss, window(dev))
         if cap.bad_checksum or cap.garbage:
             pytest.fail(f"{gnss.label}: {cap.bad_checksum} sentences with a bad checksum, {cap.garbage} garbage "
                         f"lines (of {cap.sentences} good)", pytrace=False)
@@ -79,42 +110,30 @@ class TestGnss:
         if bad:
             pytest.fail(f"{gnss.label}: position out of range: {bad[0]}", pytrace=False)
         gate(measure(f"{dev.name}.fix_quality", min(cap.fix_quality or [0]), "", low=dev.settings.min_fix_quality,
-                            nominal="GGA quality, 1 = GPS fix"),
+                     nominal="GGA quality, 1 = GPS fix"),
              measure(f"{dev.name}.satellites", min(cap.satellites or [0]), "", low=dev.settings.min_satellites))
 
-    def test_no_drops(self, gnss, gate):
-        cap = _capture(gnss, window(gnss.device))
-        gate(checks.count(gnss.device, "drops", checks.gaps(gnss.device, cap.arrivals_ns),
-                          high=gnss.device.settings.max_drops))
 
+class TestCamera(StreamSuite):
+    present_count, present_s = 3, 1.0
 
-class TestCamera:
-    def test_present(self, camera, gate):
-        cap = _capture(camera, 1.0, max_frames=3)
-        gate(checks.present(camera.device, len(cap.frames), 3))
+    @pytest.fixture
+    def sensor(self, camera):
+        return camera
 
-    def test_rate(self, camera, gate):
-        cap = _capture(camera, window(camera.device))
-        gate(checks.enough(cap.arrivals_ns, camera.device, window(camera.device)),
-             checks.rate(camera.device, cap.arrivals_ns))
+    def capture(self, driver, seconds, count=0):
+        return _capture(driver, seconds, max_frames=count)
 
-    def test_jitter(self, camera, gate):
-        cap = _capture(camera, window(camera.device))
-        gate(checks.jitter(camera.device, cap.arrivals_ns))
-
+    @measures(("{device}.contrast", ""))
     def test_data_valid(self, camera, gate):
         dev = camera.device
-        cap = _capture(camera, window(dev))
+        cap = self.capture(camera, window(dev))
         if cap.bad_checksum or cap.garbage:
             pytest.fail(f"{camera.label}: {cap.bad_checksum} frames with a bad CRC-32, {cap.garbage} bytes of "
                         f"garbage between frames (of {len(cap.frames)} good)", pytrace=False)
+        size = (dev.settings.height, dev.settings.width)
         shapes = {f.image.shape for f in cap.frames}
-        if shapes != {(int(dev.settings.height), int(dev.settings.width))}:
-            pytest.fail(f"{camera.label}: frame size {sorted(shapes)}, expected {int(dev.settings.height)}x{int(dev.settings.width)}",
-                        pytrace=False)
+        if shapes != {size}:
+            pytest.fail(f"{camera.label}: frame size {sorted(shapes)}, expected {size[0]}x{size[1]}", pytrace=False)
         contrast = float(sum(f.image.std() for f in cap.frames) / len(cap.frames))
         gate(measure(f"{dev.name}.contrast", contrast, "", low=5.0, nominal="std of pixel values"))
-
-    def test_no_drops(self, camera, gate):
-        cap = _capture(camera, window(camera.device))
-        gate(checks.count(camera.device, "drops", cap.drops, high=camera.device.settings.max_drops))

@@ -125,7 +125,7 @@ def test_silent_device_fails_only_its_own_tests(tmp_path):
 
 
 # The fault matrix: one fault kind per run, injected into ONE test of every device at once (devices are
-# independent). Each faulted test must fail naming the fault; every later test of that device must pass.
+# independent). Each faulted test must fail naming the fault; every other test of that device must pass.
 # (device, fault spec, faulted test, what its message must say)
 MATRIX = {
     "disconnect": [("imu", "disconnect", "TestImu::test_rate", "disconnected"),
@@ -147,7 +147,7 @@ MATRIX = {
     "rate_drop": [("imu", "rate_drop:rate_hz=150", "TestImu::test_rate", "below limit"),
                   ("gnss", "rate_drop:rate_hz=5", "TestGnss::test_rate", "below limit"),
                   ("camera", "rate_drop:rate_hz=15", "TestCamera::test_rate", "below limit"),
-                  ("servo", "rate_drop:delay_ms=10", "test_roundtrip", "above limit")],
+                  ("servo", "rate_drop:delay_ms=25", "test_roundtrip", "above limit 20 ms")],
     "reboot": [("imu", "reboot:after_s=0.2", "TestImu::test_rate", "rebooted"),
                ("gnss", "reboot:after_s=0.2", "TestGnss::test_rate", "rebooted"),
                ("camera", "reboot:after_s=0.2", "TestCamera::test_rate", "rebooted"),
@@ -167,11 +167,16 @@ ORDER = {"imu": ("TestImu", ("test_present", "test_rate", "test_jitter", "test_d
 def test_a_fault_fails_its_own_test_and_the_later_ones_recover(tmp_path, kind):
     rows = MATRIX[kind]
     rig = write_rig(tmp_path, kind, {}, devices=tuple(device for device, *_ in rows))
+    data = yaml.safe_load(rig.read_text())
+    if "servo" in data["devices"]:  # about faults, not a busy host's timing: a round trip budget load cannot break
+        data["devices"]["servo"]["roundtrip_p99_ms"] = 20.0
+    rig.write_text(yaml.safe_dump(data))
     args = [a for device, spec, test, _ in rows for a in ("--hil-fault", f"{device}:{spec}@{test}")]
     code, cases, out = run_hil(tmp_path, rig, *args, "-m", "sensor or actuator", timeout=240)
     for device, _, test, fragment in rows:
         cls, order = ORDER[device]
         faulted = test.rpartition("::")[2]
         expect(cases, f"{cls}::{faulted}[{device}]", "failed", f"{device} ", fragment)  # names device and fault
-        for later in order[order.index(faulted) + 1:]:
-            expect(cases, f"{cls}::{later}[{device}]", "passed")
+        for other in order:  # before and after it: the fault is this test's alone
+            if other != faulted:
+                expect(cases, f"{cls}::{other}[{device}]", "passed")

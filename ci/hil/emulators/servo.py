@@ -138,6 +138,10 @@ class ServoEmulator(Emulator):
             if not data:
                 continue
             self.buf += data
+            hw = self.active("hw_error")  # again: a fault injected while we waited applies to this answer
+            for m in self.motors.values():
+                if hw:
+                    m.hw_error = hw.code
             for packet in self._packets():
                 if self.silent():
                     continue

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 
 from ci.hil.plugin.session import HilSession
 from ci.hil.rig import Device, Rig
+from ci.measurements import replace_properties
 
 KEY = pytest.StashKey[HilSession]()
 CALL_START = pytest.StashKey[int]()  # perf_counter_ns when the test's call phase began
@@ -112,8 +116,8 @@ def gate(request):
         item = request.node
         hil = request.config.stash.get(KEY, None)
         host = hil.timing.weigh(item.nodeid, item.stash.get(CALL_START, 0), measurements) if hil else []
-        for m in measurements:
-            item.user_properties.extend(m.properties())
+        for m in measurements:  # in place of the UNSET rows the test declared (hooks.declare_measurements)
+            replace_properties(item.user_properties, m)
         if host:  # one figure per testcase: the latest window, which covers every gate of the test
             item.user_properties[:] = [p for p in item.user_properties if not p[0].startswith("host.wakeup.")]
             item.user_properties.extend(host)
@@ -136,3 +140,18 @@ def _hil_suite_properties(request, record_testsuite_property) -> None:
     for key, value in facts(all(r.emulate for r in hil.rigs)):
         record_testsuite_property(key, value)
     record_testsuite_property("hil.rigs", ",".join(f"{r.name}={r.path}" for r in hil.rigs))
+    record_testsuite_property("hil.rig", "+".join(r.name for r in hil.rigs))
+    record_testsuite_property("hil.board", request.config.getoption("board") or "")
+    record_testsuite_property("hil.commit", commit())
+    record_testsuite_property("hil.hostname", socket.gethostname())
+
+
+def commit() -> str:
+    """The commit under test: Jenkins's GIT_COMMIT, else `git rev-parse HEAD` here, else ""."""
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""

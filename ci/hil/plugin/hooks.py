@@ -20,14 +20,18 @@ from ci.hil.plugin.injection import FaultPlan
 from ci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, HilSession
 from ci.hil.registry import kinds
 from ci.hil.rig import ENGINE_SUFFIXES, RigError, load_rig
+from ci.measurements import Declared
 
 MARKERS = {
     "sensor": "HIL sensor test: needs --rig",
     "actuator": "HIL actuator test: needs --rig",
     "latency": "HIL latency budget: needs --rig",
     "hil_fault(device, kind, **params)": "inject an emulator fault into DEVICE when this test starts",
+    "measures(*declared)": "the measurements this test takes (ci.measurements.Declared or (name, unit); "
+                           "{device} and {rig} in a name are filled in), written as UNSET when it starts",
 }
 HIL_MARKERS = ("sensor", "actuator", "latency")
+BOARD_ENV = "HILCI_BOARD"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--hil-fault", action="append", default=[], metavar="DEVICE:KIND[:k=v,...][@TEST]",
                     help="inject an emulator fault into DEVICE when a test whose id contains TEST opens it "
                          "(every test without @TEST), e.g. imu:stall:duration_s=2@test_rate")
+    group.addoption("--board", default=os.environ.get(BOARD_ENV) or None, metavar="NAME",
+                    help=f"the board these rigs run on (default ${BOARD_ENV}, else the rig names): the JUnit "
+                         "classnames start with it, so two boards' results merged stay distinct testcases")
     group.addoption("--engine", default=None, metavar="PATH",
                     help="model engine to test instead of the rig's `engine` (the pipeline passes the engine "
                          "its convert stage built)")
@@ -45,6 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default reports/hil-logs)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's junitxml reads --junit-prefix
 def pytest_configure(config: pytest.Config) -> None:
     for marker, text in MARKERS.items():
         config.addinivalue_line("markers", f"{marker}: {text}")
@@ -72,6 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
             faults.append(parse_targeted(text, device_kinds))
         except FaultError as exc:
             raise pytest.UsageError(f"--hil-fault {exc}") from None
+    if not config.option.junitprefix:  # classname "BOARD.hil_tests.test_sensors.TestImu": Jenkins groups by it
+        config.option.junitprefix = config.getoption("board") or "+".join(names)
     hil = HilSession(rigs, FaultPlan(faults))
     config.stash[KEY] = hil
     config.add_cleanup(hil.close)
@@ -134,6 +144,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "hil_rig" in metafunc.fixturenames:
         metafunc.parametrize("hil_rig", [r.name for r in hil.rigs], indirect=True,
                              ids=[r.name for r in hil.rigs])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    declare_measurements(item)
+
+
+def declare_measurements(item: pytest.Item) -> None:
+    """Every measurement the test declares (`@pytest.mark.measures`), as UNSET rows until `gate` fills it in."""
+    names = {"device": "", "rig": ""}
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for key, value in params.items():
+        if key == "hil_rig":
+            names["rig"] = str(value)
+        elif key in kinds():
+            names["rig"], _, names["device"] = str(value).partition(":")
+    for mark in item.iter_markers("measures"):
+        for spec in mark.args:
+            declared = spec if isinstance(spec, Declared) else Declared(*spec)
+            name = declared.name.format(**names)
+            if not any(k.startswith(name + ".") for k, _ in item.user_properties):
+                item.user_properties.extend(dataclasses.replace(declared, name=name).properties())
 
 
 @pytest.hookimpl(wrapper=True)
