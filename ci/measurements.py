@@ -6,7 +6,9 @@ JUnit properties, `hilci results` and the HTML report all read the same fields:
     NAME.value    the gated number (for a distribution: the statistic named by `gate`, e.g. p99)
     NAME.unit     its unit ("" when dimensionless)
     NAME.low      lower limit, if any          NAME.high    upper limit, if any
-    NAME.verdict  pass | fail
+    NAME.verdict  pass | fail | inconclusive
+                  (inconclusive: a timing result on an emulated rig that the host's own wake-up latency
+                  explains; NAME.inconclusive says why. It neither passes nor fails the test.)
     distributions add NAME.n, NAME.min, NAME.mean, NAME.p50, NAME.p90, NAME.p99, NAME.max, NAME.jitter
 
 Limits are spelled `low`/`high` so they never collide with a distribution's observed `min`/`max`.
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 PASS = "pass"
 FAIL = "fail"
+INCONCLUSIVE = "inconclusive"
 STAT_FIELDS = ("n", "min", "mean", "p50", "p90", "p99", "max", "jitter")
 
 
@@ -88,6 +91,7 @@ class Measurement:
     stats: Stats | None = None
     nominal: str = ""  # how the limit was derived, e.g. "200 Hz -2%"; shown in the failure message
     extra: dict[str, str] = field(default_factory=dict)
+    inconclusive: str = ""  # why a failed result says nothing about the device (set by whoever judges the host)
 
     @property
     def passed(self) -> bool:
@@ -101,17 +105,25 @@ class Measurement:
 
     @property
     def verdict(self) -> str:
-        return PASS if self.passed else FAIL
+        if self.passed:
+            return PASS
+        return INCONCLUSIVE if self.inconclusive else FAIL
+
+    @property
+    def failed(self) -> bool:
+        """A failure that counts: neither passed nor inconclusive."""
+        return self.verdict == FAIL
 
     def message(self) -> str:
         """'imu rate 188.2 Hz below limit 196.0 Hz (200 Hz -2%)' — what was expected and what was measured."""
         label = self.name.replace(".", " ").replace("_", " ")
         unit = f" {self.unit}" if self.unit else ""
         why = f" ({self.nominal})" if self.nominal else ""
+        inconclusive = f", inconclusive: {self.inconclusive}" if self.verdict == INCONCLUSIVE else ""
         if self.low is not None and self.value < self.low:
-            return f"{label} {_fmt(self.value)}{unit} below limit {_fmt(self.low)}{unit}{why}"
+            return f"{label} {_fmt(self.value)}{unit} below limit {_fmt(self.low)}{unit}{why}{inconclusive}"
         if self.high is not None and self.value > self.high:
-            return f"{label} {_fmt(self.value)}{unit} above limit {_fmt(self.high)}{unit}{why}"
+            return f"{label} {_fmt(self.value)}{unit} above limit {_fmt(self.high)}{unit}{why}{inconclusive}"
         bounds = []
         if self.low is not None:
             bounds.append(f">= {_fmt(self.low)}{unit}")
@@ -132,6 +144,8 @@ class Measurement:
                 props.append((f"{self.name}.{key}", _num(getattr(self.stats, key))))
         for key, val in self.extra.items():
             props.append((f"{self.name}.{key}", str(val)))
+        if self.verdict == INCONCLUSIVE:
+            props.append((f"{self.name}.inconclusive", self.inconclusive))
         props.append((f"{self.name}.verdict", self.verdict))
         return props
 

@@ -9,7 +9,10 @@ their measurements) and raises `StageError` for a clean, one-line failure. Exit 
 from __future__ import annotations
 
 import importlib
+import os
 import signal
+import subprocess
+import tempfile
 import time
 import traceback
 from collections.abc import Iterable
@@ -23,6 +26,9 @@ from ci.model import Pipeline, Stage
 from ci.settings import as_dict
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+ABORT_GRACE_S = 20.0  # after an abort is forwarded, how long a child gets to tear down and write its JUnit
+KILL_GRACE_S = 5.0  # after a timeout's SIGTERM, how long before SIGKILL
+PYTEST_ABORT_PLUGIN = ("-p", "ci.pytest_interrupt")  # every pytest a stage starts: clean abort, JUnit kept
 
 
 class StageError(Exception):
@@ -31,6 +37,24 @@ class StageError(Exception):
 
 class UsageError(Exception):
     """Bad input from the user (unknown stage, malformed config): one line, exit 2, no traceback."""
+
+
+class Aborted(BaseException):
+    """The stage was told to stop (SIGTERM from Jenkins, SIGINT from a terminal)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.signame = signal.Signals(signum).name
+        super().__init__(self.signame)
+
+
+@dataclass
+class ChildResult:
+    """What a tool run by a stage left: its exit code, its output (stdout and stderr), whether it timed out."""
+
+    returncode: int
+    output: str
+    timed_out: bool = False
 
 
 @dataclass
@@ -49,6 +73,8 @@ class StageContext:
     settings: Any = None  # the same section as its typed settings object (None for a free-form section)
     cases: list = field(default_factory=list)
     junit_files: list[Path] = field(default_factory=list)  # JUnit written by tools the stage ran (pytest)
+    child: subprocess.Popen | None = None  # the tool running now: an abort is forwarded to its process group
+    aborted: int = 0  # the signal that aborted the stage, once one has
 
     @property
     def artifacts(self) -> Path:
@@ -84,6 +110,53 @@ class StageContext:
 
     def log(self, message: str) -> None:
         log(message)
+
+    def run_child(self, cmd: list[str], *, timeout_s: float, env: dict[str, str] | None = None,
+                  log_path: Path | None = None) -> ChildResult:
+        """Run a tool in its own process group and wait for it, within `timeout_s` (then SIGTERM, SIGKILL).
+
+        An abort of the stage is forwarded to the tool, which gets ABORT_GRACE_S to tear down (actuators
+        safe, JUnit written, temporary folders removed); then `Aborted` is raised, so the stage keeps what the
+        tool wrote. Output goes to an unlinked temporary file (never a pipe a chatty tool could fill).
+        """
+        with tempfile.TemporaryFile() as out:
+            try:
+                proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            except FileNotFoundError as exc:
+                raise StageError(f"{cmd[0]}: {exc.filename or cmd[0]} not found") from None
+            self.child = proc
+            try:
+                code, timed_out = self._wait_child(proc, timeout_s)
+            except Aborted as exc:  # the signal came before the child was known: forward it now
+                self.aborted = self.aborted or exc.signum
+                _signal_group(proc, exc.signum)
+                code, timed_out = self._wait_child(proc, timeout_s)
+            finally:
+                self.child = None
+            out.seek(0)
+            text = out.read().decode(errors="replace")
+        if log_path is not None:
+            log_path.write_text(text)
+        if self.aborted:
+            raise Aborted(self.aborted)
+        return ChildResult(code, text, timed_out)
+
+    def _wait_child(self, proc: subprocess.Popen, timeout_s: float) -> tuple[int, bool]:
+        deadline = time.monotonic() + timeout_s
+        abort_deadline = None
+        while True:
+            try:
+                return proc.wait(timeout=0.1), False
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if self.aborted and abort_deadline is None:
+                abort_deadline = now + ABORT_GRACE_S
+            if abort_deadline is not None and now > abort_deadline:
+                return stop_group(proc, signal.SIGKILL), False
+            if abort_deadline is None and now > deadline:
+                return stop_group(proc, signal.SIGTERM), True
 
 
 def artifacts_dir(root: Path, stage: Stage, board: str = "local") -> Path:
@@ -139,8 +212,22 @@ def resolve_entry(stage: Stage):
         raise StageError(f"stage {stage.name!r}: {module_name} has no {func_name}") from None
 
 
-class _Aborted(BaseException):
-    pass
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_group(proc: subprocess.Popen, first: int = signal.SIGTERM) -> int:
+    """Stop a child's whole process group: `first`, then SIGKILL after KILL_GRACE_S; its exit code."""
+    for sig in (first, signal.SIGKILL):
+        _signal_group(proc, sig)
+        try:
+            return proc.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            continue
+    return -9
 
 
 def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None, board: str = "local") -> int:
@@ -155,32 +242,57 @@ def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None
     ctx = StageContext(root=root, stage=stage, config=config.section(name) if config else {}, rig=rig,
                        board=board, pipeline=pipeline, settings=config.settings(name) if config else None)
     start = time.perf_counter()
-    code = EXIT_OK
+    in_body = True
 
     def on_signal(signum, _frame):
-        raise _Aborted(signal.Signals(signum).name)
+        if ctx.aborted:  # a second signal must not cut the clean-up of the first short
+            return
+        ctx.aborted = signum
+        if ctx.child is not None and ctx.child.poll() is None:
+            _signal_group(ctx.child, signum)  # the tool tears down and writes its JUnit; run_child raises
+            return
+        if in_body:
+            raise Aborted(signum)
 
+    # the handler stays until the JUnit is written: a signal after the body only marks the stage aborted
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = _body(ctx, start, config_error)
+        in_body = False
+        return _write_junit(ctx, code, start)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _body(ctx: StageContext, start: float, config_error: str = "") -> int:
+    """Run the stage body; its exit code so far (the JUnit may still turn a 0 into a 1)."""
+    name = ctx.stage.name
+    code = EXIT_OK
     try:
         if config_error:
             raise StageError(config_error)
-        resolve_entry(stage)(ctx)
+        resolve_entry(ctx.stage)(ctx)
     except StageError as exc:
         log(f"ERROR {exc}")
         ctx.case(f"{name}", time_s=time.perf_counter() - start, error=str(exc))
         code = EXIT_ERROR
-    except _Aborted as exc:
-        log(f"ABORTED by {exc}")
-        ctx.case(f"{name}", time_s=time.perf_counter() - start, error=f"aborted by {exc}")
-        code = 128 + getattr(signal, str(exc), signal.SIGTERM).value
+    except Aborted as exc:
+        log(f"ABORTED by {exc.signame}")
+        code = 128 + exc.signum
+        if not any(_says_aborted(c.message) for p in ctx.junit_files if p.exists() for c in junit.read_cases(p)):
+            ctx.case(f"{name}", time_s=time.perf_counter() - start, error=f"aborted by {exc.signame}")
     except Exception as exc:  # a crash in a stage body still yields a testcase with the traceback
         tb = traceback.format_exc()
         log(tb)
         ctx.case(f"{name}", time_s=time.perf_counter() - start, error=f"{type(exc).__name__}: {exc}", details=tb)
         code = EXIT_ERROR
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return code
+
+
+def _write_junit(ctx: StageContext, code: int, start: float) -> int:
+    """The stage's JUnit: its own testcases and those of the tools it ran, merged; the final exit code."""
+    root, stage, board, name = ctx.root, ctx.stage, ctx.board, ctx.stage.name
     if not ctx.cases and not ctx.junit_files:
         ctx.case(name, time_s=time.perf_counter() - start)
     if code == EXIT_OK and any(c.is_failure or c.is_error for c in ctx.cases):
@@ -198,7 +310,13 @@ def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None
             if code == EXIT_OK and any(r.status in (junit.FAILED, junit.ERROR) for r in junit.read_cases(part)):
                 code = EXIT_FAILED
             part.unlink()
+    if ctx.aborted and code in (EXIT_OK, EXIT_FAILED):  # aborted after the body had finished
+        code = 128 + ctx.aborted
     return code
+
+
+def _says_aborted(message: str) -> bool:
+    return message.startswith("aborted by")
 
 
 def _suite_name(stage: Stage, board: str) -> str:

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 
-from ci.stage import StageContext, StageError
+from ci.stage import PYTEST_ABORT_PLUGIN, ChildResult, StageContext, StageError
 from ci.stage_settings import BuildSettings, ReportSettings
 
 LINT_PATHS = ("ci", "conversion", "hil_tests", "tests", "benchmarks")
 
 
-def _run(ctx: StageContext, name: str, cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess | None:
+def _run(ctx: StageContext, name: str, cmd: list[str], timeout_s: float) -> ChildResult | None:
     """Run one tool as a testcase of the stage: its output is the testcase's system-out, a timeout an error."""
     start = time.perf_counter()
     ctx.log(f"$ {' '.join(cmd)}")
-    try:
-        proc = subprocess.run(cmd, cwd=ctx.root, capture_output=True, text=True, timeout=timeout_s,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+    proc = ctx.run_child(cmd, timeout_s=timeout_s)
+    if proc.timed_out:
         ctx.case(name, time_s=time.perf_counter() - start, error=f"{name} timed out after {timeout_s:g} s")
         return None
-    except FileNotFoundError as exc:
-        raise StageError(f"{name}: {exc.filename} not found") from None
-    output = (proc.stdout or "") + (proc.stderr or "")
-    ctx.log(output[-3000:])
+    ctx.log(proc.output[-3000:])
     return proc
 
 
@@ -39,7 +33,7 @@ def build(ctx: StageContext) -> None:
     if proc is not None:
         wheels = sorted(dist.glob("hilci-*.whl"))
         failure = None if proc.returncode == 0 and wheels else \
-            f"python -m build exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-500:]}"
+            f"python -m build exited {proc.returncode}: {proc.output.strip()[-500:]}"
         ctx.case("wheel", time_s=time.perf_counter() - start, failure=failure,
                  properties=[("wheel", wheels[-1].name)] if wheels else [])
 
@@ -49,36 +43,35 @@ def build(ctx: StageContext) -> None:
                 cfg.lint_timeout_s)
     if proc is not None:
         ctx.case("ruff", time_s=time.perf_counter() - start,
-                 failure=None if proc.returncode == 0 else f"ruff found problems:\n{proc.stdout[-2000:]}",
-                 stdout=proc.stdout[-5000:])
+                 failure=None if proc.returncode == 0 else f"ruff found problems:\n{proc.output[-2000:]}",
+                 stdout=proc.output[-5000:])
 
     junit_file = ctx.reports / "junit" / "build-unit-tests.xml"
     junit_file.unlink(missing_ok=True)
+    ctx.junit_files.append(junit_file)  # merged if pytest writes it, also when the stage is aborted
     marker = cfg.unit_test_marker
     cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-m", marker, "-p", "no:cacheprovider",
-           f"--junitxml={junit_file}", "-o", "junit_suite_name=hilci.build.unit-tests", "-o", "junit_family=xunit2"]
+           *PYTEST_ABORT_PLUGIN, f"--junitxml={junit_file}", "-o", "junit_suite_name=hilci.build.unit-tests",
+           "-o", "junit_family=xunit2"]
     proc = _run(ctx, "unit tests", cmd, cfg.test_timeout_s)
-    if proc is not None and junit_file.exists():
-        ctx.junit_files.append(junit_file)
-    elif proc is not None:
+    if proc is not None and not junit_file.exists():
         ctx.case("unit tests", error=f"pytest exited {proc.returncode} without writing {junit_file.name}",
-                 details=(proc.stdout + proc.stderr)[-4000:])
+                 details=proc.output[-4000:])
     if proc is not None and proc.returncode > 1 and junit_file.exists():
         ctx.case("unit tests", error=f"pytest exited {proc.returncode} (usage or internal error)",
-                 details=(proc.stdout + proc.stderr)[-4000:])
+                 details=proc.output[-4000:])
 
 
 def _regression_gates(ctx: StageContext) -> list[dict]:
     """With a store configured: this build's records against the baseline (a testcase each), and the trends."""
-    from ci.commands import load_pipeline
     from ci.stage import load_config
     from ci.store.session import StoreSession
     from ci.store.stagerun import wanted
 
-    config = load_config(ctx.root, load_pipeline())
+    config = load_config(ctx.root, ctx.pipeline)
     if not wanted(ctx.root, config):  # no shared store, or `hilci run`, which gates the run itself
         return []
-    session = StoreSession.open(ctx.root, load_pipeline(), config, use_cache=False)
+    session = StoreSession.open(ctx.root, ctx.pipeline, config, use_cache=False)
     try:
         session.adopt_build()
         session.judge()

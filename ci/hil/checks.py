@@ -15,10 +15,14 @@ def _fmt(x: float) -> str:
 
 
 def rate(device: Device, arrivals_ns: list[int]) -> Measurement:
-    """Messages per second over the window, against the rig's nominal rate ± tolerance."""
+    """Messages per second over the window, against the rig's nominal rate ± tolerance. The window is kept
+    (`window_s`), so a shortfall can be weighed against the host's own latency over the same time."""
     low, high = within_percent(device.settings.rate_hz, device.settings.rate_tolerance_pct)
-    return measure(f"{device.name}.rate", rate_hz(arrivals_ns), "Hz", low=low, high=high,
-                   nominal=f"{_fmt(device.settings.rate_hz)} Hz ±{_fmt(device.settings.rate_tolerance_pct)}%")
+    m = measure(f"{device.name}.rate", rate_hz(arrivals_ns), "Hz", low=low, high=high,
+                nominal=f"{_fmt(device.settings.rate_hz)} Hz ±{_fmt(device.settings.rate_tolerance_pct)}%")
+    if len(arrivals_ns) > 1:
+        m.extra["window_s"] = _fmt(round((arrivals_ns[-1] - arrivals_ns[0]) / 1e9, 4))
+    return m
 
 
 def jitter(device: Device, arrivals_ns: list[int]) -> Measurement:

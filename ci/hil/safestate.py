@@ -14,23 +14,26 @@ import time
 
 
 def make_safe(driver, timeout: float = 3.0) -> None:
-    """Torque off through `driver`, reopening its port if needed; raises the last error after `timeout`."""
+    """Torque off through `driver`, reopening its port if needed; raises the last error after `timeout`.
+    An abort (SIGTERM, Ctrl-C) arriving meanwhile waits for the torque-off instead of cutting it short."""
     from ci.hil.drivers.base import DeviceError
+    from ci.pytest_interrupt import uninterrupted
 
     deadline = time.monotonic() + timeout
     delay = 0.05
-    while True:
-        try:
-            if not driver.is_open:
-                driver.open(timeout=max(0.1, deadline - time.monotonic()))
-            driver.safe()
-            return
-        except DeviceError:
-            if time.monotonic() + delay > deadline:
-                raise
-            driver.close()
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+    with uninterrupted():
+        while True:
+            try:
+                if not driver.is_open:
+                    driver.open(timeout=max(0.1, deadline - time.monotonic()))
+                driver.safe()
+                return
+            except DeviceError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                driver.close()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
 
 class SafeState:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from ci.model import DEFAULT_RIG
-from ci.stage import StageContext, StageError, artifacts_dir
+from ci.stage import PYTEST_ABORT_PLUGIN, StageContext, StageError, artifacts_dir
 
 
 def built_engine(ctx: StageContext) -> Path | None:
@@ -29,30 +28,26 @@ def hil(ctx: StageContext) -> None:
     timeout = float(ctx.config.get("timeout_s", ctx.stage.timeout_s * 0.9))
     junit = ctx.reports / "junit" / f"hil-pytest-{ctx.board}.xml"
     junit.parent.mkdir(parents=True, exist_ok=True)
+    junit.unlink(missing_ok=True)  # a stale file must never pass for this run's result
+    ctx.junit_files.append(junit)  # merged if pytest writes it, also when the stage is aborted
     log = ctx.artifacts / f"pytest-{ctx.board}.log"
     cmd = [sys.executable, "-m", "pytest", "hil_tests", "--rig", str(rig_path), f"--junitxml={junit}",
            "-o", f"junit_suite_name=hil.{ctx.board}", "-o", "junit_family=xunit2", "-p", "no:cacheprovider",
-           "-q", "-rfE"]
+           *PYTEST_ABORT_PLUGIN, "-q", "-rfE"]
     engine = built_engine(ctx)
     if engine is not None:
         cmd += ["--engine", str(engine)]
+    if ctx.board != "local":  # Jenkins's matrix: the board leads every classname, so boards stay apart
+        cmd += ["--board", ctx.board]
     for extra in ctx.config.get("pytest_args", []) or []:
         cmd.append(str(extra))
     ctx.log(f"hil: {' '.join(cmd)}")
     env = dict(os.environ)
     env.pop("HILCI_HIL_STATE", None)
-    try:
-        proc = subprocess.run(cmd, cwd=ctx.root, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        log.write_text(out)
-        if junit.exists():
-            ctx.junit_files.append(junit)
-        raise StageError(f"pytest hil_tests on {rig} did not finish within {timeout:g} s (log: {log})") from None
-    log.write_text(proc.stdout + proc.stderr)
-    print(proc.stdout[-4000:], end="", flush=True)
-    if junit.exists():
-        ctx.junit_files.append(junit)
-    if proc.returncode > 1 or not junit.exists():
-        last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise StageError(f"pytest hil_tests --rig {rig} could not run (exit {proc.returncode}): {last[0]}")
+    result = ctx.run_child(cmd, timeout_s=timeout, env=env, log_path=log)
+    if result.timed_out:
+        raise StageError(f"pytest hil_tests on {rig} did not finish within {timeout:g} s (log: {log})")
+    print(result.output[-4000:], end="", flush=True)
+    if result.returncode > 1 or not junit.exists():
+        last = result.output.strip().splitlines()[-1:] or ["no output"]
+        raise StageError(f"pytest hil_tests --rig {rig} could not run (exit {result.returncode}): {last[0]}")

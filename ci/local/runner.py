@@ -18,14 +18,16 @@ from pathlib import Path
 
 from ci import junit
 from ci.local.progress import Progress
+from ci.measurements import INCONCLUSIVE
 from ci.model import Pipeline, Stage, StageOutcome, Status
-from ci.stage import EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
+from ci.stage import ABORT_GRACE_S, EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
 from ci.stage_progress import PROGRESS_ENV, progress_file, read_progress
 from ci.store.keys import cacheable_on, rig_is_emulated  # noqa: F401 - rig_is_emulated: moved there
 from ci.store.session import StoreSession
 
 PASSED, FAILED, ERROR, CACHED, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.CACHED, Status.SKIPPED
 KILL_GRACE_S = 5.0
+STAGE_ABORT_GRACE_S = ABORT_GRACE_S + 10.0  # the stage forwards an abort to its tool and writes its JUnit
 LOG_TAIL_LINES = 40
 
 
@@ -167,8 +169,8 @@ class LocalRunner:
                             timed_out = True
                             code = self._stop_child()
                             break
-            except _Abort as exc:
-                self._stop_child(exc.signum)
+            except _Abort as exc:  # forwarded: the stage stops its tool (actuators safe) and writes its JUnit
+                self._stop_child(exc.signum, grace_s=STAGE_ABORT_GRACE_S)
                 raise
             finally:
                 self._child = None
@@ -188,15 +190,19 @@ class LocalRunner:
                                    code, log=log_rel)
             if status == PASSED and code == EXIT_OK and outcome.reason:
                 outcome.status = FAILED  # a stage that exits 0 with failing testcases does not pass
+            inconclusive = count_inconclusive(junit_file)
+            if inconclusive:  # neither passed nor failed: the summary says so, beside whatever else it says
+                note = f"{inconclusive} inconclusive timing verdict(s): the host was too busy to judge the device"
+                outcome.reason = f"{outcome.reason}; {note}" if outcome.reason else note
         self.progress.finished(outcome)
         return outcome
 
-    def _stop_child(self, first: int = signal.SIGTERM) -> int:
+    def _stop_child(self, first: int = signal.SIGTERM, grace_s: float = KILL_GRACE_S) -> int:
         """Stop the child's whole process group: the signal we got (SIGTERM by default), then SIGKILL."""
         child = self._child
         if child is None:
             return -1
-        for sig, wait_s in ((first, KILL_GRACE_S), (signal.SIGKILL, KILL_GRACE_S)):
+        for sig, wait_s in ((first, grace_s), (signal.SIGKILL, KILL_GRACE_S)):
             try:
                 os.killpg(child.pid, sig)
             except ProcessLookupError:
@@ -290,6 +296,12 @@ class LocalRunner:
         gated = self.store.gates_junit(self.root / "reports" / "junit" / "regressions.xml")
         write_reports(self.root, [f for f in files if f.is_file()] + ([gated] if gated else []), self.outcomes,
                       trends=self.store.trends())
+
+
+def count_inconclusive(junit_file: Path) -> int:
+    """Measurements judged inconclusive (an emulated rig on a busy host) in a stage's JUnit."""
+    return sum(1 for case in junit.read_cases(junit_file) for m in case.measurements.values()
+               if m.get("verdict") == INCONCLUSIVE)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

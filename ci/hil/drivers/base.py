@@ -9,6 +9,7 @@ from typing import Any
 
 import serial
 
+from ci.hil.devicelog import TrafficLog
 from ci.hil.rig import Device
 
 RESUME_S = 2.0  # after a stall, listen this long more to tell a reboot (the stream restarts) from a stall
@@ -26,6 +27,7 @@ class Driver:
         self.port = port or device.port
         self.is_open = False
         self.reconnects = 0
+        self.traffic = TrafficLog(self.label)  # what the device said (and was told), for the test's log
 
     @property
     def label(self) -> str:

@@ -87,10 +87,12 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
                 keep = len(self.pending) - 3
                 if keep > 0:
                     cap.garbage += keep
+                    self.traffic.add("!!", f"{keep} bytes without a frame header", now_ns)
                     self.pending = self.pending[keep:]
                 return
             if at:
                 cap.garbage += at
+                self.traffic.add("!!", f"{at} bytes of garbage before a frame header", now_ns)
                 self.pending = self.pending[at:]
             if len(self.pending) < HEADER.size:
                 return
@@ -101,9 +103,11 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
             payload = self.pending[HEADER.size:total]
             if zlib.crc32(payload) != crc:
                 cap.bad_checksum += 1
+                self.traffic.add("!!", f"frame seq={seq} {w}x{h} bad CRC-32 {crc:08x}", now_ns)
                 self.pending = self.pending[4:]  # skip this magic; the next frame resynchronises
                 continue
             self.pending = self.pending[total:]
+            self.traffic.add("rx", f"frame seq={seq} {w}x{h} crc={crc:08x}", now_ns)
             if self.last_seq is not None:
                 if seq <= self.last_seq:
                     cap.restarts += 1
@@ -141,6 +145,7 @@ class _V4l2Camera(_CameraApi, Driver):
                 cap.error = f"{self.label}: no frame (V4L2 read failed)"
                 return
             self.seq += 1
+            self.traffic.add("rx", f"frame {self.seq} {image.shape[1]}x{image.shape[0]} (V4L2)")
             gray = self.cv2.cvtColor(image, self.cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
             cap.frames.append(Frame(self.seq, time.perf_counter_ns(), gray))
             if max_frames and len(cap.frames) >= max_frames:

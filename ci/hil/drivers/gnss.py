@@ -60,15 +60,19 @@ class GnssDriver(SerialStreamDriver):
     def _parse(self, cap: GnssCapture, line: str, now_ns: int) -> None:
         if not line.startswith("$"):
             cap.garbage += 1
+            self.traffic.add("!!", f"garbage: {line!r}", now_ns)
             return
         try:
             msg = pynmea2.parse(line, check=True)
         except pynmea2.ChecksumError:  # a ParseError too: catch it first
             cap.bad_checksum += 1
+            self.traffic.add("!!", f"bad checksum: {line}", now_ns)
             return
         except pynmea2.ParseError:
             cap.garbage += 1
+            self.traffic.add("!!", f"unparsable: {line!r}", now_ns)
             return
+        self.traffic.add("rx", line, now_ns)
         cap.sentences += 1
         if isinstance(msg, pynmea2.GGA):
             quality = int(msg.gps_qual or 0)

@@ -72,8 +72,10 @@ class ImuDriver(SerialStreamDriver):
     def _account(self, cap: ImuCapture, msg: Any, now_ns: int) -> None:
         if msg.get_type() == "BAD_DATA":
             cap.bad_data += 1
+            self.traffic.add("!!", f"bad data: {msg}", now_ns)
             return
         cap.messages += 1
+        self.traffic.add("rx", f"seq={msg.get_seq()} {msg}", now_ns)
         sender = (msg.get_srcSystem(), msg.get_srcComponent())
         cap.senders.add(sender)
         seq = msg.get_seq()

@@ -9,6 +9,7 @@ from typing import Any
 import dynamixel_sdk as dxl
 import serial
 
+from ci.hil.devicelog import hexdump
 from ci.hil.drivers.base import DeviceError, Driver
 
 # X-series control table addresses (e-Manual, "Control Table of RAM Area")
@@ -35,6 +36,8 @@ class ServoDriver(Driver):
         self.packet = dxl.PacketHandler(2.0)
         self.torque_touched: set[int] = set()  # ids whose torque we enabled: what the safe state must undo
         self.alerts: set[int] = set()  # ids whose status packets carried the Alert bit (a hardware error)
+        self.timeout_retries = 0  # transactions tried again after no answer (emulated rigs on a busy host)
+        self.retries = 0  # how many times that happened
 
     def _open(self) -> None:
         handler = dxl.PortHandler(self.port)
@@ -44,7 +47,24 @@ class ServoDriver(Driver):
             raise DeviceError(str(exc)) from None
         if not ok:
             raise DeviceError(f"dynamixel-sdk could not open the port at {self.device.baud} baud")
+        self._log_packets(handler)
         self.port_handler = handler
+
+    def _log_packets(self, handler: dxl.PortHandler) -> None:
+        """Every instruction and status byte through the port goes to the traffic log, in hex."""
+        write, read = handler.writePort, handler.readPort
+
+        def write_port(packet):
+            self.traffic.add("tx", hexdump(bytes(packet)))
+            return write(packet)
+
+        def read_port(length):
+            data = read(length)
+            if data:
+                self.traffic.add("rx", hexdump(bytes(data)))
+            return data
+
+        handler.writePort, handler.readPort = write_port, read_port
 
     def _close(self) -> None:
         if self.port_handler is not None:
@@ -70,13 +90,21 @@ class ServoDriver(Driver):
         return self.port_handler
 
     def _txrx(self, fn, *args):
-        """One SDK transaction; a vanished port becomes a DeviceError saying so."""
-        try:
-            return fn(self._port(), *args)
-        except (OSError, serial.SerialException, termios.error) as exc:  # a vanished pty: termios.error too
-            self._close()
-            self.is_open = False
-            raise self.error(f"disconnected ({exc})") from None
+        """One SDK transaction; a vanished port becomes a DeviceError saying so. A transaction without an
+        answer is tried again `timeout_retries` times (set on emulated rigs, whose emulator a busy host may
+        not schedule within the SDK's 34 ms packet timeout); a silent device still fails every try."""
+        for attempt in range(self.timeout_retries + 1):
+            try:
+                out = fn(self._port(), *args)
+            except (OSError, serial.SerialException, termios.error) as exc:  # a vanished pty: termios.error too
+                self._close()
+                self.is_open = False
+                raise self.error(f"disconnected ({exc})") from None
+            if out[-2] != dxl.COMM_RX_TIMEOUT or attempt == self.timeout_retries:
+                return out
+            self.retries += 1
+            self.port_handler.clearPort()
+        return out
 
     def ping(self, dxl_id: int) -> int:
         model, result, error = self._txrx(self.packet.ping, dxl_id)

@@ -10,8 +10,6 @@ import json
 import os
 import random
 import select
-import socket
-import sys
 import termios
 import threading
 import time
@@ -20,6 +18,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from ci.hil import control
 from ci.hil.faults import KINDS, Fault, parse_fault
 from ci.hil.registry import BAUDS
 from ci.measurements import Stats, intervals_ms, rate_hz
@@ -255,43 +254,11 @@ class Emulator:
             return {"ok": True}
         return {"ok": False, "error": f"unknown command {op!r} (fault, clear, stats, state, stop)"}
 
-    def _serve_control(self) -> None:
-        if self.control_path.exists():
-            self.control_path.unlink()
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(str(self.control_path))
-        server.listen(8)
-        server.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except (TimeoutError, OSError):
-                continue
-            with conn:
-                conn.settimeout(2.0)
-                try:
-                    line = conn.makefile("r").readline()
-                    try:
-                        reply = self.handle(json.loads(line))
-                    except Exception as exc:  # a bad command gets an error reply, never kills the device
-                        reply = {"ok": False, "error": str(exc)}
-                    conn.sendall((json.dumps(reply) + "\n").encode())
-                except OSError:
-                    pass
-        server.close()
-
-    def _watch_parent(self) -> None:
-        """Stop when stdin closes: the process that started us has gone."""
-        try:
-            while sys.stdin.buffer.read(1):
-                pass
-        except (OSError, ValueError):
-            pass
-        self.stop.set()
-
     def main(self) -> int:
-        threading.Thread(target=self._serve_control, daemon=True, name="control").start()
-        threading.Thread(target=self._watch_parent, daemon=True, name="parent").start()
+        threading.Thread(target=control.serve, args=(self.control_path, self.handle, self.stop), daemon=True,
+                         name="control").start()
+        threading.Thread(target=control.stop_when_parent_leaves, args=(self.stop,), daemon=True,
+                         name="parent").start()
         print(json.dumps({"name": self.name, "kind": self.kind, "port": str(self.link.link),
                           "tty": os.ttyname(self.link.slave), "control": str(self.control_path),
                           "pid": os.getpid()}), flush=True)

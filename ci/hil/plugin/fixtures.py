@@ -18,6 +18,7 @@ from ci.hil.rig import Device, Rig
 from ci.measurements import replace_properties
 
 KEY = pytest.StashKey[HilSession]()
+CALL_START = pytest.StashKey[int]()  # perf_counter_ns when the test's call phase began
 
 
 def hil_session(request: pytest.FixtureRequest) -> HilSession:
@@ -106,12 +107,21 @@ def hil_rig(request) -> RigHandle:
 
 @pytest.fixture
 def gate(request):
-    """`gate(*measurements)`: record each measurement's JUnit properties, fail with their messages if any fails."""
+    """`gate(*measurements)`: record each measurement's JUnit properties, fail with their messages if any fails.
+
+    Timing results are shown beside the host's wake-up latency over the test (`host.wakeup.*`); on an emulated
+    rig one the host explains is inconclusive, which neither passes nor fails the test."""
 
     def check(*measurements) -> None:
+        item = request.node
+        hil = request.config.stash.get(KEY, None)
+        host = hil.timing.weigh(item.nodeid, item.stash.get(CALL_START, 0), measurements) if hil else []
         for m in measurements:  # in place of the UNSET rows the test declared (hooks.declare_measurements)
-            replace_properties(request.node.user_properties, m)
-        failed = [m.message() for m in measurements if not m.passed]
+            replace_properties(item.user_properties, m)
+        if host:  # one figure per testcase: the latest window, which covers every gate of the test
+            item.user_properties[:] = [p for p in item.user_properties if not p[0].startswith("host.wakeup.")]
+            item.user_properties.extend(host)
+        failed = [m.message() for m in measurements if m.failed]
         if failed:
             pytest.fail("; ".join(failed), pytrace=False)
 

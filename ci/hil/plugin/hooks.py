@@ -1,20 +1,23 @@
 """The plugin's pytest hooks: options, rigs loaded at configure time, the report header, HIL tests without a
-rig refused, device fixtures parametrized over the rig's devices, SIGTERM turned into an interrupt."""
+rig refused, device fixtures parametrized over the rig's devices, an abort that makes actuators safe first,
+the host's wake-up latency in the suite and the terminal summary, device logs attached to failing tests."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import signal
-import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from ci import pytest_interrupt
+from ci.hil import devicelog
 from ci.hil.faults import FaultError, parse_targeted
-from ci.hil.plugin.fixtures import KEY, register_device_fixtures
+from ci.hil.plugin import junitxml
+from ci.hil.plugin.fixtures import CALL_START, KEY, register_device_fixtures
 from ci.hil.plugin.injection import FaultPlan
-from ci.hil.plugin.session import STATE_ENV, UNHEALTHY, HilSession
+from ci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, HilSession
 from ci.hil.registry import kinds
 from ci.hil.rig import ENGINE_SUFFIXES, RigError, load_rig
 from ci.measurements import Declared
@@ -31,10 +34,6 @@ HIL_MARKERS = ("sensor", "actuator", "latency")
 BOARD_ENV = "HILCI_BOARD"
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into an interrupt so teardown (and the safe state) runs as for Ctrl-C."""
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hil", "hardware in the loop (hilci)")
     group.addoption("--rig", action="append", default=[], metavar="PATH",
@@ -48,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--engine", default=None, metavar="PATH",
                     help="model engine to test instead of the rig's `engine` (the pipeline passes the engine "
                          "its convert stage built)")
+    group.addoption("--hil-logs", default="reports/hil-logs", metavar="DIR",
+                    help="where a failing test's device traffic is written, one file per test "
+                         "(default reports/hil-logs)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's junitxml reads --junit-prefix
@@ -83,24 +85,15 @@ def pytest_configure(config: pytest.Config) -> None:
     hil = HilSession(rigs, FaultPlan(faults))
     config.stash[KEY] = hil
     config.add_cleanup(hil.close)
-    _install_sigterm()
+    config.pluginmanager.register(junitxml.DeviceTrafficWriter(config), "hilci-device-traffic")
+    # SIGTERM (Jenkins's abort) or Ctrl-C: actuators safe before anything else, then the usual teardown
+    pytest_interrupt.guard(config).on_abort.append(hil.safe.make_all_safe)
     worker_state = os.environ.get(STATE_ENV) if hasattr(config, "workerinput") else None
     if worker_state:
         hil.attach(worker_state)
     else:
         hil.start()
     register_device_fixtures(config, kinds(), rigs)
-
-
-def _install_sigterm() -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def on_term(signum, frame):
-        raise Terminated("SIGTERM")
-
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, on_term)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -132,6 +125,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
+    item.stash[CALL_START] = time.perf_counter_ns()  # the window the host's latency is judged over
     problems = item.stash.get(UNHEALTHY, None)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
@@ -172,3 +166,44 @@ def declare_measurements(item: pytest.Item) -> None:
             name = declared.name.format(**names)
             if not any(k.startswith(name + ".") for k, _ in item.user_properties):
                 item.user_properties.extend(dataclasses.replace(declared, name=name).properties())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """A failing test's device traffic: written to --hil-logs/<test>.log, named in the testcase's `hil.log`
+    property, and carried to its JUnit `system-out`."""
+    report = yield
+    drivers = item.stash.get(OPEN_DRIVERS, [])
+    if report.failed and report.when == "call" and drivers:
+        text = devicelog.render([d.traffic for d in drivers])
+        folder = Path(item.config.getoption("hil_logs"))
+        path = devicelog.log_path(folder, item.nodeid)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            item.user_properties.append((devicelog.LOG_PROPERTY, str(path)))
+        except OSError:
+            pass
+        report.hil_traffic = text
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)  # before the JUnit file is written
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    hil = session.config.stash.get(KEY, None)
+    if hil is None or hasattr(session.config, "workerinput"):
+        return
+    host = hil.timing.session()
+    if host is not None:
+        junitxml.suite_properties(session.config, host.properties())
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    hil = config.stash.get(KEY, None)
+    if hil is None:
+        return
+    lines = hil.timing.summary()
+    if lines:
+        terminalreporter.section("hil timing", sep="-")
+        for line in lines:
+            terminalreporter.write_line(line)

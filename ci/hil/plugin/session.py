@@ -18,13 +18,17 @@ from typing import Any
 import pytest
 
 from ci.hil import health
+from ci.hil.hostclock import HostClock
 from ci.hil.locks import DeviceBusy, DeviceLock
 from ci.hil.plugin.injection import FaultPlan
 from ci.hil.rig import Device, Rig
 from ci.hil.safestate import SafeState
+from ci.hil.timing import TimingVerdicts
 
 STATE_ENV = "HILCI_HIL_STATE"
 UNHEALTHY = pytest.StashKey[list]()
+OPEN_DRIVERS = pytest.StashKey[list]()  # the drivers a test opened: their traffic is its device log
+EMULATED_TIMEOUT_RETRIES = 2  # an emulated servo a busy host did not schedule in time is asked again
 
 
 class Emulation:
@@ -55,6 +59,9 @@ class Emulation:
                 self.ports[f"{rig.name}:{name}"] = info["port"]
                 self.controls[f"{rig.name}:{name}"] = info["control"]
 
+    def pids(self) -> list[int]:
+        return [int(info["pid"]) for emus in self.running for info in emus.ports().values()]
+
     def stop(self) -> None:
         for emus in self.running:
             emus.stop()
@@ -79,6 +86,7 @@ class HilSession:
         self.locks: dict[str, DeviceLock] = {}
         self.safe = SafeState()
         self.state_file: Path | None = None
+        self.timing = TimingVerdicts(None, emulated=all(r.emulate for r in rigs))
 
     # --- what the rigs hold ---------------------------------------------------------------------------
     def devices(self, driver: str | None = None) -> list[Device]:
@@ -108,17 +116,27 @@ class HilSession:
     def start(self) -> None:
         """The controller: start the emulators, ask every device once, publish both to xdist workers."""
         self.emulation.start()
+        self.timing.clock = HostClock(self.emulation.folder / "hostclock.sock")
+        try:
+            self.timing.clock.start(watch=self.emulation.pids())
+        except RuntimeError as exc:  # timing verdicts stay strict without the host's figure; say so once
+            self.timing.clock = None
+            print(f"hil: {exc}; timing verdicts are judged without the host's latency")
         self.health = health.check(self.devices(), self.port, self.lock,
                                    lambda d: self.rig(d.rig).settings.health_timeout_s)
         self.state_file = self.emulation.folder / "state.json"
+        clock = str(self.timing.clock.path) if self.timing.clock else ""
         self.state_file.write_text(json.dumps({"ports": self.emulation.ports, "controls": self.emulation.controls,
-                                               "health": self.health}))
+                                               "health": self.health, "hostclock": clock}))
         os.environ[STATE_ENV] = str(self.state_file)
 
     def attach(self, state_file: str) -> None:
         """An xdist worker: use the controller's emulators and health verdicts."""
         data = json.loads(Path(state_file).read_text())
         self.emulation.ports, self.emulation.controls, self.health = data["ports"], data["controls"], data["health"]
+        if data.get("hostclock"):
+            self.timing.clock = HostClock(Path(data["hostclock"]))  # the controller's sampler, queried
+            self.timing.clock.watch(os.getpid())
 
     def close(self) -> None:
         """Actuators safe first, then the emulators stop and the session folder goes."""
@@ -129,6 +147,8 @@ class HilSession:
                 self.state_file.unlink(missing_ok=True)
                 if os.environ.get(STATE_ENV) == str(self.state_file):
                     del os.environ[STATE_ENV]
+            if self.timing.clock is not None and self.timing.clock.proc is not None:
+                self.timing.clock.stop()
             self.emulation.stop()
 
     # --- one test's use of one device -----------------------------------------------------------------
@@ -159,7 +179,10 @@ class HilSession:
                 pytest.fail(str(exc), pytrace=False)
             if device.is_actuator:
                 self.safe.register(driver)
+            if self.rig(device.rig).emulate and hasattr(driver, "timeout_retries"):
+                driver.timeout_retries = EMULATED_TIMEOUT_RETRIES
             if item is not None:
+                item.stash.setdefault(OPEN_DRIVERS, []).append(driver)
                 injected = self.faults.inject_for(item, device, self.emulation.controls.get(device.label))
             yield driver
         finally:

@@ -1,0 +1,59 @@
+"""Timing verdicts beside the host's own latency: what the HIL plugin's `gate` does with a timing result.
+
+Every test that gates a timing result (a latency, a jitter, a rate) gets the host's wake-up latency over its own
+window as testcase properties (`host.wakeup.p50_ms`, `.p99_ms`, `.max_ms`), so a reader can tell the device from
+the computer. On an emulated rig a timing failure the host explains becomes inconclusive (`hostclock.judge`);
+real rigs keep strict budgets. The inconclusive verdicts are tallied for the terminal summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ci.hil.hostclock import HostClock, HostLatency, is_timing, judge
+from ci.measurements import INCONCLUSIVE, Measurement
+
+
+@dataclass
+class TimingVerdicts:
+    """The session's host clock, whether its verdicts may be lenient, and the inconclusive ones so far."""
+
+    clock: HostClock | None
+    emulated: bool
+    inconclusive: list[tuple[str, str]] = field(default_factory=list)  # (test id, measurement message)
+
+    @staticmethod
+    def now() -> int:
+        return time.perf_counter_ns()
+
+    def weigh(self, nodeid: str, since_ns: int, measurements: Iterable[Measurement]) -> list[tuple[str, str]]:
+        """Judge the timing results of one test against the host over its window; the properties to add."""
+        timing = [m for m in measurements if is_timing(m)]
+        if not timing or self.clock is None:
+            return []
+        host = self.clock.window(since_ns)
+        if host is None:
+            return []
+        if self.emulated:
+            for m in timing:
+                judge(m, host)
+                if m.verdict == INCONCLUSIVE:
+                    self.inconclusive.append((nodeid, m.message()))
+        return host.properties()
+
+    def session(self) -> HostLatency | None:
+        return self.clock.session() if self.clock is not None else None
+
+    def summary(self) -> list[str]:
+        """Lines for the end of a pytest session: the host's figure and each inconclusive verdict."""
+        lines = []
+        host = self.session()
+        if host is not None:
+            lines.append(f"hil: {host.text()} during the session")
+        if self.inconclusive:
+            lines.append(f"hil: {len(self.inconclusive)} inconclusive timing verdict(s): the host was too late "
+                         "to judge the emulated device (not counted as failures)")
+            lines += [f"  {nodeid}: {message}" for nodeid, message in self.inconclusive]
+        return lines
