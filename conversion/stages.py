@@ -149,7 +149,6 @@ def _stored_engine(ctx: StageContext, onnx_path: Path, backend: str, options: di
     here (with the GPU's stored TensorRT timing cache) and stored; says which."""
     import platform
 
-    from ci.commands import load_pipeline
     from ci.store.engines import EngineStore, engine_key, timing_key
     from conversion.engines import TENSORRT
 
@@ -166,7 +165,7 @@ def _stored_engine(ctx: StageContext, onnx_path: Path, backend: str, options: di
         version, device = onnxruntime.__version__, f"{ctx.board}/{platform.machine()}"
     key = engine_key(backend=backend, runtime_version=version, device=device, onnx_sha256=manifest.sha256_file(
         onnx_path), settings={"options": options, "inputs": {k: manifest.sha256_file(v) for k, v in lineage.items()}})
-    engines = EngineStore.for_project(ctx.root, load_pipeline())
+    engines = EngineStore.for_project(ctx.root, ctx.pipeline)
     try:
         out = ctx.artifacts / impl.ENGINE_NAME
         record = engines.fetch(key, ctx.artifacts)

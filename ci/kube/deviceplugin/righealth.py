@@ -31,7 +31,7 @@ class Probe:
 
 def probe_rig(rig: Rig, lock_folder: Path | None = None) -> Probe:
     """Ask every device of the rig (in turn) whether it answers; stop at the first that does not."""
-    timeout = min(float(rig.settings["health_timeout_s"]), PROBE_TIMEOUT_CAP_S)
+    timeout = min(float(rig.settings.health_timeout_s), PROBE_TIMEOUT_CAP_S)
     for device in rig.devices.values():
         lock = DeviceLock(device.port, device.label, timeout=0.0, folder=lock_folder)
         try:
