@@ -72,6 +72,7 @@ def test_tool_versions_come_from_the_pins_not_from_what_is_installed(tmp_path: P
     assert explain(parts, parts2) == ["tool torch ==2.13.0 -> ==2.14.0", "setting train.epochs 10 -> 12"]
 
 
+@pytest.mark.pipeline  # copies the project with `git ls-files`: not inside the build stage's scratch copy
 def test_a_cpu_pod_without_the_tools_computes_the_gpu_pods_key(tmp_path: Path):
     """The project's own plan, once as here and once where torch cannot be imported and every installed
     version reads differently: the keys are the same."""
