@@ -134,7 +134,7 @@ def test_convert_reuses_a_stored_engine_built_from_the_same_onnx_on_the_same_boa
     monkeypatch.chdir(tmp_path)
     onnx_path = _tiny_onnx(tmp_path / "model.onnx")
     (tmp_path / "ref.npz").write_bytes(b"reference")
-    ctx = StageContext(root=tmp_path, stage=PIPELINE.stage("convert"), config={})
+    ctx = StageContext(root=tmp_path, stage=PIPELINE.stage("convert"), config={}, pipeline=PIPELINE)
     built = []
 
     def counting_build(*args, **kw):
