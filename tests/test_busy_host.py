@@ -180,6 +180,18 @@ def test_a_stalled_or_slowed_stream_still_fails_however_late_the_host(tmp_path, 
     assert INCONCLUSIVE not in verdicts.values(), verdicts  # never explained away as a busy host
 
 
+def test_an_injected_delay_fails_its_test_however_late_the_host(tmp_path):
+    """A test that injected a fault knows the device is at fault: a host late enough to explain the delay
+    (80 ms a wake-up against a 25 ms injected delay) must not turn it into an inconclusive pass."""
+    servo = {**SERVO, "roundtrip_p99_ms": 20}
+    proc, cases, _ = run_hil(tmp_path, {"name": "sim", "emulate": True, "devices": {"servo": servo}},
+                             "-k", "test_roundtrip", "--hil-fault", "servo:rate_drop:delay_ms=25@test_roundtrip")
+    case = cases["test_roundtrip[servo]"]
+    assert proc.returncode == 1 and case.status == "failed", proc.stdout
+    assert case.measurements["servo.roundtrip"]["verdict"] == FAIL
+    assert float(dict(case.properties)["host.wakeup.max_ms"]) >= 80.0  # the host's figure still shown
+
+
 def test_a_silent_servo_still_fails_on_an_emulated_rig(tmp_path):
     servo = {**SERVO, "roundtrip_p99_ms": 8}
     proc, cases, _ = run_hil(tmp_path, {"name": "sim", "emulate": True, "devices": {"servo": servo}},

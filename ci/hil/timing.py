@@ -2,8 +2,9 @@
 
 Every test that gates a timing result (a latency, a jitter, a rate) gets the host's wake-up latency over its own
 window as testcase properties (`host.wakeup.p50_ms`, `.p99_ms`, `.max_ms`), so a reader can tell the device from
-the computer. On an emulated rig a timing failure the host explains becomes inconclusive (`hostclock.judge`);
-real rigs keep strict budgets. The inconclusive verdicts are tallied for the terminal summary.
+the computer. On an emulated rig a timing failure the host explains becomes inconclusive (`hostclock.judge`)
+unless the test injected a fault into the device (then the device is known to be at fault); real rigs keep
+strict budgets. The inconclusive verdicts are tallied for the terminal summary.
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ class TimingVerdicts:
     def now() -> int:
         return time.perf_counter_ns()
 
-    def weigh(self, nodeid: str, since_ns: int, measurements: Iterable[Measurement]) -> list[tuple[str, str]]:
-        """Judge the timing results of one test against the host over its window; the properties to add."""
+    def weigh(self, nodeid: str, since_ns: int, measurements: Iterable[Measurement],
+              lenient: bool = True) -> list[tuple[str, str]]:
+        """Judge the timing results of one test against the host over its window; the properties to add.
+        `lenient=False` (a test with an injected fault) shows the host's figure but keeps every verdict."""
         timing = [m for m in measurements if is_timing(m)]
         if not timing or self.clock is None:
             return []
         host = self.clock.window(since_ns)
         if host is None:
             return []
-        if self.emulated:
+        if self.emulated and lenient:
             for m in timing:
                 judge(m, host)
                 if m.verdict == INCONCLUSIVE:

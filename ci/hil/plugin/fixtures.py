@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ci.hil.plugin.session import HilSession
+from ci.hil.plugin.session import FAULTED, HilSession
 from ci.hil.rig import Device, Rig
 from ci.measurements import replace_properties
 
@@ -110,12 +110,15 @@ def gate(request):
     """`gate(*measurements)`: record each measurement's JUnit properties, fail with their messages if any fails.
 
     Timing results are shown beside the host's wake-up latency over the test (`host.wakeup.*`); on an emulated
-    rig one the host explains is inconclusive, which neither passes nor fails the test."""
+    rig one the host explains is inconclusive, which neither passes nor fails the test, unless the test injected
+    a fault into a device it opened: then the device is known to be at fault and the verdict stands."""
 
     def check(*measurements) -> None:
         item = request.node
         hil = request.config.stash.get(KEY, None)
-        host = hil.timing.weigh(item.nodeid, item.stash.get(CALL_START, 0), measurements) if hil else []
+        faulted = item.stash.get(FAULTED, [])
+        host = hil.timing.weigh(item.nodeid, item.stash.get(CALL_START, 0), measurements,
+                                lenient=not faulted) if hil else []
         for m in measurements:  # in place of the UNSET rows the test declared (hooks.declare_measurements)
             replace_properties(item.user_properties, m)
         if host:  # one figure per testcase: the latest window, which covers every gate of the test

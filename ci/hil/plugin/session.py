@@ -28,6 +28,9 @@ from ci.hil.timing import TimingVerdicts
 STATE_ENV = "HILCI_HIL_STATE"
 UNHEALTHY = pytest.StashKey[list]()
 OPEN_DRIVERS = pytest.StashKey[list]()  # the drivers a test opened: their traffic is its device log
+# The devices that carried an injected fault during a test (a --hil-fault, a hil_fault mark or the rig's own
+# `faults:`): the device's fault, by construction, so the host is never given the benefit of the doubt there.
+FAULTED = pytest.StashKey[list]()
 EMULATED_TIMEOUT_RETRIES = 2  # an emulated servo a busy host did not schedule in time is asked again
 
 
@@ -184,6 +187,8 @@ class HilSession:
             if item is not None:
                 item.stash.setdefault(OPEN_DRIVERS, []).append(driver)
                 injected = self.faults.inject_for(item, device, self.emulation.controls.get(device.label))
+                if injected or device.faults:
+                    item.stash.setdefault(FAULTED, []).append(device.label)
             yield driver
         finally:
             if injected:  # a test's faults end with the test, before the safe state is applied
