@@ -166,7 +166,7 @@ def commit_stream(n: int, *, quick: bool, stages: str, timeout_s: float) -> None
                     store_s[name] += secs
                 uploaded.append(int((data.get("store") or {}).get("uploaded_bytes", 0)))
                 summary = " ".join(f"{s['name']}={s['status'][:1]}" for s in data["stages"])
-                print(f"bench: commit {i:2d} {kind:<12} agent-{'ab'[i % 2]} {wall:6.1f} s  {summary}", flush=True)
+                print(f"bench: commit {i:2d}: {kind:<12} agent-{'ab'[i % 2]} {wall:6.1f} s  {summary}", flush=True)
         finally:
             if server is not None:
                 server.stop()
@@ -183,21 +183,21 @@ def report_stream(kinds, per_stage, store_s, uploaded, quick: bool, failures: li
         misses = [secs for status, secs in per_stage[s] if status == "passed"]
         without += (sum(misses) / len(misses) if misses else 0.0) * len(per_stage[s])
     label = "fixture stages " + "+".join(gpu) if quick else "GPU stages " + "+".join(gpu)
-    print(f"bench: {n} commits on two agents sharing one store ({kinds.count('model')} touch the model, "
+    print(f"bench: commit stream: {n} commits on two agents sharing one store ({kinds.count('model')} touch the model, "
           f"share {model_share:.2f})")
-    print(f"bench: {label} seconds with the store {with_store:.1f} s, without {without:.1f} s "
+    print(f"bench: {label}: seconds with the store {with_store:.1f} s, without {without:.1f} s "
           f"(commits x mean miss time): ratio {with_store / without if without else 0:.2f} "
           f"(goal <= the model share {model_share:.2f})")
     for name, rows in per_stage.items():
         hits = sum(status == "cached" for status, _ in rows)
         own = sum(secs for status, secs in rows if status == "passed")
-        print(f"bench: stage {name:<9} hit rate {hits}/{len(rows)} = {hits / len(rows):.2f}; store "
+        print(f"bench: stage {name:<9}: hit rate {hits}/{len(rows)} = {hits / len(rows):.2f}; store "
               f"{store_s.get(name, 0.0):.2f} s against the stage's own {own:.1f} s "
               f"({(store_s.get(name, 0.0) / own * 100) if own else 0:.1f}%)")
     print(f"bench: bytes uploaded per commit: mean {sum(uploaded) / n / 1e3:.1f} kB, max {max(uploaded) / 1e3:.1f} kB")
     print(f"bench: runs with a failed gate or a regression (exit 1): {len(failures)}/{n}")
     for line in failures:
-        print(f"bench:   {line}")
+        print(f"bench: failed run: {line}")
 
 
 # -- regression detection ----------------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def regression_detection(noise_runs: int, tmp_root: Path | None = None) -> None:
                 alarms += verdict.regressed
             history.append(store, record, Path(tmp))
         store.close()
-    print(f"bench: regression detection over {noise_runs} noise runs then +20%: flagged on the first regressed run: "
+    print(f"bench: regression detection: {noise_runs} noise runs then +20%, flagged on the first regressed run: "
           f"{'yes' if flagged_first else 'NO'}; false alarms {alarms}/{noise_runs} (goal yes, 0)")
     print(f"bench: the gate said: {message}")
 

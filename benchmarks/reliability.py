@@ -216,7 +216,7 @@ def main() -> None:
             fault_matrix(folder, list(SUITES), list(KINDS))
             abort(folder, 5)
             busy_host(folder, args.runs, args.hogs, suite_args(), list(KINDS))
-        print(f"bench: reliability benchmarks took {time.perf_counter() - start:.0f} s"
+        print(f"bench: wall time: reliability benchmarks took {time.perf_counter() - start:.0f} s"
               f"{' (quick)' if args.quick else ''}")
 
 
