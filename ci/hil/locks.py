@@ -10,8 +10,9 @@ import fcntl
 import hashlib
 import os
 import re
-import time
 from pathlib import Path
+
+from ci.retry import Backoff, retry
 
 
 class DeviceBusy(Exception):
@@ -54,19 +55,13 @@ class DeviceLock:
             self.depth += 1
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        deadline = time.monotonic() + self.timeout
-        delay = 0.01
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise DeviceBusy(f"{self.label}: busy, held by pid {self.holder()} "
-                                     f"(lock {self.path}); gave up after {self.timeout:g} s") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.2)
+        try:
+            retry(lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB), on=(BlockingIOError,),
+                  timeout_s=self.timeout, backoff=Backoff(first_s=0.01, max_s=0.2))
+        except BlockingIOError:
+            os.close(fd)
+            raise DeviceBusy(f"{self.label}: busy, held by pid {self.holder()} "
+                             f"(lock {self.path}); gave up after {self.timeout:g} s") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd, self.depth = fd, 1

@@ -12,6 +12,8 @@ import atexit
 import threading
 import time
 
+from ci.retry import Backoff, retry
+
 
 def make_safe(driver, timeout: float = 3.0) -> None:
     """Torque off through `driver`, reopening its port if needed; raises the last error after `timeout`.
@@ -20,20 +22,18 @@ def make_safe(driver, timeout: float = 3.0) -> None:
     from ci.pytest_interrupt import uninterrupted
 
     deadline = time.monotonic() + timeout
-    delay = 0.05
+
+    def attempt() -> None:
+        try:
+            if not driver.is_open:
+                driver.open(timeout=max(0.1, deadline - time.monotonic()))
+            driver.safe()
+        except DeviceError:
+            driver.close()
+            raise
+
     with uninterrupted():
-        while True:
-            try:
-                if not driver.is_open:
-                    driver.open(timeout=max(0.1, deadline - time.monotonic()))
-                driver.safe()
-                return
-            except DeviceError:
-                if time.monotonic() + delay > deadline:
-                    raise
-                driver.close()
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+        retry(attempt, on=(DeviceError,), timeout_s=timeout, backoff=Backoff(first_s=0.05, max_s=0.5))
 
 
 class SafeState:

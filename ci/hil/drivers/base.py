@@ -11,6 +11,7 @@ import serial
 
 from ci.hil.devicelog import TrafficLog
 from ci.hil.rig import Device
+from ci.retry import Backoff, retry
 
 RESUME_S = 2.0  # after a stall, listen this long more to tell a reboot (the stream restarts) from a stall
 
@@ -40,19 +41,21 @@ class Driver:
         """Open the port, retrying with back-off (0.05 s doubling to 0.5 s) until `timeout`: ports come back
         after a disconnect or power cycle a little later than one would like."""
         timeout = self.device.settings.open_timeout_s if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        delay = 0.05
-        while True:
+
+        def attempt() -> None:
             try:
                 self._open()
-                self.is_open = True
-                return self
-            except (OSError, serial.SerialException, DeviceError) as exc:
+            except (OSError, serial.SerialException, DeviceError):
                 self._close()
-                if time.monotonic() + delay > deadline:
-                    raise self.error(f"cannot open ({exc}) within {timeout:g} s") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+                raise
+
+        try:
+            retry(attempt, on=(OSError, serial.SerialException, DeviceError), timeout_s=timeout,
+                  backoff=Backoff(first_s=0.05, max_s=0.5))
+        except (OSError, serial.SerialException, DeviceError) as exc:
+            raise self.error(f"cannot open ({exc}) within {timeout:g} s") from None
+        self.is_open = True
+        return self
 
     def reopen(self) -> None:
         self.close()
