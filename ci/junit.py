@@ -18,6 +18,9 @@ from ci.measurements import Measurement, parse_properties
 from ci.model import Status
 
 PASSED, FAILED, ERROR, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.SKIPPED
+# A failing testcase's device traffic: the log file's path, relative to the folder the tests ran in (the
+# project root), so the report under reports/ links it wherever the run's files are opened or archived.
+DEVICE_LOG_PROPERTY = "hil.log"
 
 
 @dataclass
@@ -36,6 +39,10 @@ class CaseRecord:
     @property
     def measurements(self) -> dict[str, dict[str, str]]:
         return parse_properties(self.properties)
+
+    @property
+    def device_log(self) -> str:
+        return dict(self.properties).get(DEVICE_LOG_PROPERTY, "")
 
 
 def make_case(name: str, classname: str, *, time: float = 0.0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +24,7 @@ from typing import Any
 from ci import junit
 from ci.measurements import Measurement
 from ci.model import Pipeline, Stage
+from ci.provenance import commit
 from ci.settings import as_dict
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -92,7 +94,9 @@ class StageContext:
 
     @property
     def classname(self) -> str:
-        return f"hilci.{self.stage.name}"
+        """hilci.<stage>, and .<board> for a matrix stage on a Jenkins board: Jenkins groups testcases by
+        classname, so two boards' `convert` results stay two testcases instead of merging into one."""
+        return _suite_name(self.stage, self.board)
 
     def case(self, name: str, *, time_s: float = 0.0, measurements: Iterable[Measurement] = (), **kw) -> Any:
         """Record one testcase of this stage (see `ci.junit.make_case` for the keywords)."""
@@ -298,7 +302,10 @@ def _write_junit(ctx: StageContext, code: int, start: float) -> int:
     if code == EXIT_OK and any(c.is_failure or c.is_error for c in ctx.cases):
         code = EXIT_FAILED
     out = junit_path(root, stage, board)
-    suite_props = [("hilci.stage", name), ("hilci.board", board)]
+    suite_props = [("hilci.stage", name), ("hilci.board", board), ("hilci.commit", commit(root)),
+                   ("hilci.host", socket.gethostname())]
+    if stage.matrix and ctx.rig is not None:
+        suite_props.append(("hilci.rig", str(ctx.rig)))
     written = junit.write_suite(out.with_name(out.stem + ".gates.xml"), _suite_name(stage, board), ctx.cases,
                                 suite_props) if ctx.cases else None
     parts = ([written] if written else []) + [p for p in ctx.junit_files if p.exists()]

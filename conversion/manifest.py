@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.digest import sha256_file, sha256_json  # noqa: F401 - part of the manifest API
+from ci.provenance import git
 from ci.settings import SettingsError, build, integer, mapping, settings, text
 from ci.versions import installed_versions
 
@@ -96,20 +97,12 @@ def code_hash() -> str:
     return sha256_tree(Path(__file__).resolve().parent, ["**/*.py"])
 
 
-def git_commit(cwd: Path | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
+def git_commit(cwd: Path | None = None) -> dict[str, Any]:
     """The commit HEAD points at and whether the tree is dirty; "unknown" when there is no git or no commit."""
     cwd = Path(cwd or Path(__file__).resolve().parent)
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "--verify", "-q", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit or UNKNOWN, "dirty": bool(status) if status is not None else None}
+    commit = git(cwd, "rev-parse", "--verify", "-q", "HEAD")
+    dirty = bool(git(cwd, "status", "--porcelain", "--untracked-files=no")) if commit else None
+    return {"commit": commit or UNKNOWN, "dirty": dirty}
 
 
 def versions(names: Iterable[str] = VERSIONED) -> dict[str, str]:

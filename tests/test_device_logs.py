@@ -81,3 +81,27 @@ def test_log_files_are_named_after_the_test():
     assert log_path(folder, "hil_tests/test_sensors.py::TestImu::test_rate[imu]") == \
         folder / "test_sensors.TestImu.test_rate[imu].log"
     assert log_path(folder, "hil_tests/test_x.py::test_y[a/b c]").name == "test_x.test_y[a_b_c].log"
+
+
+def test_hilci_run_keeps_the_device_log_with_the_stage_and_the_report_links_it(tmp_path):
+    """The path a user takes: `hilci run --only hil`; the failing test's log lies in artifacts/hil/hil-logs/
+    (archived with the stage in Jenkins) and reports/index.html links it by a path that resolves."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for name in ("hil_tests", "podtemplates"):
+        (proj / name).symlink_to(ROOT / name)
+    (proj / "hilci.yaml").write_text(yaml.safe_dump({"hil": {"pytest_args": [
+        "-k", "test_data_valid", "--hil-fault", "gnss:corrupt:fraction=1@TestGnss::test_data_valid"]}}))
+    (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "sim", "emulate": True, "health_timeout_s": 2.0,
+                                                   "devices": {"gnss": DEVICES["gnss"]}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HILCI_")}
+    env.update({"HILCI_ROOT": str(proj), "CI": "1"})
+    proc = subprocess.run([sys.executable, "-m", "ci", "run", "--only", "hil", "--rig", "rig.yaml", "--no-cache"],
+                          cwd=proj, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    case = next(c for c in junit.read_cases(proj / "reports" / "junit.xml") if c.name == "test_data_valid[gnss]")
+    assert case.status == "failed" and case.device_log.startswith("artifacts/hil/hil-logs/"), case.properties
+    assert "bad checksum" in (proj / case.device_log).read_text()
+    page = (proj / "reports" / "index.html").read_text()
+    href = re.search(r"<a class='devlog' href='([^']+)'", page).group(1)
+    assert (proj / "reports" / href).resolve() == (proj / case.device_log).resolve()

@@ -43,3 +43,33 @@ def test_two_boards_merged_are_distinct_testcases_in_jenkins(tmp_path):
             assert package.startswith(f"{board}.") and cls == "TestImu"
             seen.add((package, cls, case.name))
     assert len(seen) == 2, seen
+
+
+def test_a_matrix_stage_on_two_boards_keeps_two_testcases_per_check(tmp_path, monkeypatch):
+    """`convert` runs per board like `hil`: its gates' classnames carry the board, its suite the rig, board,
+    commit and host, so Jenkins's merged view keeps one testcase per board."""
+    from ci.stage import junit_path, run_stage
+    from tests.fixture_pipelines import RIGGED, make_project
+
+    root = make_project(tmp_path / "proj", "probe: {}\n")
+    (root / "rig.yaml").write_text("name: bench\n")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("GIT_COMMIT", "0123456789abcdef")
+    parts = []
+    for board in ("orin-nx", "agx-orin"):
+        assert run_stage(root, RIGGED, "probe", rig=Path("rig.yaml"), board=board) == 0
+        parts.append(junit_path(root, RIGGED.stage("probe"), board))
+    merged = tmp_path / "all.xml"
+    merge(parts, merged)
+    seen = set()
+    for suite in JUnitXml.fromfile(str(merged)):
+        props = {p.name: p.value for p in suite.properties()}
+        board = props["hilci.board"]
+        assert suite.name == f"hilci.probe.{board}"
+        assert props["hilci.rig"] == "rig.yaml" and props["hilci.commit"] == "0123456789abcdef"
+        assert props["hilci.host"]
+        for case in suite:
+            package, _, cls = case.classname.rpartition(".")
+            assert (package, cls) == ("hilci.probe", board)
+            seen.add((case.classname, case.name))
+    assert len(seen) == 2, seen

@@ -36,7 +36,8 @@ def build_report(root: Path) -> Path:
         junit.make_case("test_loop_latency", "hil_tests.test_latency.orin-nx", time=2.5,
                         measurements=[distribution("loop", samples, "ms", high=2.0, nominal="budget 2 ms"),
                                       measure("imu.samples", 2000.0)]),
-        junit.make_case("test_servo", "hil_tests.test_actuators.orin-nx", error="servo at /dev/x: no status packet"),
+        junit.make_case("test_servo", "hil_tests.test_actuators.orin-nx", error="servo at /dev/x: no status packet",
+                        properties=[("hil.log", "artifacts/hil/hil-logs/test_servo.log")]),
         junit.make_case("test_jitter", "hil_tests.test_sensors.orin-nx", properties=inconclusive),
         junit.make_case("test_rate[gnss]", "hil_tests.test_sensors.orin-nx",
                         measurements=[measure("gnss.rate", 10.0, "Hz", low=9.8, high=10.2)]),
@@ -187,6 +188,15 @@ def test_stages_link_their_logs_and_cached_ones_show_the_duration_that_produced_
     assert rows["report"][4].all("a") == []
     text = (tmp_path / "reports" / "index.html").read_text()
     assert "<script" not in text and "http" not in text.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_a_failed_test_links_its_device_log(tmp_path: Path):
+    doc = parse(build_report(tmp_path))
+    links = {a.attrs["href"] for a in section(doc, "Failures").all("a", "devlog")}
+    # index.html is in reports/; the log's path is relative to the project root the tests ran in
+    assert links == {"../artifacts/hil/hil-logs/test_servo.log"}
+    assert (tmp_path / "reports" / "index.html").parent.joinpath(*next(iter(links)).split("/")).resolve() == \
+        (tmp_path / "artifacts/hil/hil-logs/test_servo.log").resolve()
 
 
 def test_round_ticks():

@@ -4,7 +4,8 @@ A driver writes its traffic here as it decodes it (NMEA sentences, MAVLink messa
 hex, camera frame headers), each line with its time since the test began. The log is bounded (the last
 MAX_LINES lines, each cut at MAX_LINE_CHARS), so a 1 kHz IMU cannot fill a disk or a JUnit file. When a test
 fails, the plugin attaches every device's log to the testcase (`system-out`) and writes it to
-`reports/hil-logs/<test>.log`, which the testcase names in its `hil.log` property for the report to link.
+`--hil-logs/<test>.log` (the hil stage: artifacts/hil/hil-logs/), which the testcase names in its `hil.log`
+property for the report to link.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import time
 from collections import deque
 from pathlib import Path
 
+from ci.junit import DEVICE_LOG_PROPERTY
+
 MAX_LINES = 400  # per device and test: the end of the traffic is where a failure shows
 MAX_LINE_CHARS = 160
-LOG_PROPERTY = "hil.log"
+LOG_PROPERTY = DEVICE_LOG_PROPERTY
 
 
 class TrafficLog:

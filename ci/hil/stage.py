@@ -34,6 +34,9 @@ def hil(ctx: StageContext) -> None:
     cmd = [sys.executable, "-m", "pytest", "hil_tests", "--rig", str(rig_path), f"--junitxml={junit}",
            "-o", f"junit_suite_name=hil.{ctx.board}", "-o", "junit_family=xunit2", "-p", "no:cacheprovider",
            *PYTEST_ABORT_PLUGIN, "-q", "-rfE"]
+    # failing tests' device traffic goes beside the stage's other artifacts (archived by Jenkins), as a path
+    # relative to the project so the report's link works wherever the report is opened
+    cmd += ["--hil-logs", str((ctx.artifacts / "hil-logs").relative_to(ctx.root))]
     engine = built_engine(ctx)
     if engine is not None:
         cmd += ["--engine", str(engine)]

@@ -15,7 +15,6 @@ import os
 import platform
 import re
 import socket
-import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -36,6 +35,7 @@ from ci.measurement_view import (
     verdict,
 )
 from ci.measurements import STAT_FIELDS
+from ci.provenance import commit, git
 
 COLORS = {"passed": "#2e7d32", "cached": "#00838f", "failed": "#c62828", "error": "#6a1b9a",
           "skipped": "#9e9e9e"}
@@ -167,9 +167,9 @@ def run_facts(root: Path, props: dict[str, dict[str, str]]) -> list[tuple[str, s
                 values.append(value)
         if values:
             found[label] = values
-    fallback = {"commit": lambda: os.environ.get("GIT_COMMIT") or _git(root, "rev-parse", "HEAD"),
+    fallback = {"commit": lambda: commit(root),
                 "branch": lambda: (os.environ.get("BRANCH_NAME") or os.environ.get("GIT_BRANCH")
-                                   or _git(root, "rev-parse", "--abbrev-ref", "HEAD")),
+                                   or git(root, "rev-parse", "--abbrev-ref", "HEAD")),
                 "host": socket.gethostname}
     for label, get in fallback.items():
         if label not in found:
@@ -185,15 +185,6 @@ def run_facts(root: Path, props: dict[str, dict[str, str]]) -> list[tuple[str, s
     facts.append(("report made on", f"{socket.gethostname()} · {platform.system()} {platform.machine()} · "
                                     f"Python {platform.python_version()} · {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"))
     return facts
-
-
-def _git(root: Path, *args: str) -> str:
-    try:
-        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
 # -- rendering -----------------------------------------------------------------------------------------------
@@ -332,7 +323,7 @@ def failures_html(cases: list[CaseRecord], rows: list[StageRow]) -> str:
            f"cause{'s' if len(groups) != 1 else ''})</h2>"]
     for g in groups:
         kind = "failed measurement" if g.measured else g.status
-        names = [esc(c.name) for c in g.cases]
+        names = [case_link(c) for c in g.cases]
         shown = ", ".join(names[:6])
         rest = (f"<details><summary>and {len(names) - 6} more</summary>{', '.join(names[6:])}</details>"
                 if len(names) > 6 else "")
@@ -346,6 +337,17 @@ def failures_html(cases: list[CaseRecord], rows: list[StageRow]) -> str:
                    f"test{'s' if len(g.cases) != 1 else ''}{log}: {shown}</p>{judged}{rest}{more}</div>")
     out.append("</section>")
     return "\n".join(out)
+
+
+def case_link(case: CaseRecord) -> str:
+    """A failed testcase's name, linked to its device log when it kept one (index.html sits in reports/,
+    one level below the folder the tests ran in, which the log's relative path starts from)."""
+    name = html.escape(case.name)
+    path = case.device_log
+    if not path:
+        return name
+    href = Path(path).as_uri() if Path(path).is_absolute() else "../" + Path(path).as_posix()
+    return f"{name} <a class='devlog' href='{html.escape(href)}'>device log</a>"
 
 
 def measurements_html(cases: list[CaseRecord]) -> str:

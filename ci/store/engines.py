@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from ci.digest import sha256_json
+from ci.provenance import provenance
 from ci.stage import load_config
 from ci.store.backend import CorruptBlob, Store, StoreUnavailable, is_digest, store_url
-from ci.store.provenance import provenance
 
 
 def engine_key(*, backend: str, runtime_version: str, device: str, onnx_sha256: str, settings: dict) -> str:

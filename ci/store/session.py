@@ -15,11 +15,11 @@ from typing import Any
 from ci import junit
 from ci import settings as typed
 from ci.model import Pipeline, Stage
+from ci.provenance import environment_facts, provenance
 from ci.store import gates, history
 from ci.store.backend import LOCAL_DIR, Store, StoreUnavailable, configured_url, store_url
 from ci.store.cache import Hit, StageCache, entry_path
 from ci.store.keys import key_for, rig_is_emulated
-from ci.store.provenance import environment_facts, provenance
 
 TREND_RUNS = 20
 

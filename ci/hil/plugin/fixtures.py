@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 from ci.hil.plugin.session import FAULTED, HilSession
 from ci.hil.rig import Device, Rig
 from ci.measurements import replace_properties
+from ci.provenance import commit
 
 KEY = pytest.StashKey[HilSession]()
 CALL_START = pytest.StashKey[int]()  # perf_counter_ns when the test's call phase began
@@ -145,16 +144,7 @@ def _hil_suite_properties(request, record_testsuite_property) -> None:
     record_testsuite_property("hil.rigs", ",".join(f"{r.name}={r.path}" for r in hil.rigs))
     record_testsuite_property("hil.rig", "+".join(r.name for r in hil.rigs))
     record_testsuite_property("hil.board", request.config.getoption("board") or "")
-    record_testsuite_property("hil.commit", commit())
+    record_testsuite_property("hil.commit", commit(Path.cwd()))
     record_testsuite_property("hil.hostname", socket.gethostname())
 
 
-def commit() -> str:
-    """The commit under test: Jenkins's GIT_COMMIT, else `git rev-parse HEAD` here, else ""."""
-    if os.environ.get("GIT_COMMIT"):
-        return os.environ["GIT_COMMIT"]
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""

@@ -23,7 +23,8 @@ class Provenance:
         return asdict(self)
 
 
-def _git(root: Path, *args: str) -> str:
+def git(root: Path, *args: str) -> str:
+    """`git ARGS` in `root`, stripped; "" when git is missing, fails or takes longer than GIT_TIMEOUT_S."""
     try:
         proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
                               stdin=subprocess.DEVNULL)
@@ -35,14 +36,19 @@ def _git(root: Path, *args: str) -> str:
 def provenance(root: Path) -> Provenance:
     """HILCI_COMMIT/HILCI_BRANCH, Jenkins's GIT_COMMIT/BRANCH_NAME/BUILD_NUMBER, else git; 'unknown' if none."""
     env = os.environ
-    commit = env.get("HILCI_COMMIT") or env.get("GIT_COMMIT") or _git(root, "rev-parse", "HEAD") or "unknown"
+    sha = commit(root) or "unknown"
     branch = (env.get("HILCI_BRANCH") or env.get("BRANCH_NAME") or env.get("GIT_BRANCH")
-              or _git(root, "rev-parse", "--abbrev-ref", "HEAD") or "unknown")
+              or git(root, "rev-parse", "--abbrev-ref", "HEAD") or "unknown")
     if branch == "HEAD":
         branch = "detached"
     build = env.get("HILCI_BUILD") or (f"#{env['BUILD_NUMBER']}" if env.get("BUILD_NUMBER") else "local")
     target = env.get("HILCI_TARGET_BRANCH") or env.get("CHANGE_TARGET") or branch
-    return Provenance(commit=commit, branch=branch, build=build, target=target)
+    return Provenance(commit=sha, branch=branch, build=build, target=target)
+
+
+def commit(root: Path) -> str:
+    """The commit under test: HILCI_COMMIT, Jenkins's GIT_COMMIT, else git's HEAD in `root`; "" if none."""
+    return os.environ.get("HILCI_COMMIT") or os.environ.get("GIT_COMMIT") or git(root, "rev-parse", "HEAD")
 
 
 def environment_facts() -> dict[str, str]:
