@@ -45,6 +45,17 @@ def find_root(pipeline: Pipeline, start: Path | None = None) -> Path:
                      "run hilci in the project's root folder")
 
 
+def add_pipeline_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline", default=None,
+                        help="pipeline definition as module:attr (default: $HILCI_PIPELINE, else the project's)")
+
+
+def pipeline_and_root(args: argparse.Namespace) -> tuple[Pipeline, Path]:
+    """The pipeline `--pipeline` names and the project root it is run in: what every command starts from."""
+    pipeline = load_pipeline(getattr(args, "pipeline", None))
+    return pipeline, find_root(pipeline)
+
+
 def parse_only(items: list[str]) -> tuple[str, ...]:
     """`--only a,b --only c` as names; an empty name (`--only ""`) is a usage error."""
     names = tuple(n.strip() for item in items for n in item.split(","))
@@ -60,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--from", dest="start_from", metavar="STAGE", help="start at this stage")
     run.add_argument("--rig", default=None, help=f"rig YAML for the matrix stages (default {DEFAULT_RIG})")
     run.add_argument("--no-cache", action="store_true", help="run every stage, neither reading nor writing the cache")
-    run.add_argument("--pipeline", default=None, help="pipeline definition as module:attr (default: the project's)")
+    add_pipeline_option(run)
     run.add_argument("-n", "--dry-run", action="store_true",
                      help="run nothing: say for each stage whether it would run or be cached, and why")
     run.set_defaults(func=cmd_run)
@@ -85,8 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         args.json, args.jenkins = False, False
         return cmd_plan(args)
-    pipeline = load_pipeline(spec or None)
-    root = find_root(pipeline)
+    pipeline, root = pipeline_and_root(args)
     only = parse_only(args.only)
     stages = pipeline.select(only, args.start_from)
     rig = Path(args.rig or pipeline.default_rig)

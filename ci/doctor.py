@@ -91,21 +91,22 @@ def check_rig(root: Path, rig: Path) -> list[str]:
 
 
 def register(sub) -> None:
+    from ci.commands import add_pipeline_option
+
     p = sub.add_parser("doctor", help="check that this machine can run the pipeline's stages; say how to fix it")
     p.add_argument("--only", action="append", default=[], metavar="STAGE",
                    help="check only what these stages need (repeatable, or comma-separated)")
     p.add_argument("--rig", default=None, help="the rig the matrix stages will use (default: the pipeline's)")
-    p.add_argument("--pipeline", default=None, help="pipeline definition as module:attr (default: the project's)")
+    add_pipeline_option(p)
     p.set_defaults(func=cmd_doctor)
 
 
 def cmd_doctor(args) -> int:
     import sys
 
-    from ci.commands import find_root, load_pipeline, parse_only
+    from ci.commands import parse_only, pipeline_and_root
 
-    pipeline = load_pipeline(args.pipeline)
-    root = find_root(pipeline)
+    pipeline, root = pipeline_and_root(args)
     only = parse_only(args.only)
     stages = [pipeline.stage(n) for n in only] if only else list(pipeline.stages)
     rig = Path(args.rig or pipeline.default_rig)

@@ -61,7 +61,7 @@ def _run(args, body) -> int:
 
 
 def cmd_trigger(args) -> int:
-    from ci.jenkins.client import branch_job, exit_code
+    from ci.jenkins.client import branch_job
     from ci.stage import UsageError
 
     params = {}
@@ -83,14 +83,21 @@ def cmd_trigger(args) -> int:
         follow = (lambda text: sys.stdout.write(text) and sys.stdout.flush()) if args.follow else None
         info = client.wait_for_result(ref, poll_s=_or(args.poll, 5.0), timeout_s=_or(args.timeout, 4 * 3600.0),
                                       on_console=follow)
-        print(f"{ref}: {info.get('result')} ({_duration(info)})  {info.get('url', '')}")
-        return exit_code(info.get("result"))
+        return _finished(ref, info)
 
     return _run(args, body)
 
 
+def _finished(ref, info: dict) -> int:
+    """Say how a finished build ended, with its duration and URL; its exit code (0 only for SUCCESS)."""
+    from ci.jenkins.client import exit_code
+
+    print(f"{ref}: {info.get('result')} ({_duration(info)})  {info.get('url', '')}")
+    return exit_code(info.get("result"))
+
+
 def cmd_status(args) -> int:
-    from ci.jenkins.client import exit_code, parse_build_ref
+    from ci.jenkins.client import parse_build_ref
 
     def body(client) -> int:
         ref = parse_build_ref(args.build, client.creds)
@@ -98,8 +105,7 @@ def cmd_status(args) -> int:
         if info.get("building"):
             print(f"{ref}: RUNNING for {_duration(info, running=True)}  {info.get('url', '')}")
             return 0
-        print(f"{ref}: {info.get('result')} ({_duration(info)})  {info.get('url', '')}")
-        return exit_code(info.get("result"))
+        return _finished(ref, info)
 
     return _run(args, body)
 

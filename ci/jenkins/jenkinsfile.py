@@ -402,6 +402,8 @@ class _Writer:
 # --- CLI -------------------------------------------------------------------------------------------------------
 
 def register(subparsers) -> None:
+    from ci.commands import add_pipeline_option
+
     p = subparsers.add_parser("jenkinsfile", help="render the Jenkinsfile from the pipeline definition, or check it",
                               description="Print the Jenkinsfile rendered from the pipeline definition; --write "
                                           "replaces the committed file; --check verifies the committed file; "
@@ -414,17 +416,16 @@ def register(subparsers) -> None:
                         "(/pipeline-model-converter/validate) and print its verdict")
     p.add_argument("--write", action="store_true", help="write the rendering to ./Jenkinsfile")
     p.add_argument("--file", default=JENKINSFILE, help="the Jenkinsfile to check or write (default: %(default)s)")
-    p.add_argument("--pipeline", default=None, help="pipeline definition as module:attr (default: the project's)")
+    add_pipeline_option(p)
     p.set_defaults(func=_cmd_jenkinsfile)
 
 
 def _cmd_jenkinsfile(args) -> int:
-    from ci.commands import find_root, load_pipeline
+    from ci.commands import pipeline_and_root
     from ci.jenkins.check import JenkinsfileError, check
     from ci.stage import UsageError
 
-    pipeline = load_pipeline(args.pipeline)
-    root = find_root(pipeline)
+    pipeline, root = pipeline_and_root(args)
     pipeline.validate(root)
     text = render(pipeline)
     path = root / args.file
