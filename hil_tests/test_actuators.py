@@ -14,7 +14,8 @@ measures = pytest.mark.measures
 
 
 def _fail(servo, exc, dxl_id):
-    pytest.fail(servo.explain(exc, dxl_id), pytrace=False)
+    """Fail with what went wrong, once: the DeviceError it explains is not shown again as a chained error."""
+    raise pytest.fail.Exception(servo.explain(exc, dxl_id), pytrace=False) from None
 
 
 class TestServo:

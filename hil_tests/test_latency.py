@@ -63,6 +63,7 @@ def test_loop_latency(hil_rig, hil_engine, gate):
                 servo.position(dxl_id)
                 samples.append((time.perf_counter_ns() - frame.arrival_ns) / 1e6)
         except DeviceError as exc:
-            pytest.fail(servo.explain(exc, dxl_id) if "servo" in str(exc) else str(exc), pytrace=False)
+            message = servo.explain(exc, dxl_id) if "servo" in str(exc) else str(exc)
+            raise pytest.fail.Exception(message, pytrace=False) from None
     gate(distribution("loop", samples[warmup:], "ms", gate="p99", high=budget,
                       nominal="camera frame -> inference -> servo command -> feedback"))

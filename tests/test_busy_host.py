@@ -103,9 +103,9 @@ def test_judge_marks_what_the_host_explains_inconclusive_and_keeps_the_rest_fail
 def test_servo_driver_retries_a_missing_status_packet_only_when_told(tmp_path):
     from ci.hil.drivers.servo import ServoDriver
 
-    class Port:
-        def clearPort(self):  # noqa: N802 - the SDK's spelling
-            pass
+    class Port:  # nothing late on the line: the drain after a timeout finds it quiet
+        def getBytesAvailable(self):  # noqa: N802 - the SDK's spelling
+            return 0
 
     answers = []
 
@@ -123,6 +123,26 @@ def test_servo_driver_retries_a_missing_status_packet_only_when_told(tmp_path):
     assert driver._txrx(flaky, 1, 132) == (1234, dxl.COMM_SUCCESS, 0) and driver.retries == 1
     silent = lambda *_: (0, dxl.COMM_RX_TIMEOUT, 0)  # noqa: E731
     assert driver._txrx(silent, 1, 132)[1] == dxl.COMM_RX_TIMEOUT and driver.retries == 3  # still fails
+
+
+def test_an_answer_of_the_wrong_size_is_a_device_error_never_a_wrong_value(tmp_path):
+    from ci.hil.drivers.base import DeviceError
+    from ci.hil.drivers.servo import ServoDriver
+
+    class Port:
+        def getBytesAvailable(self):  # noqa: N802 - the SDK's spelling
+            return 0
+
+    class Packet:  # a 1-byte status packet (a late answer to a Moving read) taken for a Present Position read
+        def readTxRx(self, _port, dxl_id, addr, size):  # noqa: N802
+            return [1], dxl.COMM_SUCCESS, 0
+
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(yaml.safe_dump({"name": "r", "emulate": True, "devices": {"servo": {"driver": "servo"}}}))
+    driver = ServoDriver(load_rig(rig).devices["servo"], "/dev/null")
+    driver.port_handler, driver.is_open, driver.packet = Port(), True, Packet()
+    with pytest.raises(DeviceError, match="a 1-byte answer to a 4-byte read .* out of step"):
+        driver.position(1)
 
 
 def test_no_leftover_sampler_process(tmp_path):

@@ -107,6 +107,18 @@ def test_per_test_disconnect_stall_reboot_then_recovery(tmp_path):
     expect(cases, "TestServo::test_roundtrip[servo]", "passed")
 
 
+def test_a_servo_answering_after_the_packet_timeout_fails_only_its_own_test(tmp_path):
+    """40 ms late answers, beyond the SDK's 34 ms packet timeout: the late answers are drained, never taken for
+    the answers to later requests (which, read as a 4-byte position, crashed test_estop with an IndexError)."""
+    rig = write_rig(tmp_path, "late", {}, devices=("servo",))
+    code, cases, out = run_hil(tmp_path, rig, "--hil-fault", "servo:rate_drop:delay_ms=40@test_roundtrip",
+                               "-m", "actuator")
+    assert code == 1, out
+    expect(cases, "TestServo::test_roundtrip[servo]", "failed", "servo at ", "after the packet timeout")
+    for test in ("test_answers", "test_hardware_error_clear", "test_reaches_positions", "test_estop"):
+        expect(cases, f"TestServo::{test}[servo]", "passed")
+
+
 def test_silent_device_fails_only_its_own_tests(tmp_path):
     rig = write_rig(tmp_path, "mute", {"gnss": [{"kind": "stall"}], "imu": [], "servo": []},
                     devices=("imu", "gnss", "servo"))

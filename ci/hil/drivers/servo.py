@@ -18,6 +18,9 @@ GOAL_POSITION, MOVING, PRESENT_POSITION = 116, 122, 132
 HW_ERRORS = {0x01: "input voltage", 0x04: "overheating", 0x08: "motor encoder", 0x10: "electrical shock",
              0x20: "overload"}
 
+QUIET_S = 0.02  # a bus that carried nothing this long holds no late status packet (a servo speaks only when asked)
+DRAIN_MAX_S = 0.5
+LATE_HINT = "it answered, but after the packet timeout: a servo this slow is broken or the bus overloaded"
 COMM_HINTS = {dxl.COMM_RX_TIMEOUT: "no answer: stalled, unplugged, rebooting or wrong baud",
               dxl.COMM_RX_CORRUPT: "corrupt reply: bad CRC or garbage on the line"}
 
@@ -38,6 +41,7 @@ class ServoDriver(Driver):
         self.alerts: set[int] = set()  # ids whose status packets carried the Alert bit (a hardware error)
         self.timeout_retries = 0  # transactions tried again after no answer (emulated rigs on a busy host)
         self.retries = 0  # how many times that happened
+        self.late = False  # the last transaction's answer came, after its packet timeout (drained)
 
     def _open(self) -> None:
         handler = dxl.PortHandler(self.port)
@@ -49,6 +53,24 @@ class ServoDriver(Driver):
             raise DeviceError(f"dynamixel-sdk could not open the port at {self.device.baud} baud")
         self._log_packets(handler)
         self.port_handler = handler
+        self._drain()  # a late answer to the previous user's last request must not answer our first one
+
+    def _drain(self) -> int:
+        """Discard late status packets (answers to requests we stopped waiting for) until the line has been
+        quiet for QUIET_S, for at most DRAIN_MAX_S: the next answer read is then the answer to the next request.
+        What is discarded still shows in the device log. Returns the bytes dropped."""
+        handler, dropped = self.port_handler, 0
+        start = quiet_since = time.monotonic()
+        while time.monotonic() - start < DRAIN_MAX_S:
+            waiting = handler.getBytesAvailable()
+            if waiting:
+                dropped += len(handler.readPort(waiting))
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= QUIET_S:
+                break
+            else:
+                time.sleep(0.002)
+        return dropped
 
     def _log_packets(self, handler: dxl.PortHandler) -> None:
         """Every instruction and status byte through the port goes to the traffic log, in hex."""
@@ -76,7 +98,7 @@ class ServoDriver(Driver):
 
     def _check(self, dxl_id: int, what: str, result: int, error: int) -> None:
         if result != dxl.COMM_SUCCESS:
-            hint = COMM_HINTS.get(result, "")
+            hint = LATE_HINT if result == dxl.COMM_RX_TIMEOUT and self.late else COMM_HINTS.get(result, "")
             raise self.error(f"id {dxl_id}: {what}: {self.packet.getTxRxResult(result)}"
                              + (f" ({hint})" if hint else ""))
         if error & 0x80:
@@ -92,7 +114,9 @@ class ServoDriver(Driver):
     def _txrx(self, fn, *args):
         """One SDK transaction; a vanished port becomes a DeviceError saying so. A transaction without an
         answer is tried again `timeout_retries` times (set on emulated rigs, whose emulator a busy host may
-        not schedule within the SDK's 34 ms packet timeout); a silent device still fails every try."""
+        not schedule within the SDK's 34 ms packet timeout); a silent device still fails every try. An answer
+        that comes after the timeout is drained, never taken for the answer to the next request."""
+        self.late = False
         for attempt in range(self.timeout_retries + 1):
             try:
                 out = fn(self._port(), *args)
@@ -100,10 +124,12 @@ class ServoDriver(Driver):
                 self._close()
                 self.is_open = False
                 raise self.error(f"disconnected ({exc})") from None
-            if out[-2] != dxl.COMM_RX_TIMEOUT or attempt == self.timeout_retries:
+            if out[-2] != dxl.COMM_RX_TIMEOUT:
+                return out
+            self.late = self._drain() > 0 or self.late  # the unanswered request's answer may still come
+            if attempt == self.timeout_retries:
                 return out
             self.retries += 1
-            self.port_handler.clearPort()
         return out
 
     def ping(self, dxl_id: int) -> int:
@@ -112,10 +138,15 @@ class ServoDriver(Driver):
         return model
 
     def read(self, dxl_id: int, addr: int, size: int) -> int:
-        fn = {1: self.packet.read1ByteTxRx, 2: self.packet.read2ByteTxRx, 4: self.packet.read4ByteTxRx}[size]
-        value, result, error = self._txrx(fn, dxl_id, addr)
+        """An unsigned little-endian register value. An answer of the wrong size is a late answer to an earlier
+        request (the bus out of step): a DeviceError saying so, never a wrong value."""
+        data, result, error = self._txrx(self.packet.readTxRx, dxl_id, addr, size)
         self._check(dxl_id, f"read address {addr}", result, error)
-        return value
+        if len(data) != size:
+            self._drain()
+            raise self.error(f"id {dxl_id}: read address {addr}: a {len(data)}-byte answer to a {size}-byte read "
+                             "(a late status packet of an earlier request: the bus was out of step)")
+        return int.from_bytes(bytes(data), "little")
 
     def write(self, dxl_id: int, addr: int, size: int, value: int) -> None:
         fn = {1: self.packet.write1ByteTxRx, 2: self.packet.write2ByteTxRx, 4: self.packet.write4ByteTxRx}[size]
