@@ -125,3 +125,20 @@ def test_ci_hil_never_imports_the_model_path():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "conversion"]
     assert offenders == []
+
+
+def test_a_kind_the_rig_lacks_is_one_skip_saying_so(tmp_path):
+    """Not pytest's `test_data_valid[NOTSET]` "got empty parameter set": the skip names the rig and the kind."""
+    rig = rig_file(tmp_path, {"name": "arm-only", "emulate": True, "health_timeout_s": 2.0,
+                              "devices": {"servo": {"driver": "servo", "baud": 1000000}}})
+    xml = tmp_path / "junit.xml"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "hil_tests/test_sensors.py", "--rig", str(rig),
+                           f"--junitxml={xml}", "-q", "-p", "no:cacheprovider", "-k", "TestCamera"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    from ci.junit import read_cases
+
+    cases = read_cases(xml)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert cases and all(c.status == "skipped" for c in cases)
+    assert {c.name.partition("[")[2] for c in cases} == {"no-camera]"}
+    assert all(c.message == "rig arm-only has no camera device" for c in cases), [c.message for c in cases]

@@ -139,6 +139,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for kind in kinds():
         if kind in metafunc.fixturenames:
             devices = hil.devices(kind)
+            if not devices:  # one skip that says why, not pytest's "[NOTSET] got empty parameter set"
+                rigs = ", ".join(r.name for r in hil.rigs)
+                metafunc.parametrize(kind, [pytest.param(None, id=f"no-{kind}", marks=pytest.mark.skip(
+                    reason=f"rig {rigs} has no {kind} device"))], indirect=True)
+                continue
             ids = [d.label if multi else d.name for d in devices]
             metafunc.parametrize(kind, [d.label for d in devices], indirect=True, ids=ids)
     if "hil_rig" in metafunc.fixturenames:
