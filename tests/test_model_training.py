@@ -47,6 +47,19 @@ def test_digitnet_output_shape_follows_image_size(size):
     assert out.shape == (3, 10)
 
 
+def test_seeding_turns_tf32_off():
+    """TF32 (PyTorch's default for cuDNN convolutions on Ampere and later) made CUDA training diverge from CPU."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul  # flags, settable without a GPU
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    try:
+        cudnn.allow_tf32 = matmul.allow_tf32 = True
+        tr.seed_everything(0)
+        assert cudnn.allow_tf32 is False
+        assert matmul.allow_tf32 is False
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
 def test_training_is_seeded_and_learns(tmp_path):
     s = load_splits(8, seed=0)
     settings = tr.TrainSettings(epochs=2, batch_size=64, learning_rate=0.01, seed=0)
