@@ -112,7 +112,7 @@ def quantize(ctx: StageContext) -> None:
     elapsed = time.perf_counter() - start
     metrics = {"fp32_accuracy": fp32_acc, "ptq_accuracy": ptq_acc, "qat_accuracy": qat_acc,
                "ptq_drop_pp": 100 * (fp32_acc - ptq_acc), "qat_drop_pp": 100 * (fp32_acc - qat_acc),
-               "lint": report.summary(), "parity": par.as_dict(), "quantize_s": elapsed}
+               "lint": report.summary(), "parity": par.as_dict(), "quantize_s": elapsed, "qat_device": q.QAT_DEVICE}
     _write_json(out / "metrics.json", metrics)
     lineage = {"checkpoint": ckpt_path, "data": splits.record(), "code": _code(),
                "config": _config("quantize", cfg)}

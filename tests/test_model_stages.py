@@ -70,6 +70,8 @@ def test_artifacts_have_manifests_and_the_engine_traces_to_data(pipeline_root):
     onnx_doc = manifest.read_manifest(root / "artifacts/quantize/model.onnx")
     assert {"checkpoint", "data", "code", "config"} <= set(onnx_doc["inputs"])
     assert onnx_doc["versions"]["nvidia-modelopt"] and onnx_doc["versions"]["torch"]
+    # where each step computed, beside the machine's devices: a GPU pod's manifest must not imply a GPU QAT
+    assert onnx_doc["metrics"]["qat_device"] == "cpu"
 
 
 @pytest.mark.slow
