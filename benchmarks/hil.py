@@ -18,6 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ci import junit  # noqa: E402
 from ci.hil.drivers import driver_for  # noqa: E402
 from ci.hil.emulators.process import RigEmulators  # noqa: E402
 from ci.hil.rig import load_rig  # noqa: E402
@@ -97,11 +98,13 @@ def parallelism(folder: Path, n: int) -> None:
     serial = time.perf_counter() - t0
     t0 = time.perf_counter()
     args = [a for p in rigs for a in ("--rig", str(p))]
-    run = subprocess.run([*base, *args, "-n", str(n), "-rf"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    xml = folder / "parallel.xml"
+    subprocess.run([*base, *args, "-n", str(n), f"--junitxml={xml}"], cwd=ROOT, capture_output=True, text=True,
+                   timeout=600)
     parallel = time.perf_counter() - t0
-    failed = [ln for ln in run.stdout.splitlines() if ln.startswith("FAILED")]
-    for line in failed:
-        print(f"  (parallel run) {line[:200]}")
+    failed = [c for c in junit.read_cases(xml) if c.status in (junit.FAILED, junit.ERROR)] if xml.exists() else []
+    for case in failed:  # the whole first line of the message: which device, which check, which figure
+        print(f"bench: parallel run failure: {case.name}: {case.message.splitlines()[0][:300]}")
     print(f"bench: parallelism {n} emulated rigs: -n {n} {parallel:.1f} s vs one after another {serial:.1f} s "
           f"(ratio {parallel / serial:.2f}, target <= 0.4; {len(failed)} tests failed in the parallel run)")
 
