@@ -87,15 +87,31 @@ class Driver:
 
 
 class SerialStreamDriver(Driver):
-    """A device that streams on a serial port: open flushes what piled up while nobody listened."""
+    """A device that streams on a serial port: open flushes what piled up while nobody listened.
+
+    A port opened (or flushed) while the device is sending starts with the tail of a cut message: real
+    hardware does this, and so does an emulator caught mid-write. Bad bytes before the first whole message, up
+    to one message's length, are that tail (`opened_mid_message`): logged, never counted against the device."""
 
     def __init__(self, device: Device, port: str | None = None):
         super().__init__(device, port)
         self.serial: serial.Serial | None = None
+        self.synced = False  # a whole, valid message has been read since the port was opened
+        self.cut = 0  # bytes of a cut message skipped before it
 
     def _open(self) -> None:
         self.serial = serial.Serial(self.port, self.device.baud, timeout=0.05)
         self.serial.reset_input_buffer()
+        self.synced, self.cut = False, 0
+
+    def opened_mid_message(self, size: int, longest: int, now_ns: int) -> bool:
+        """Whether `size` bad bytes are the tail of a message cut by the port's opening: before the first
+        whole message and, with what was skipped so far, no longer than the protocol's `longest` message."""
+        if self.synced or self.cut + size > longest:
+            return False
+        self.cut += size
+        self.traffic.add("..", f"{size} bytes of a message cut by opening the port mid-stream (skipped)", now_ns)
+        return True
 
     def _close(self) -> None:
         if self.serial is not None:

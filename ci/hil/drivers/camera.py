@@ -80,19 +80,24 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
         except DeviceError as exc:
             cap.error = str(exc)
 
+    def _frame_bytes(self) -> int:
+        return HEADER.size + self.device.settings.width * self.device.settings.height
+
     def _split(self, cap: CameraCapture, now_ns: int):
         while True:
             at = self.pending.find(MAGIC)
             if at < 0:
                 keep = len(self.pending) - 3
                 if keep > 0:
-                    cap.garbage += keep
-                    self.traffic.add("!!", f"{keep} bytes without a frame header", now_ns)
+                    if not self.opened_mid_message(keep, self._frame_bytes(), now_ns):
+                        cap.garbage += keep
+                        self.traffic.add("!!", f"{keep} bytes without a frame header", now_ns)
                     self.pending = self.pending[keep:]
                 return
             if at:
-                cap.garbage += at
-                self.traffic.add("!!", f"{at} bytes of garbage before a frame header", now_ns)
+                if not self.opened_mid_message(at, self._frame_bytes(), now_ns):
+                    cap.garbage += at
+                    self.traffic.add("!!", f"{at} bytes of garbage before a frame header", now_ns)
                 self.pending = self.pending[at:]
             if len(self.pending) < HEADER.size:
                 return
@@ -107,6 +112,7 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
                 self.pending = self.pending[4:]  # skip this magic; the next frame resynchronises
                 continue
             self.pending = self.pending[total:]
+            self.synced = True
             self.traffic.add("rx", f"frame seq={seq} {w}x{h} crc={crc:08x}", now_ns)
             if self.last_seq is not None:
                 if seq <= self.last_seq:

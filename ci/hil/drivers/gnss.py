@@ -9,6 +9,19 @@ import pynmea2
 
 from ci.hil.drivers.base import DeviceError, SerialStreamDriver
 
+NMEA_MAX_CHARS = 82  # NMEA 0183's longest sentence, '$' to CR LF
+
+
+def _checksum_ok(line: str) -> bool:
+    """`$BODY*HH` with HH the XOR of BODY's characters."""
+    body, star, given = line[1:].rpartition("*")
+    if not star:
+        return False
+    value = 0
+    for char in body:
+        value ^= ord(char)
+    return given[:2].upper() == f"{value:02X}"
+
 
 @dataclass
 class GnssCapture:
@@ -58,6 +71,9 @@ class GnssDriver(SerialStreamDriver):
         return stall
 
     def _parse(self, cap: GnssCapture, line: str, now_ns: int) -> None:
+        if not self.synced and (not line.startswith("$") or not _checksum_ok(line)) and \
+                self.opened_mid_message(len(line), NMEA_MAX_CHARS, now_ns):
+            return
         if not line.startswith("$"):
             cap.garbage += 1
             self.traffic.add("!!", f"garbage: {line!r}", now_ns)
@@ -73,6 +89,7 @@ class GnssDriver(SerialStreamDriver):
             self.traffic.add("!!", f"unparsable: {line!r}", now_ns)
             return
         self.traffic.add("rx", line, now_ns)
+        self.synced = True
         cap.sentences += 1
         if isinstance(msg, pynmea2.GGA):
             quality = int(msg.gps_qual or 0)

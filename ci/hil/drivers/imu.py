@@ -13,6 +13,8 @@ from pymavlink.dialects.v20 import common as mavlink  # noqa: E402
 
 from ci.hil.drivers.base import DeviceError, SerialStreamDriver  # noqa: E402
 
+MAVLINK2_MAX_BYTES = 280  # the longest MAVLink 2 packet: a cut one cannot leave more behind
+
 
 @dataclass
 class ImuCapture:
@@ -71,10 +73,13 @@ class ImuDriver(SerialStreamDriver):
 
     def _account(self, cap: ImuCapture, msg: Any, now_ns: int) -> None:
         if msg.get_type() == "BAD_DATA":
+            if self.opened_mid_message(len(msg.get_msgbuf()), MAVLINK2_MAX_BYTES, now_ns):
+                return
             cap.bad_data += 1
             self.traffic.add("!!", f"bad data: {msg}", now_ns)
             return
         cap.messages += 1
+        self.synced = True
         self.traffic.add("rx", f"seq={msg.get_seq()} {msg}", now_ns)
         sender = (msg.get_srcSystem(), msg.get_srcComponent())
         cap.senders.add(sender)
