@@ -57,57 +57,43 @@ KINDS = {
 }
 
 
-def open_on_pty(tmp_path, kind: str):
-    settings = KINDS[kind][0]
+def capture_after(tmp_path, kind: str, sent: bytes):
+    """Open the kind's driver on a real pty, let the 'device' send `sent`, capture; (driver, capture)."""
+    settings, _, capture, _, _ = KINDS[kind]
     master, slave = os.openpty()
     port = os.ttyname(slave)
     rig = tmp_path / "rig.yaml"
     rig.write_text(yaml.safe_dump({"name": "bench", "emulate": False, "devices": {kind: {**settings, "port": port}}}))
     driver = driver_for(load_rig(rig).devices[kind], port).open()
-    return driver, master, slave
-
-
-@pytest.mark.parametrize("kind", sorted(KINDS))
-def test_the_tail_of_a_cut_message_before_the_first_whole_one_is_skipped(tmp_path, kind):
-    _, make, capture, bad, good = KINDS[kind]
-    driver, master, slave = open_on_pty(tmp_path, kind)
     try:
-        first, *rest = make(6)
-        os.write(master, first[len(first) // 2:] + b"".join(rest))  # opened halfway through `first`
-        cap = capture(driver)
+        os.write(master, sent)
+        return driver, capture(driver)
     finally:
         driver.close()
         os.close(master)
         os.close(slave)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_tail_of_a_cut_message_before_the_first_whole_one_is_skipped(tmp_path, kind):
+    _, make, _, bad, good = KINDS[kind]
+    first, *rest = make(6)
+    driver, cap = capture_after(tmp_path, kind, first[len(first) // 2:] + b"".join(rest))  # opened mid-`first`
     assert bad(cap) == 0 and good(cap) == 5
     assert "cut by opening the port mid-stream" in driver.traffic.text()
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_bad_bytes_after_the_first_whole_message_still_count(tmp_path, kind):
-    _, make, capture, bad, good = KINDS[kind]
-    driver, master, slave = open_on_pty(tmp_path, kind)
-    try:
-        one, two, *rest = make(6)
-        os.write(master, one + two[len(two) // 2:] + b"".join(rest))  # a message cut in the middle of the stream
-        cap = capture(driver)
-    finally:
-        driver.close()
-        os.close(master)
-        os.close(slave)
+    _, make, _, bad, good = KINDS[kind]
+    one, two, *rest = make(6)
+    _, cap = capture_after(tmp_path, kind, one + two[len(two) // 2:] + b"".join(rest))  # cut mid-stream
     assert bad(cap) >= 1 and good(cap) == 5
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_more_junk_than_one_message_before_the_first_is_counted(tmp_path, kind):
-    _, make, capture, bad, good = KINDS[kind]
-    driver, master, slave = open_on_pty(tmp_path, kind)
-    try:
-        junk = b"\x00garbage-not-a-message\n" * 40  # longer than any message of these protocols' sizes here
-        os.write(master, junk + b"".join(make(5)))
-        cap = capture(driver)
-    finally:
-        driver.close()
-        os.close(master)
-        os.close(slave)
+    _, make, _, bad, good = KINDS[kind]
+    junk = b"\x00garbage-not-a-message\n" * 40  # longer than any one message of these protocols here
+    _, cap = capture_after(tmp_path, kind, junk + b"".join(make(5)))
     assert bad(cap) >= 1 and good(cap) == 5
