@@ -235,7 +235,7 @@ def stages_html(rows: list[StageRow], cases: list[CaseRecord]) -> str:
         detail = (stage_detail(by_stage[r.name]) if r.status != "skipped" else "") or r.reason
         if r.status == "cached" and r.reason:
             detail = f"{detail} · {r.reason}"
-        log = f"<a href='{esc(r.log)}'>{esc(Path(r.log).name)}</a>" if r.log else ""
+        log = link(r.log, Path(r.log).name) if r.log else ""
         out.append(f"<tr class='{r.status}'><td>{esc(r.name)}</td><td data-label='status'>{r.status}</td>"
                    f"<td class='num' data-label='duration'>{duration_html(r)}</td><td data-label='detail'>"
                    f"{esc(detail)}</td><td data-label='log'>{log}</td></tr>")
@@ -319,8 +319,7 @@ def failures_html(cases: list[CaseRecord], rows: list[StageRow]) -> str:
     logs = {r.name: r.log for r in rows if r.log}
     if not groups:
         return "<section><h2>Failures (none)</h2><p>Every testcase passed or was skipped.</p></section>"
-    out = [f"<section><h2>Failures ({failed} test{'s' if failed != 1 else ''}, {len(groups)} "
-           f"cause{'s' if len(groups) != 1 else ''})</h2>"]
+    out = [f"<section><h2>Failures ({count(failed, 'test')}, {count(len(groups), 'cause')})</h2>"]
     for g in groups:
         kind = "failed measurement" if g.measured else g.status
         names = [case_link(c) for c in g.cases]
@@ -329,12 +328,12 @@ def failures_html(cases: list[CaseRecord], rows: list[StageRow]) -> str:
                 if len(names) > 6 else "")
         detail = next((c.text for c in g.cases if c.text), "")
         more = f"<details><summary>details</summary><pre>{esc(detail[-4000:])}</pre></details>" if detail else ""
-        log = f" · <a href='{esc(logs[g.stage])}'>log</a>" if g.stage in logs else ""
+        log = f" · {link(logs[g.stage], 'log')}" if g.stage in logs else ""
         judged = "".join(f"<p class='measured'>{esc(name)}: {esc(value_text(f))}, limits {esc(limits_text(f))}</p>"
                          for name, f in g.cases[0].measurements.items() if is_failed(f))
         out.append(f"<div class='cause {g.status}'><p class='what'><span class='tag'>{esc(kind)}</span> "
-                   f"<b>{esc(g.cause)}</b></p><p class='where'>{esc(g.stage)} · {len(g.cases)} "
-                   f"test{'s' if len(g.cases) != 1 else ''}{log}: {shown}</p>{judged}{rest}{more}</div>")
+                   f"<b>{esc(g.cause)}</b></p><p class='where'>{esc(g.stage)} · {count(len(g.cases), 'test')}"
+                   f"{log}: {shown}</p>{judged}{rest}{more}</div>")
     out.append("</section>")
     return "\n".join(out)
 
@@ -347,7 +346,18 @@ def case_link(case: CaseRecord) -> str:
     if not path:
         return name
     href = Path(path).as_uri() if Path(path).is_absolute() else "../" + Path(path).as_posix()
-    return f"{name} <a class='devlog' href='{html.escape(href)}'>device log</a>"
+    return f"{name} {link(href, 'device log', 'devlog')}"
+
+
+def link(href: str, text: str, cls: str = "") -> str:
+    """An escaped <a>: every link in the report (stage logs, device logs) is made here."""
+    attr = f" class='{html.escape(cls)}'" if cls else ""
+    return f"<a{attr} href='{html.escape(href)}'>{html.escape(text)}</a>"
+
+
+def count(n: int, noun: str) -> str:
+    """'1 test', '3 tests'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def measurements_html(cases: list[CaseRecord]) -> str:
