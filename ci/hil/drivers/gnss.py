@@ -12,17 +12,6 @@ from ci.hil.drivers.base import DeviceError, SerialStreamDriver
 NMEA_MAX_CHARS = 82  # NMEA 0183's longest sentence, '$' to CR LF
 
 
-def _checksum_ok(line: str) -> bool:
-    """`$BODY*HH` with HH the XOR of BODY's characters."""
-    body, star, given = line[1:].rpartition("*")
-    if not star:
-        return False
-    value = 0
-    for char in body:
-        value ^= ord(char)
-    return given[:2].upper() == f"{value:02X}"
-
-
 @dataclass
 class GnssCapture:
     """Epochs (one GGA each) with arrival times, fix data, and what was wrong on the wire."""
@@ -71,22 +60,16 @@ class GnssDriver(SerialStreamDriver):
         return stall
 
     def _parse(self, cap: GnssCapture, line: str, now_ns: int) -> None:
-        if not self.synced and (not line.startswith("$") or not _checksum_ok(line)) and \
-                self.opened_mid_message(len(line), NMEA_MAX_CHARS, now_ns):
-            return
         if not line.startswith("$"):
-            cap.garbage += 1
-            self.traffic.add("!!", f"garbage: {line!r}", now_ns)
+            self._bad(cap, "garbage", f"garbage: {line!r}", line, now_ns)
             return
         try:
             msg = pynmea2.parse(line, check=True)
         except pynmea2.ChecksumError:  # a ParseError too: catch it first
-            cap.bad_checksum += 1
-            self.traffic.add("!!", f"bad checksum: {line}", now_ns)
+            self._bad(cap, "bad_checksum", f"bad checksum: {line}", line, now_ns)
             return
         except pynmea2.ParseError:
-            cap.garbage += 1
-            self.traffic.add("!!", f"unparsable: {line!r}", now_ns)
+            self._bad(cap, "garbage", f"unparsable: {line!r}", line, now_ns)
             return
         self.traffic.add("rx", line, now_ns)
         self.synced = True
@@ -104,6 +87,13 @@ class GnssDriver(SerialStreamDriver):
                 cap.positions.append((msg.latitude, msg.longitude))
         elif isinstance(msg, pynmea2.RMC):
             cap.rmc_status.append(msg.status or "")
+
+    def _bad(self, cap: GnssCapture, counter: str, note: str, line: str, now_ns: int) -> None:
+        """Count a bad line against the receiver, unless it is the cut first line of a port opened mid-sentence."""
+        if self.opened_mid_message(len(line), NMEA_MAX_CHARS, now_ns):
+            return
+        setattr(cap, counter, getattr(cap, counter) + 1)
+        self.traffic.add("!!", note, now_ns)
 
     def health(self, timeout: float) -> dict[str, Any]:
         cap = self.capture(timeout, max_epochs=1)
