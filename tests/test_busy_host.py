@@ -217,14 +217,16 @@ def test_a_round_trip_that_needed_a_retry_is_counted_not_timed(tmp_path):
     emulator would cause) is asked again; that read's time is the packet timeout plus the retry, the host's
     doing on an emulated rig: counted as `servo.roundtrip_retried`, not put in the round-trip distribution
     (seen: 'servo roundtrip 49.7 ms above limit 8 ms' in 1 of 10 busy-host runs)."""
-    servo = {**SERVO, "roundtrip_p99_ms": 8}
+    # 60 ms: far above what load does to a real round trip (the test's fault keeps the verdict strict), far below
+    # the ~110 ms of a read answered only after two packet timeouts
+    servo = {**SERVO, "roundtrip_p99_ms": 60}
     proc, cases, _ = run_hil(tmp_path, {"name": "sim", "emulate": True, "devices": {"servo": servo}},
                              "-k", "test_roundtrip", "--hil-fault", "servo:stall:duration_s=0.06@test_roundtrip",
                              late_ms=None)
     case = cases["test_roundtrip[servo]"]
     assert proc.returncode == 0 and case.status == "passed", proc.stdout
     assert int(float(case.measurements["servo.roundtrip_retried"]["value"])) >= 1
-    assert float(case.measurements["servo.roundtrip"]["value"]) < 8.0
+    assert float(case.measurements["servo.roundtrip"]["value"]) < 60.0
 
 
 def test_a_silent_servo_still_fails_on_an_emulated_rig(tmp_path):
