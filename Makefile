@@ -56,8 +56,11 @@ jenkinsfile: $(STAMP)
 	$(BIN)/hilci jenkinsfile --write
 
 # The rig device plugin's gRPC code, from the kubelet's api.proto (ci/kube/deviceplugin/PROTO.md).
+# The import name is hilci (folder ci/): protoc sees the file as hilci/kube/deviceplugin/api.proto through a link.
 deviceplugin-proto: $(STAMP)
-	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. ci/kube/deviceplugin/api.proto
+	@tmp=$$(mktemp -d) && ln -s $(CURDIR)/ci $$tmp/hilci && \
+	  $(BIN)/python -m grpc_tools.protoc -I $$tmp --python_out=$$tmp --grpc_python_out=$$tmp \
+	    $$tmp/hilci/kube/deviceplugin/api.proto; rc=$$?; rm -rf $$tmp; exit $$rc
 
 # The pod images (images/*/Dockerfile), each tagged with the name its pod templates use (LABEL dev.hilci.image).
 # The jetson image is arm64: build it on a Jetson or with `docker buildx build --platform linux/arm64`.

@@ -27,13 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ci.hil.drivers import driver_for  # noqa: E402
-from ci.hil.emulators.process import start  # noqa: E402
-from ci.hil.faults import parse_fault  # noqa: E402
-from ci.hil.locks import DeviceLock  # noqa: E402
-from ci.hil.rig import load_rig  # noqa: E402
-from ci.kube.deviceplugin.server import RigDevicePlugin  # noqa: E402
-from ci.kube.usage import Hold, busy_share, overlaps  # noqa: E402
+from hilci.hil.drivers import driver_for  # noqa: E402
+from hilci.hil.emulators.process import start  # noqa: E402
+from hilci.hil.faults import parse_fault  # noqa: E402
+from hilci.hil.locks import DeviceLock  # noqa: E402
+from hilci.hil.rig import load_rig  # noqa: E402
+from hilci.kube.deviceplugin.server import RigDevicePlugin  # noqa: E402
+from hilci.kube.usage import Hold, busy_share, overlaps  # noqa: E402
 from tests.kubelet_standin import KubeletStandIn, wire_emulated_rig  # noqa: E402
 
 BOUND_S = 30.0  # no wait in this script is longer

@@ -98,7 +98,7 @@ def stream_kinds(n: int, seed: int = 1) -> list[str]:
 
 # -- one agent's run ---------------------------------------------------------------------------------------------
 def hilci_run(clone: Path, env: dict[str, str], stages: str, timeout_s: float) -> tuple[dict, float, int, str]:
-    cmd = [sys.executable, "-m", "ci", "run"] + (["--only", stages] if stages else [])
+    cmd = [sys.executable, "-m", "hilci", "run"] + (["--only", stages] if stages else [])
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True, timeout=timeout_s)
     wall = time.perf_counter() - start
@@ -203,12 +203,13 @@ def report_stream(kinds, per_stage, store_s, uploaded, quick: bool, failures: li
 # -- regression detection ----------------------------------------------------------------------------------------
 def regression_detection(noise_runs: int, tmp_root: Path | None = None) -> None:
     """Records written to a store one by one, each run judged by the gates against the history before it."""
-    from ci.store import gates, history
-    from ci.store.backend import Store
+    from hilci.pipeline.sections import GateSettings
+    from hilci.store import gates, history
+    from hilci.store.backend import Store
 
     with tempfile.TemporaryDirectory(prefix="hilci-gates-", dir=tmp_root) as tmp:
         store = Store(Path(tmp).as_uri())
-        settings = gates.GateSettings()
+        settings = GateSettings()
         rng = random.Random(3)
         alarms, flagged_first, t0 = 0, False, time.time()
         for i in range(noise_runs + 1):

@@ -18,11 +18,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ci import junit  # noqa: E402
-from ci.hil.drivers import driver_for  # noqa: E402
-from ci.hil.emulators.process import RigEmulators  # noqa: E402
-from ci.hil.rig import load_rig  # noqa: E402
-from ci.measurements import (  # noqa: E402
+from hilci.hil.drivers import driver_for  # noqa: E402
+from hilci.hil.emulators.process import RigEmulators  # noqa: E402
+from hilci.hil.rig import load_rig  # noqa: E402
+from hilci.results import junit  # noqa: E402
+from hilci.results.measurements import (  # noqa: E402
     Stats,  # noqa: E402
     intervals_ms,
     rate_hz,

@@ -22,8 +22,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from conversion import benchmark, manifest  # noqa: E402
-from conversion.engines import load_engine  # noqa: E402
+from hilci.conversion import benchmark, manifest  # noqa: E402
+from hilci.conversion.engines import load_engine  # noqa: E402
 
 STAGES = ("train", "quantize", "convert")
 QUICK = {"train": {"epochs": 2, "batch_size": 64, "min_accuracy": 0.5},
@@ -34,7 +34,7 @@ QUICK = {"train": {"epochs": 2, "batch_size": 64, "min_accuracy": 0.5},
 
 
 def run_stages(root: Path, quick: bool = False) -> dict[str, float]:
-    """Each stage as the pipeline runs it (`python -m ci stage NAME`), timed from outside."""
+    """Each stage as the pipeline runs it (`python -m hilci stage NAME`), timed from outside."""
     if quick:
         import yaml
 
@@ -44,7 +44,7 @@ def run_stages(root: Path, quick: bool = False) -> dict[str, float]:
     times = {}
     for stage in STAGES:
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "ci", "stage", stage], cwd=root, capture_output=True,
+        out = subprocess.run([sys.executable, "-m", "hilci", "stage", stage], cwd=root, capture_output=True,
                              text=True, timeout=600)
         times[stage] = time.perf_counter() - start
         if out.returncode != 0:

@@ -47,7 +47,7 @@ def cold_warm(only: str, quick: bool = False) -> None:
         env.update(PYTHONPATH=str(REPO), HILCI_PIPELINE="tests.fixture_pipelines:PIPELINE")
     with tempfile.TemporaryDirectory(prefix="hilci-bench-") as tmp:
         root = make_project(Path(tmp), "") if quick else scratch_copy(Path(tmp))
-        cmd = [sys.executable, "-m", "ci", "run"] + (["--only", only] if only else [])
+        cmd = [sys.executable, "-m", "hilci", "run"] + (["--only", only] if only else [])
         cold, code_cold, out = run(cmd, root, env)
         if code_cold != 0:
             print(out[-3000:])
@@ -67,14 +67,14 @@ def overhead(n: int = 50) -> None:
     only = ",".join(NOOP.names[:n])
     with tempfile.TemporaryDirectory(prefix="hilci-noop-") as tmp:
         root = make_project(Path(tmp), "")
-        total, code, out = run([sys.executable, "-m", "ci", "run", "--no-cache", "--only", only], root, env)
+        total, code, out = run([sys.executable, "-m", "hilci", "run", "--no-cache", "--only", only], root, env)
         if code != 0:
             print(out[-3000:])
             raise SystemExit("bench: no-op pipeline failed")
         stages = json.loads((root / "reports" / "run.json").read_text())["stages"]
         child = sum(s["duration_s"] for s in stages)
         # the floor any process-per-stage design pays: start Python and import what `hilci stage` imports
-        probe = "import ci.stage, ci.definition, tests.fixture_pipelines"
+        probe = "import hilci.stage.run, hilci.example, tests.fixture_pipelines"
         bare_start = time.perf_counter()
         for _ in range(n):
             subprocess.run([sys.executable, "-c", probe], env=env, check=True, timeout=60)

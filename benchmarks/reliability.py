@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ci import junit  # noqa: E402
-from ci.hil.faults import KINDS  # noqa: E402
-from ci.measurements import INCONCLUSIVE  # noqa: E402
+from hilci.hil.faults import KINDS  # noqa: E402
+from hilci.results import junit  # noqa: E402
+from hilci.results.measurements import INCONCLUSIVE  # noqa: E402
 from tests.scratch import child_env  # noqa: E402
 from tests.test_abort import hold_env, make_hold_project  # noqa: E402
 
@@ -111,7 +111,7 @@ def abort_once(run_dir: Path) -> tuple[float, int]:
         def torque() -> int:
             return handle.command({"cmd": "state"})["motors"]["1"]["torque"]
 
-        proc = subprocess.Popen([sys.executable, "-m", "ci", "stage", "hil", "--rig", str(proj / "rig.yaml")],
+        proc = subprocess.Popen([sys.executable, "-m", "hilci", "stage", "hil", "--rig", str(proj / "rig.yaml")],
                                 cwd=proj, env=hold_env(run_dir, proj), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120

@@ -1,5 +1,5 @@
 import sys
 
-from ci.cli import main
+from hilci.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""`hilci` and `python -m ci`: one entry point; each concern registers its own subcommands.
+"""`hilci` and `python -m hilci`: one entry point; each concern registers its own subcommands.
 
 Subcommand modules are imported at start-up, so they import nothing heavy (torch, kubernetes, jenkins)
 at module level: each handler imports what it needs when it runs.
@@ -11,21 +11,19 @@ import importlib
 import os
 import sys
 
-from ci.config import ConfigError
-from ci.model import DefinitionError
-from ci.stage import StageError, UsageError
+from hilci.errors import ConfigError, DefinitionError, StageError, UsageError
 
 # Each module has `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
 COMMAND_MODULES = (
-    "ci.commands",
-    "ci.doctor",
-    "ci.jenkins.jenkinsfile",
-    "ci.jenkins.cli",
-    "ci.kube.cluster",
-    "ci.kube.deviceplugin.cli",
-    "conversion.cli",
-    "ci.hil.cli",
-    "ci.store.cli",
+    "hilci.local.cli",
+    "hilci.doctor",
+    "hilci.jenkins.jenkinsfile",
+    "hilci.jenkins.cli",
+    "hilci.kube.cli",
+    "hilci.kube.deviceplugin.cli",
+    "hilci.conversion.cli",
+    "hilci.hil.cli",
+    "hilci.store.cli",
 )
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import extras
-from ci.model import Pipeline, Stage
+from hilci.pipeline.model import Pipeline, Stage
+from hilci.util import extras
 
 # Programs a stage may need, and the Debian package that provides each.
 APT_PACKAGES = {
@@ -66,7 +66,7 @@ def missing_tools(stages: Iterable[Stage]) -> list[MissingTool]:
 def preflight(root: Path, pipeline: Pipeline, stages: list[Stage], rig: Path | None) -> list[str]:
     """Every reason the stages cannot run here, one line each (empty when they can); a broken definition is
     raised as the DefinitionError it is."""
-    from ci import config
+    from hilci.pipeline import config
 
     pipeline.validate(root)  # DefinitionError: the checks below read the definition, so it comes first, alone
     problems = config.read(root, pipeline)[1]
@@ -78,7 +78,7 @@ def preflight(root: Path, pipeline: Pipeline, stages: list[Stage], rig: Path | N
 
 def check_rig(root: Path, rig: Path) -> list[str]:
     """The rig file's problems (its own loader's one-line errors)."""
-    from ci.hil.rig import RigError, load_rig
+    from hilci.hil.rig import RigError, load_rig
 
     path = rig if rig.is_absolute() else root / rig
     if not path.is_file():
@@ -91,7 +91,7 @@ def check_rig(root: Path, rig: Path) -> list[str]:
 
 
 def register(sub) -> None:
-    from ci.commands import add_pipeline_option
+    from hilci.pipeline.project import add_pipeline_option
 
     p = sub.add_parser("doctor", help="check that this machine can run the pipeline's stages; say how to fix it")
     p.add_argument("--only", action="append", default=[], metavar="STAGE",
@@ -104,7 +104,7 @@ def register(sub) -> None:
 def cmd_doctor(args) -> int:
     import sys
 
-    from ci.commands import parse_only, pipeline_and_root
+    from hilci.pipeline.project import parse_only, pipeline_and_root
 
     pipeline, root = pipeline_and_root(args)
     only = parse_only(args.only)

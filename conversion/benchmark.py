@@ -1,8 +1,8 @@
 """A latency benchmark modelled on trtexec: warm up for a time, then time at least N runs and a duration.
 
 Reports what trtexec reports: min, mean, median, p90/p95/p99, max, throughput, the coefficient of variation,
-warm-up and iteration counts. Statistics come from `ci.measurements` (p95 through its `percentile`).
-No torch here: it runs any `conversion.engines` engine, on a Jetson too.
+warm-up and iteration counts. Statistics come from `hilci.results.measurements` (p95 through its `percentile`).
+No torch here: it runs any `hilci.conversion.engines` engine, on a Jetson too.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ci.measurements import Stats, percentile
-from ci.settings import as_dict
-from conversion.settings import BenchmarkSettings  # typed with the other hilci.yaml sections
+from hilci.conversion.settings import BenchmarkSettings  # typed with the other hilci.yaml sections
+from hilci.results.measurements import Stats, percentile
+from hilci.util.settings import as_dict
 
 MAX_SAMPLES_IN_JSON = 5000
 

@@ -18,8 +18,8 @@ def register(subparsers) -> None:
 
 def trace_command(args) -> int:
     """Exit 0 when every artifact and input matches its manifest, 1 when something changed or is missing."""
-    from ci.stage import UsageError
-    from conversion import manifest, trace
+    from hilci.conversion import manifest, trace
+    from hilci.errors import UsageError
 
     root = Path(args.root or os.environ.get("HILCI_ROOT") or Path.cwd())
     artifact = Path(args.artifact)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ci.extras import require
+from hilci.util.extras import require
 
 MIN_OPSET = 13
 RULES = ("opset", "int8", "zero-point", "scale-positive", "weight-scale", "activation-scale", "pair")

@@ -19,10 +19,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ci.digest import sha256_file, sha256_json  # noqa: F401 - part of the manifest API
-from ci.provenance import git
-from ci.settings import SettingsError, build, integer, mapping, settings, text
-from ci.versions import installed_versions
+from hilci.errors import SettingsError
+from hilci.util.digest import sha256_file, sha256_json  # noqa: F401 - part of the manifest API
+from hilci.util.provenance import git
+from hilci.util.settings import build, integer, mapping, settings, text
+from hilci.util.versions import installed_versions
 
 SUFFIX = ".manifest.json"
 FORMAT = 1

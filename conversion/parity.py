@@ -55,7 +55,7 @@ def compare(reference: np.ndarray, actual: np.ndarray, *, atol: float = 1e-3, rt
 
 def output_step(model) -> np.ndarray | None:
     """Per-channel quantization step of the graph output, from the DQ scales feeding its producer."""
-    from conversion.lint import constants
+    from hilci.conversion.lint import constants
 
     graph = model.graph
     values = constants(graph)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from conversion.train import TrainSettings, fit, seed_everything
+from hilci.conversion.train import TrainSettings, fit, seed_everything
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "logits"

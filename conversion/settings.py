@@ -1,13 +1,14 @@
 """The model stages' sections of hilci.yaml (`train`, `quantize`, `convert`) as typed settings classes.
 
-Each class declares its fields' types, ranges and defaults (`ci.settings`); `ci.config` reads hilci.yaml
+Each class declares its fields' types, ranges and defaults (`hilci.util.settings`); `hilci.pipeline.config` reads hilci.yaml
 through them before any stage runs, so `train.epochz` or `warmup_s: null` is one line naming the file and the
 field, not a traceback minutes into a run. No torch here: a Jetson validates `convert` with the core install.
 """
 
 from __future__ import annotations
 
-from ci.settings import SettingsError, integer, mapping, nearest, nested, number, settings, text
+from hilci.errors import SettingsError
+from hilci.util.settings import integer, mapping, nearest, nested, number, settings, text
 
 BUDGETS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms")
 HOUR_S = 3600.0
@@ -70,8 +71,8 @@ class ConvertSettings:
     """Engine build, parity and benchmark, with the parity and latency gates."""
 
     backend: str = text("auto", choices=("auto", "onnxruntime", "tensorrt"))
-    onnxruntime: dict = mapping(help="ONNX Runtime engine settings (checked by conversion.engines.onnxruntime)")
-    tensorrt: dict = mapping(help="TensorRT builder settings (checked by conversion.engines.tensorrt)")
+    onnxruntime: dict = mapping(help="ONNX Runtime engine settings (checked by hilci.conversion.engines.onnxruntime)")
+    tensorrt: dict = mapping(help="TensorRT builder settings (checked by hilci.conversion.engines.tensorrt)")
     min_parity: float = number(0.995, ge=0, le=1)
     atol: float = number(0.001, ge=0, le=1e6)
     rtol: float = number(0.001, ge=0, le=1e6)
@@ -81,7 +82,7 @@ class ConvertSettings:
     def check(self, file: object) -> None:
         """The engines' own settings: names checked against each backend's (values at build, where the backend
         knows its capabilities). Imports no engine runtime."""
-        from conversion.engines import onnxruntime, tensorrt
+        from hilci.conversion.engines import onnxruntime, tensorrt
 
         for name, module in (("onnxruntime", onnxruntime), ("tensorrt", tensorrt)):
             known = tuple(module.SETTINGS)

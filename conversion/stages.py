@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ci.extras import ensure
-from ci.measurements import distribution, measure
-from ci.settings import as_dict
-from ci.stage import StageContext, StageError
-from conversion import manifest
-from conversion.settings import ConvertSettings
+from hilci.conversion import manifest
+from hilci.conversion.settings import ConvertSettings
+from hilci.errors import StageError
+from hilci.results.measurements import distribution, measure
+from hilci.stage.run import StageContext
+from hilci.util.extras import ensure
+from hilci.util.settings import as_dict
 
 CHECKPOINT = "artifacts/train/model.pt"
 QDQ_MODEL = "artifacts/quantize/model.onnx"
@@ -41,10 +42,10 @@ def _write_json(path: Path, value: Any) -> Path:
 
 def train(ctx: StageContext) -> None:
     """FP32 training of the example model; gate: test accuracy."""
-    cfg = ctx.config  # validated by conversion.settings.TrainSettings before the stage started
+    cfg = ctx.config  # validated by hilci.conversion.settings.TrainSettings before the stage started
     ensure("torch", "sklearn")  # one line naming the extra, not a traceback, when one is missing
-    from conversion import train as tr
-    from conversion.data import load_splits
+    from hilci.conversion import train as tr
+    from hilci.conversion.data import load_splits
 
     start = time.perf_counter()
     try:
@@ -67,13 +68,13 @@ def train(ctx: StageContext) -> None:
 
 def quantize(ctx: StageContext) -> None:
     """PTQ and QAT with modelopt, Q/DQ ONNX export and lint, ORT-vs-PyTorch parity; gates: drop, lint, parity."""
-    cfg = ctx.config  # validated by conversion.settings.QuantizeSettings (opset >= 13: Q/DQ per channel)
+    cfg = ctx.config  # validated by hilci.conversion.settings.QuantizeSettings (opset >= 13: Q/DQ per channel)
     ensure("torch", "modelopt", "onnx", "onnxruntime", "sklearn")
-    from conversion import lint, parity
-    from conversion import quantize as q
-    from conversion import train as tr
-    from conversion.data import load_splits
-    from conversion.engines import load_engine
+    from hilci.conversion import lint, parity
+    from hilci.conversion import quantize as q
+    from hilci.conversion import train as tr
+    from hilci.conversion.data import load_splits
+    from hilci.conversion.engines import load_engine
 
     start = time.perf_counter()
     ckpt_path = ctx.root / CHECKPOINT
@@ -149,18 +150,18 @@ def _stored_engine(ctx: StageContext, onnx_path: Path, backend: str, options: di
     here (with the GPU's stored TensorRT timing cache) and stored; says which."""
     import platform
 
-    from ci.store.engines import EngineStore, engine_key, timing_key
-    from conversion.engines import TENSORRT
+    from hilci.conversion.engines import TENSORRT
+    from hilci.store.engines import EngineStore, engine_key, timing_key
 
     if backend == TENSORRT:
-        from conversion.engines import tensorrt as impl
+        from hilci.conversion.engines import tensorrt as impl
 
         version, (gpu, _cuda) = impl.import_tensorrt().__version__, impl.device_properties()
         device = f"{ctx.board}/{(gpu or {}).get('name', 'gpu')}"
     else:
         import onnxruntime
 
-        from conversion.engines import onnxruntime as impl
+        from hilci.conversion.engines import onnxruntime as impl
 
         version, device = onnxruntime.__version__, f"{ctx.board}/{platform.machine()}"
     key = engine_key(backend=backend, runtime_version=version, device=device, onnx_sha256=manifest.sha256_file(
@@ -193,8 +194,8 @@ def _stored_engine(ctx: StageContext, onnx_path: Path, backend: str, options: di
 
 def convert(ctx: StageContext) -> None:
     """Engine build (TensorRT where installed, else ONNX Runtime), parity and benchmark; gates: parity, latency."""
-    from conversion import benchmark, lint, parity
-    from conversion.engines import (
+    from hilci.conversion import benchmark, lint, parity
+    from hilci.conversion.engines import (
         ONNXRUNTIME,
         TENSORRT,
         available_backends,

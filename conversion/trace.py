@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conversion import manifest
+from hilci.conversion import manifest
 
 OK, CHANGED, MISSING = "ok", "CHANGED", "missing"
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ci.stage_progress import report_progress
-from conversion.model import DigitNet
+from hilci.conversion.model import DigitNet
+from hilci.stage.progress import report_progress
 
 
 @dataclass(frozen=True)

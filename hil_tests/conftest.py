@@ -20,7 +20,7 @@ def hil_engine(hil_rig):
 
     def load():
         path = hil_rig.engine_path()
-        from conversion.engines import load_engine
+        from hilci.conversion.engines import load_engine
 
         try:
             return load_engine(path)

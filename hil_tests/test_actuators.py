@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from ci.hil.drivers.base import DeviceError
-from ci.hil.drivers.servo import hw_error_text
-from ci.measurements import distribution, measure
+from hilci.hil.drivers.base import DeviceError
+from hilci.hil.drivers.servo import hw_error_text
+from hilci.results.measurements import distribution, measure
 
 pytestmark = pytest.mark.actuator
 measures = pytest.mark.measures

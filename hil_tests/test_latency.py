@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from ci.hil.drivers.base import DeviceError
-from ci.hil.frames import FrameSource, to_input
-from ci.measurements import distribution
+from hilci.hil.drivers.base import DeviceError
+from hilci.hil.frames import FrameSource, to_input
+from hilci.results.measurements import distribution
 
 pytestmark = pytest.mark.latency
 

@@ -5,8 +5,8 @@ What every streaming sensor shares is written once in `StreamSuite`; each kind's
 
 import pytest
 
-from ci.hil import checks
-from ci.measurements import measure
+from hilci.hil import checks
+from hilci.results.measurements import measure
 
 pytestmark = pytest.mark.sensor
 measures = pytest.mark.measures

@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from ci.measurements import measure
-from ci.model import Board, Pipeline, Stage
+from hilci.pipeline.model import Board, Pipeline, Stage
+from hilci.results.measurements import measure
 
 
 def behave(ctx) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 import grpc
 import yaml
 
-from ci.hil.emulators.process import RigEmulators
-from ci.hil.rig import load_rig
-from ci.kube.deviceplugin import api_pb2, api_pb2_grpc
+from hilci.hil.emulators.process import RigEmulators
+from hilci.hil.rig import load_rig
+from hilci.kube.deviceplugin import api_pb2, api_pb2_grpc
 
 ROBOT = {  # the emulated robot each rig stands for: IMU, GNSS and one servo
     "imu": {"driver": "imu", "baud": 921600, "rate_hz": 200},

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci import junit
-from ci.hil.emulators.process import EmulatorHandle, start, wait_for
-from ci.hil.rig import load_rig
+from hilci.hil.emulators.process import EmulatorHandle, start, wait_for
+from hilci.hil.rig import load_rig
+from hilci.results import junit
 
 ROOT = Path(__file__).resolve().parents[1]
 
 SUITE = '''
 import os, time, pytest
-from ci.measurements import measure
+from hilci.results.measurements import measure
 pytestmark = pytest.mark.actuator
 
 def test_first(servo, gate):
@@ -114,7 +114,7 @@ def _assert_aborted_cleanly(junit_file: Path, tmp_path: Path, sig: signal.Signal
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_abort_of_hilci_stage_hil_keeps_results_and_leaves_the_servo_safe(project, tmp_path, sig):
     proj, handle = project
-    proc = subprocess.Popen([sys.executable, "-m", "ci", "stage", "hil", "--rig", str(proj / "rig.yaml")],
+    proc = subprocess.Popen([sys.executable, "-m", "hilci", "stage", "hil", "--rig", str(proj / "rig.yaml")],
                             cwd=proj, env=hold_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     motor = lambda: handle.command({"cmd": "state"})["motors"]["1"]  # noqa: E731
@@ -125,7 +125,7 @@ def test_abort_of_hilci_stage_hil_keeps_results_and_leaves_the_servo_safe(projec
 
 def test_abort_of_hilci_run_reaches_the_stage_and_its_pytest(project, tmp_path):
     proj, handle = project
-    proc = subprocess.Popen([sys.executable, "-m", "ci", "run", "--only", "hil", "--rig", str(proj / "rig.yaml")],
+    proc = subprocess.Popen([sys.executable, "-m", "hilci", "run", "--only", "hil", "--rig", str(proj / "rig.yaml")],
                             cwd=proj, env=hold_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     motor = lambda: handle.command({"cmd": "state"})["motors"]["1"]  # noqa: E731
@@ -141,7 +141,7 @@ def test_abort_of_the_build_stage_keeps_its_unit_tests(tmp_path):
     (proj / "tests").mkdir(parents=True)
     (proj / "tests" / "test_unit.py").write_text(SLOW_UNIT_TESTS)
     (tmp_path / "tmp").mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "ci", "stage", "build"], cwd=proj, env=hold_env(tmp_path, proj),
+    proc = subprocess.Popen([sys.executable, "-m", "hilci", "stage", "build"], cwd=proj, env=hold_env(tmp_path, proj),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     marker = tmp_path / "holding"
     if not wait_for(marker.exists, 120, interval=0.05):
@@ -166,7 +166,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_an_abort_waits_for_a_torque_off_in_progress():
-    from ci.pytest_interrupt import InterruptGuard, Terminated, uninterrupted
+    from hilci.stage.interrupt import InterruptGuard, Terminated, uninterrupted
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     InterruptGuard().install()
@@ -188,7 +188,7 @@ def test_abort_on_an_emulated_rig_leaves_no_folder_and_no_process(project, tmp_p
     proj, _ = project
     (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "sim", "emulate": True, "devices": {
         "servo": {"driver": "servo", "baud": 1000000}}}))
-    proc = subprocess.Popen([sys.executable, "-m", "ci", "stage", "hil", "--rig", str(proj / "rig.yaml")],
+    proc = subprocess.Popen([sys.executable, "-m", "hilci", "stage", "hil", "--rig", str(proj / "rig.yaml")],
                             cwd=proj, env=hold_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     marker = tmp_path / "holding"

@@ -16,12 +16,12 @@ import dynamixel_sdk as dxl
 import pytest
 import yaml
 
-from ci import junit
-from ci.hil import hostclock
-from ci.hil.emulators.process import start
-from ci.hil.hostclock import HostClock, HostLatency, Sampler, excess_ms, judge
-from ci.hil.rig import load_rig
-from ci.measurements import FAIL, INCONCLUSIVE, PASS, distribution, measure, parse_properties
+from hilci.hil import hostclock
+from hilci.hil.emulators.process import start
+from hilci.hil.hostclock import HostClock, HostLatency, Sampler, excess_ms, judge
+from hilci.hil.rig import load_rig
+from hilci.results import junit
+from hilci.results.measurements import FAIL, INCONCLUSIVE, PASS, distribution, measure, parse_properties
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ def test_judge_marks_what_the_host_explains_inconclusive_and_keeps_the_rest_fail
 
 
 def test_servo_driver_retries_a_missing_status_packet_only_when_told(tmp_path):
-    from ci.hil.drivers.servo import ServoDriver
+    from hilci.hil.drivers.servo import ServoDriver
 
     class Port:  # nothing late on the line: the drain after a timeout finds it quiet
         def getBytesAvailable(self):  # noqa: N802 - the SDK's spelling
@@ -126,8 +126,8 @@ def test_servo_driver_retries_a_missing_status_packet_only_when_told(tmp_path):
 
 
 def test_an_answer_of_the_wrong_size_is_a_device_error_never_a_wrong_value(tmp_path):
-    from ci.hil.drivers.base import DeviceError
-    from ci.hil.drivers.servo import ServoDriver
+    from hilci.hil.drivers.base import DeviceError
+    from hilci.hil.drivers.servo import ServoDriver
 
     class Port:
         def getBytesAvailable(self):  # noqa: N802 - the SDK's spelling
@@ -264,7 +264,7 @@ def test_hilci_run_counts_inconclusive_verdicts_in_its_summary(tmp_path):
                                                    "devices": {"servo": SERVO}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HILCI_")}
     env.update({hostclock.LATE_ENV: "80", "HILCI_ROOT": str(proj), "CI": "1"})
-    proc = subprocess.run([sys.executable, "-m", "ci", "run", "--only", "hil", "--rig", "rig.yaml", "--no-cache"],
+    proc = subprocess.run([sys.executable, "-m", "hilci", "run", "--only", "hil", "--rig", "rig.yaml", "--no-cache"],
                           cwd=proj, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith("hil "))
@@ -273,7 +273,7 @@ def test_hilci_run_counts_inconclusive_verdicts_in_its_summary(tmp_path):
 
 
 def test_run_queue_watch_measures_how_long_the_processes_under_test_were_held_up(tmp_path):
-    from ci.hil.hostclock import RunQueueWatch
+    from hilci.hil.hostclock import RunQueueWatch
 
     watch = RunQueueWatch()
     stats = {}

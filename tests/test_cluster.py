@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ci import cli
-from ci.kube.cluster import GPU, RIG, collect, format_view
+from hilci import cli
+from hilci.kube.cluster import collect, format_view
+from hilci.kube.resources import GPU, RIG
 from tests.kube_standin import kube  # noqa: F401 - the fixture
 
 NS = "hilci-ci"

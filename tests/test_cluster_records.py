@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ci import cli
-from ci.kube.cluster import GPU, RIG, format_records, parse_period, records
-from ci.kube.usage import Hold, busy_share, overlaps
+from hilci import cli
+from hilci.kube.cluster import format_records, parse_period, records
+from hilci.kube.resources import GPU, RIG
+from hilci.kube.usage import Hold, busy_share, overlaps
 from tests.kube_standin import kube  # noqa: F401 - the fixture
 
 NS = "hilci-ci"

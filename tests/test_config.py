@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci import cli, config
-from ci.commands import find_root
-from ci.definition import PIPELINE
-from ci.model import DefinitionError, Pipeline, Stage
-from ci.stage import UsageError
+from hilci import cli
+from hilci.errors import DefinitionError, UsageError
+from hilci.example import PIPELINE
+from hilci.pipeline import config
+from hilci.pipeline.model import Pipeline, Stage
+from hilci.pipeline.project import find_root
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_RIG = ROOT / "hil_tests" / "rigs" / "sim.yaml"
@@ -37,7 +38,7 @@ def project(tmp_path: Path, hilci_yaml: str | bytes | None) -> Path:
 
 def run(root: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("HILCI_ROOT", "HILCI_PIPELINE")}
-    return subprocess.run([sys.executable, "-m", "ci", "run", *args], cwd=cwd or root, env=env,
+    return subprocess.run([sys.executable, "-m", "hilci", "run", *args], cwd=cwd or root, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -147,15 +148,15 @@ def test_only_at_or_after_from_is_fine():
 
 
 def _stage(**kw) -> Stage:
-    return Stage(**{"name": "x", "pod": "cpu", "does": "x", "entry": "ci.stages:build", **kw})
+    return Stage(**{"name": "x", "pod": "cpu", "does": "x", "entry": "hilci.builtin.stages:build", **kw})
 
 
 @pytest.mark.parametrize(("kw", "message"), [
-    ({"entry": "ci.stages:buidl"}, "entry 'ci.stages:buidl': ci.stages defines no buidl"),
-    ({"entry": "ci.stagez:build"}, "entry 'ci.stagez:build': no module ci.stagez"),
+    ({"entry": "hilci.builtin.stages:buidl"}, "entry 'hilci.builtin.stages:buidl': hilci.builtin.stages defines no buidl"),
+    ({"entry": "hilci.stagez:build"}, "entry 'hilci.stagez:build': no module hilci.stagez"),
     ({"entry": "nopackage.sub:build"}, "no module nopackage.sub"),
-    ({"entry": "ci.stages"}, "is not 'module:function'"),
-    ({"settings": "conversion.settings:TrainSetings"}, "conversion.settings defines no TrainSetings"),
+    ({"entry": "hilci.builtin.stages"}, "is not 'module:function'"),
+    ({"settings": "hilci.conversion.settings:TrainSetings"}, "hilci.conversion.settings defines no TrainSetings"),
 ])
 def test_validate_resolves_every_entry_without_importing_it(kw, message):
     with pytest.raises(DefinitionError, match=message):
@@ -163,15 +164,15 @@ def test_validate_resolves_every_entry_without_importing_it(kw, message):
 
 
 def test_validating_the_definition_imports_no_stage_body():
-    code = ("import sys; from ci.definition import PIPELINE; PIPELINE.validate(); "
-            "print(sorted(m for m in ('torch', 'conversion.stages', 'ci.stages', 'ci.hil.stage') if m in sys.modules))")
+    code = ("import sys; from hilci.example import PIPELINE; PIPELINE.validate(); "
+            "print(sorted(m for m in ('torch', 'hilci.conversion.stages', 'hilci.builtin.stages', 'hilci.builtin.hil') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
 def test_manifest_with_wrong_typed_fields_is_one_line(tmp_path, capsys, monkeypatch):
-    from conversion import manifest
+    from hilci.conversion import manifest
 
     art = tmp_path / "engine.onnx"
     art.write_bytes(b"x")

@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 import pytest
 
-from conversion import benchmark, parity
-from conversion.engines import load_engine
+from hilci.conversion import benchmark, parity
+from hilci.conversion.engines import load_engine
 from tests.test_conversion_lint import qdq_model
 
 
@@ -62,7 +62,7 @@ def test_run_on_a_real_engine_writes_json(tmp_path):
 
 
 def test_settings_name_bad_fields():
-    from ci.settings import build
+    from hilci.util.settings import build
 
     def read(data):
         return build(benchmark.BenchmarkSettings, data, file="hilci.yaml", prefix="convert.benchmark.")

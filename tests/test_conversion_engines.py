@@ -12,9 +12,9 @@ import numpy as np
 import onnx
 import pytest
 
-from conversion import manifest
-from conversion.engines import EngineError, build_engine, load_engine
-from conversion.engines import tensorrt as trt_backend
+from hilci.conversion import manifest
+from hilci.conversion.engines import EngineError, build_engine, load_engine
+from hilci.conversion.engines import tensorrt as trt_backend
 from tests.test_conversion_lint import qdq_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,9 +93,9 @@ def test_tensorrt_asked_without_it_is_one_clear_error(model_path, tmp_path, monk
 def test_engine_modules_import_neither_torch_nor_modelopt(model_path):
     code = (
         "import sys, numpy as np\n"
-        "import conversion.engines.tensorrt, conversion.benchmark, conversion.lint, conversion.parity\n"
-        "import conversion.manifest, conversion.trace, conversion.cli, conversion.data\n"
-        "from conversion.engines import load_engine, build_engine\n"
+        "import hilci.conversion.engines.tensorrt, hilci.conversion.benchmark, hilci.conversion.lint, hilci.conversion.parity\n"
+        "import hilci.conversion.manifest, hilci.conversion.trace, hilci.conversion.cli, hilci.conversion.data\n"
+        "from hilci.conversion.engines import load_engine, build_engine\n"
         f"e = load_engine({str(model_path)!r}); e.run(np.zeros((1, 1, 4, 4), np.float32))\n"
         "print(sorted(m for m in ('torch', 'modelopt') if m in sys.modules))\n"
     )

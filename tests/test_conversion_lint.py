@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conversion import lint
+from hilci.conversion import lint
 
 
 def qdq_model(*, opset: int = 17, act_zero: int = 0, zero_dtype=np.int8, omit_zero: bool = False,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ci import cli
-from conversion import manifest, trace
+from hilci import cli
+from hilci.conversion import manifest, trace
 
 
 def _chain(tmp_path):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ci.definition import PIPELINE
-from ci.model import Board, DefinitionError, Pipeline, Stage
+from hilci.errors import DefinitionError
+from hilci.example import PIPELINE
+from hilci.pipeline.model import Board, Pipeline, Stage
 
 REPO = Path(__file__).resolve().parents[1]
 

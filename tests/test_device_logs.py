@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from ci import junit
-from ci.hil.devicelog import MAX_LINE_CHARS, MAX_LINES, TrafficLog, log_path
+from hilci.hil.devicelog import MAX_LINE_CHARS, MAX_LINES, TrafficLog, log_path
+from hilci.results import junit
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = {
@@ -96,7 +96,7 @@ def test_hilci_run_keeps_the_device_log_with_the_stage_and_the_report_links_it(t
                                                    "devices": {"gnss": DEVICES["gnss"]}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HILCI_")}
     env.update({"HILCI_ROOT": str(proj), "CI": "1"})
-    proc = subprocess.run([sys.executable, "-m", "ci", "run", "--only", "hil", "--rig", "rig.yaml", "--no-cache"],
+    proc = subprocess.run([sys.executable, "-m", "hilci", "run", "--only", "hil", "--rig", "rig.yaml", "--no-cache"],
                           cwd=proj, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     case = next(c for c in junit.read_cases(proj / "reports" / "junit.xml") if c.name == "test_data_valid[gnss]")

@@ -15,9 +15,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from ci.hil.emulators.process import start
-from ci.hil.locks import DeviceLock
-from ci.hil.rig import load_rig
+from hilci.hil.emulators.process import start
+from hilci.hil.locks import DeviceLock
+from hilci.hil.rig import load_rig
 from tests.kubelet_standin import KubeletStandIn, wire_emulated_rig
 from tests.scratch import child_env
 from tests.test_hil_emulate import Lines
@@ -27,10 +27,10 @@ HEALTH_BOUND_S = 15.0  # the goal is 10 s (benchmarks/cluster.py measures it); t
 
 
 class PluginProcess:
-    """`python -m ci deviceplugin ...`, its log read line by line (waits bounded) as `hilci emulate`'s test does."""
+    """`python -m hilci deviceplugin ...`, its log read line by line (waits bounded) as `hilci emulate`'s test does."""
 
     def __init__(self, args: list[str]):
-        self.proc = subprocess.Popen([sys.executable, "-m", "ci", "deviceplugin", *args], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "hilci", "deviceplugin", *args], cwd=ROOT,
                                      env=child_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.log = Lines(self.proc)
@@ -107,7 +107,7 @@ def test_registers_and_follows_the_rig_s_health_through_an_emulator_stop_and_res
 
 
 def test_bad_command_lines_are_one_line_and_exit_2(tmp_path, capsys):
-    from ci import cli
+    from hilci import cli
 
     assert cli.main(["deviceplugin", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.strip() == f"hilci: error: {tmp_path / 'nowhere'}: no such rig file or folder"

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ci import doctor, extras
-from ci.definition import PIPELINE
-from ci.model import Stage
+from hilci import doctor
+from hilci.example import PIPELINE
+from hilci.pipeline.model import Stage
+from hilci.util import extras
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ def bare_path(tmp_path: Path) -> str:
 def hilci(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("HILCI_ROOT", "HILCI_PIPELINE")}
     env["PATH"] = bare_path(tmp_path)
-    return subprocess.run([sys.executable, "-m", "ci", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hilci", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -64,7 +65,7 @@ def test_run_refuses_to_start_without_groovy(tmp_path):
 def test_doctor_passes_here():
     if not all(doctor.is_installed(t) for s in PIPELINE.stages for t in s.needs_tools):
         pytest.skip("this machine lacks a tool; the test above shows what doctor says then")
-    proc = subprocess.run([sys.executable, "-m", "ci", "doctor"], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "hilci", "doctor"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "groovy" in proc.stdout
@@ -100,7 +101,7 @@ def test_a_package_broken_inside_keeps_its_own_error(tmp_path, monkeypatch):
 
 
 def test_the_onnxruntime_engine_names_the_extra(monkeypatch, tmp_path):
-    from conversion.engines import load_engine
+    from hilci.conversion.engines import load_engine
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     model = tmp_path / "m.onnx"
@@ -112,14 +113,14 @@ def test_the_onnxruntime_engine_names_the_extra(monkeypatch, tmp_path):
 def test_a_stage_without_its_package_is_one_line_in_its_junit(tmp_path):
     """`hilci stage train` where torch is missing (as Jenkins runs it, with no preflight): exit 2, one line
     naming the extra, in the output and in the stage's JUnit, no traceback."""
-    from ci import junit
+    from hilci.results import junit
 
     blocker = tmp_path / "block"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
     env = {k: v for k, v in os.environ.items() if k not in ("HILCI_ROOT", "HILCI_PIPELINE")}
     env.update(PYTHONPATH=str(blocker), HILCI_ROOT=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "ci", "stage", "train"], cwd=tmp_path, env=env,
+    proc = subprocess.run([sys.executable, "-m", "hilci", "stage", "train"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "ERROR torch is missing: pip install 'hilci[train]'" in proc.stdout

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import junit
-from ci.store.gates import HIGHER, LOWER, NEUTRAL, GateSettings, direction_of, judge, t_quantile
+from hilci.pipeline.sections import HIGHER, LOWER, NEUTRAL, GateSettings
+from hilci.results import junit
+from hilci.store.gates import direction_of, judge, t_quantile
 from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD
 from tests.test_store_cache import hilci
@@ -87,8 +88,8 @@ def test_the_t_quantile_is_close_to_the_tables():
 ])
 def test_bad_gate_settings_name_the_field(tmp_path: Path, bad, message):
     """Read as every hilci.yaml section is: one line naming the file and the dotted field."""
-    from ci.config import read
-    from ci.definition import PIPELINE
+    from hilci.example import PIPELINE
+    from hilci.pipeline.config import read
 
     (tmp_path / "hilci.yaml").write_text(f"regressions:\n  {bad}\n")
     _, problems = read(tmp_path, PIPELINE)
@@ -130,8 +131,8 @@ def test_hilci_run_fails_on_a_regression_and_says_it(tmp_path: Path):
 @pytest.mark.parametrize("emulated, status", [(True, "inconclusive"), (False, "regression")])
 def test_timing_on_an_emulated_rig_is_reported_not_gated(tmp_path: Path, emulated: bool, status: str):
     """A busy shared host stretches an emulated rig's timing: a jump there is inconclusive; a real rig is gated."""
-    from ci.store import history
-    from ci.store.session import StoreSession
+    from hilci.store import history
+    from hilci.store.session import StoreSession
     from tests.fixture_pipelines import PIPELINE
 
     root = make_project(tmp_path / "p", GOOD)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.hil.faults import FaultError, parse_fault
-from ci.hil.rig import RigError, load_rig
+from hilci.hil.faults import FaultError, parse_fault
+from hilci.hil.rig import RigError, load_rig
 from tests.scratch import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,10 +139,10 @@ def test_a_bad_rig_is_one_line_in_pytest_in_the_stage_and_in_emulate(tmp_path):
     pytest_run = run(["-m", "pytest", "hil_tests", "--rig", str(path), "-q", "-p", "no:cacheprovider"])
     assert pytest_run.returncode == 4, pytest_run.stdout + pytest_run.stderr
     one_line_error(pytest_run, *where)
-    stage = run(["-m", "ci", "stage", "hil", "--rig", str(path)])
+    stage = run(["-m", "hilci", "stage", "hil", "--rig", str(path)])
     assert stage.returncode == 2, stage.stdout + stage.stderr
     one_line_error(stage, *where)
-    emulate = run(["-m", "ci", "emulate", str(path), "--for", "1"])
+    emulate = run(["-m", "hilci", "emulate", str(path), "--for", "1"])
     assert emulate.returncode == 2, emulate.stdout + emulate.stderr
     one_line_error(emulate, "hilci: error:", *where)
 
@@ -160,6 +160,6 @@ def test_bad_faults_on_the_command_line_are_usage_errors(tmp_path):
         proc = run([*base, "--hil-fault", fault])
         assert proc.returncode == 4, (fault, proc.stdout + proc.stderr)
         one_line_error(proc, message)
-    emulate = run(["-m", "ci", "emulate", str(path), "--fault", "imu:rate_drop:rate_hz=-5", "--for", "1"])
+    emulate = run(["-m", "hilci", "emulate", str(path), "--fault", "imu:rate_drop:rate_hz=-5", "--for", "1"])
     assert emulate.returncode == 2, emulate.stdout + emulate.stderr
     one_line_error(emulate, "hilci: error: --fault imu:rate_drop:rate_hz=-5: rate_hz: expected a number > 0")

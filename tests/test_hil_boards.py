@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from junitparser import JUnitXml
 
-from ci.junit import merge
+from hilci.results.junit import merge
 from tests.scratch import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def test_two_boards_merged_are_distinct_testcases_in_jenkins(tmp_path):
 def test_a_matrix_stage_on_two_boards_keeps_two_testcases_per_check(tmp_path, monkeypatch):
     """`convert` runs per board like `hil`: its gates' classnames carry the board, its suite the rig, board,
     commit and host, so Jenkins's merged view keeps one testcase per board."""
-    from ci.stage import junit_path, run_stage
+    from hilci.stage.run import junit_path, run_stage
     from tests.fixture_pipelines import RIGGED, make_project
 
     root = make_project(tmp_path / "proj", "probe: {}\n")

@@ -46,7 +46,7 @@ def test_emulate_serves_mavutil_takes_fault_commands_and_stops_on_ctrl_c(tmp_pat
     rig = tmp_path / "rig.yaml"
     rig.write_text(yaml.safe_dump({"name": "desk", "emulate": True, "devices": {
         "imu": {"driver": "imu", "baud": 921600, "rate_hz": 200}}}))
-    proc = subprocess.Popen([sys.executable, "-m", "ci", "emulate", str(rig)], cwd=ROOT, env=child_env(PYTHONUNBUFFERED="1"),
+    proc = subprocess.Popen([sys.executable, "-m", "hilci", "emulate", str(rig)], cwd=ROOT, env=child_env(PYTHONUNBUFFERED="1"),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = Lines(proc)
     try:

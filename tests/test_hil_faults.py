@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.junit import read_cases
+from hilci.results.junit import read_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 

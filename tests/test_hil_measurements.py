@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from ci.junit import read_cases
-from ci.measurements import UNSET, Declared, measure, replace_properties
+from hilci.results.junit import read_cases
+from hilci.results.measurements import UNSET, Declared, measure, replace_properties
 from tests.scratch import child_env
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.definition import PIPELINE
-from ci.junit import read_cases
-from ci.stage import run_stage
+from hilci.example import PIPELINE
+from hilci.results.junit import read_cases
+from hilci.stage.run import run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 

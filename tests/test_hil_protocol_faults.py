@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from ci.hil.drivers import driver_for
-from ci.hil.emulators.process import RigEmulators
-from ci.hil.rig import load_rig
+from hilci.hil.drivers import driver_for
+from hilci.hil.emulators.process import RigEmulators
+from hilci.hil.rig import load_rig
 
 
 def emulated(tmp_path: Path, devices: dict):

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.hil.kinds import ImuSettings, ServoSettings
-from ci.hil.registry import ACTUATOR, SENSOR, DeviceKind, DeviceSettings, KindError, kinds, register
-from ci.junit import read_cases
+from hilci.hil.kinds import ImuSettings, ServoSettings
+from hilci.hil.registry import ACTUATOR, SENSOR, DeviceKind, DeviceSettings, KindError, kinds, register
+from hilci.results.junit import read_cases
 from tests.scratch import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 THERMO_TEST = '''
 import pytest
 
-from ci.hil import checks
+from hilci.hil import checks
 
 pytestmark = pytest.mark.sensor
 

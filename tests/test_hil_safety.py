@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.hil.emulators.process import start, wait_for
-from ci.hil.locks import DeviceBusy, DeviceLock
-from ci.hil.rig import load_rig
+from hilci.hil.emulators.process import start, wait_for
+from hilci.hil.locks import DeviceBusy, DeviceLock
+from hilci.hil.rig import load_rig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_lock_waiter_names_the_holder(tmp_path):
     port = str(tmp_path / "ttyFAKE")
     Path(port).write_text("")
     with DeviceLock(port, "imu at " + port, folder=tmp_path):
-        code = ("import sys; from pathlib import Path; from ci.hil.locks import DeviceLock, DeviceBusy\n"
+        code = ("import sys; from pathlib import Path; from hilci.hil.locks import DeviceLock, DeviceBusy\n"
                 f"try:\n    DeviceLock({port!r}, 'imu at {port}', timeout=0.3, folder=Path({str(tmp_path)!r})).acquire()\n"
                 "except DeviceBusy as e:\n    print(e); sys.exit(3)\n")
         proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)

@@ -1,5 +1,5 @@
 """Bad input: a malformed rig or a missing --rig is one usage error naming the file and field; the plugin stays
-silent for sessions without HIL tests; ci.hil imports neither torch, kubernetes nor jenkins."""
+silent for sessions without HIL tests; hilci.hil imports neither torch, kubernetes nor jenkins."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.hil.faults import FaultError, parse_fault
-from ci.hil.rig import RigError, load_rig
+from hilci.hil.faults import FaultError, parse_fault
+from hilci.hil.rig import RigError, load_rig
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {"name": "r", "emulate": False, "engine": "e.onnx", "budgets": {"loop_p99_ms": 20},
@@ -90,7 +90,7 @@ def test_bad_rig_on_the_command_line_is_a_usage_error(tmp_path):
     assert run.returncode == 4 and f"{path}: devices.imu.driver: unknown driver 'lidar'" in run.stderr
     missing = pytest_run(ROOT, str(ROOT / "hil_tests"), "--rig", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 4 and "nope.yaml: rig file not found" in missing.stderr
-    emulate = subprocess.run([sys.executable, "-m", "ci", "emulate", str(path)], cwd=ROOT, capture_output=True,
+    emulate = subprocess.run([sys.executable, "-m", "hilci", "emulate", str(path)], cwd=ROOT, capture_output=True,
                              text=True, timeout=60)
     assert emulate.returncode == 2 and "hilci: error:" in emulate.stderr and "devices.imu.driver" in emulate.stderr
     engine = pytest_run(ROOT, str(ROOT / "hil_tests"), "--rig", str(rig_file(tmp_path, GOOD)),
@@ -101,8 +101,8 @@ def test_bad_rig_on_the_command_line_is_a_usage_error(tmp_path):
 def test_ci_hil_imports_no_torch_kubernetes_or_jenkins():
     code = """
 import importlib, pkgutil, sys
-import ci.hil
-names = [m.name for m in pkgutil.walk_packages(ci.hil.__path__, 'ci.hil.') if not m.name.endswith('__main__')]
+import hilci.hil
+names = [m.name for m in pkgutil.walk_packages(hilci.hil.__path__, 'hilci.hil.') if not m.name.endswith('__main__')]
 for name in names:
     importlib.import_module(name)
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'kubernetes', 'jenkins', 'modelopt'))
@@ -123,7 +123,8 @@ def test_ci_hil_never_imports_the_model_path():
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "conversion"]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names
+                           if n.split(".")[0] == "conversion" or n.startswith("hilci.conversion")]
     assert offenders == []
 
 
@@ -135,7 +136,7 @@ def test_a_kind_the_rig_lacks_is_one_skip_saying_so(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pytest", "hil_tests/test_sensors.py", "--rig", str(rig),
                            f"--junitxml={xml}", "-q", "-p", "no:cacheprovider", "-k", "TestCamera"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
-    from ci.junit import read_cases
+    from hilci.results.junit import read_cases
 
     cases = read_cases(xml)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.store.history import RECORD_FORMAT, sparkline
+from hilci.store.history import RECORD_FORMAT, sparkline
 from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD
 from tests.test_store_cache import hilci

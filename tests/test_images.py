@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.definition import PIPELINE
+from hilci.example import PIPELINE
 
 if sys.version_info >= (3, 11):
     import tomllib

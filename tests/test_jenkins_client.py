@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from ci import cli
-from ci.jenkins.client import (
+from hilci import cli
+from hilci.errors import UsageError
+from hilci.jenkins.client import (
     Credentials,
     JenkinsClient,
     JenkinsError,
@@ -17,9 +18,8 @@ from ci.jenkins.client import (
     load_credentials,
     parse_build_ref,
 )
-from ci.junit import write_suite
-from ci.measurements import distribution, measure
-from ci.stage import UsageError
+from hilci.results.junit import write_suite
+from hilci.results.measurements import distribution, measure
 from tests.jenkins_standin import CRUMB, CRUMB_FIELD, JenkinsStandIn
 
 BRANCH = "feature/imu-rate"
@@ -41,7 +41,7 @@ def jenkins(monkeypatch, tmp_path):
 @pytest.fixture
 def hil_junit(tmp_path):
     """A HIL stage's JUnit: the IMU rate below its limit (a failing measurement), latency within budget."""
-    from ci.junit import make_case
+    from hilci.results.junit import make_case
 
     rate = measure("imu.rate", 188.2, "Hz", low=196.0, high=204.0, nominal="200 Hz ±2%")
     latency = distribution("imu.latency", [1.0, 1.1, 1.2, 1.3, 1.25], "ms", high=2.0)
@@ -198,7 +198,7 @@ def test_build_refs():
     with pytest.raises(UsageError):
         from types import SimpleNamespace
 
-        from ci.jenkins.cli import cmd_trigger
+        from hilci.jenkins.cli import cmd_trigger
         cmd_trigger(SimpleNamespace(param=["novalue"], branch="main"))
 
 
@@ -251,7 +251,7 @@ def test_console_text_is_stripped_of_control_sequences_and_secrets(jenkins, caps
 
 
 def test_basic_auth_over_plain_http_warns_once(jenkins, capsys, monkeypatch):
-    from ci.jenkins import client as client_module
+    from hilci.jenkins import client as client_module
 
     monkeypatch.setattr(client_module, "_warned_plain_http", set())
     client(jenkins)

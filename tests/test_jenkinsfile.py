@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ci import cli
-from ci.definition import PIPELINE
-from ci.jenkins.check import JenkinsfileError, check, parse
-from ci.jenkins.jenkinsfile import render
-from ci.model import Board, Pipeline, Stage
+from hilci import cli
+from hilci.example import PIPELINE
+from hilci.jenkins.check import JenkinsfileError, check, parse
+from hilci.jenkins.jenkinsfile import render
+from hilci.pipeline.model import Board, Pipeline, Stage
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = Path(__file__).with_name("jenkinsfile_harness.groovy")
@@ -25,15 +25,15 @@ def matrix_pipeline() -> Pipeline:
     """The full shape of DESIGN.md's table: GPU stages, a Jetson matrix over two boards, a gathering report."""
     base = {s.name: s for s in PIPELINE.stages}
     stages = [
-        Stage(name="build", pod="cpu", does="wheel", entry="ci.stages:build", outputs=("dist",), archive=("dist/*.whl",)),
-        Stage(name="train", pod="gpu", does="fp32", entry="conversion.stages:train", outputs=("artifacts/train",),
+        Stage(name="build", pod="cpu", does="wheel", entry="hilci.builtin.stages:build", outputs=("dist",), archive=("dist/*.whl",)),
+        Stage(name="train", pod="gpu", does="fp32", entry="hilci.conversion.stages:train", outputs=("artifacts/train",),
               needs=("build",)),
-        Stage(name="quantize", pod="gpu", does="qat", entry="conversion.stages:quantize",
+        Stage(name="quantize", pod="gpu", does="qat", entry="hilci.conversion.stages:quantize",
               outputs=("artifacts/quantize",), needs=("train",), archive=("artifacts/quantize/*.onnx",)),
-        Stage(name="convert", pod="jetson", does="engine", entry="conversion.stages:convert", matrix=True,
+        Stage(name="convert", pod="jetson", does="engine", entry="hilci.conversion.stages:convert", matrix=True,
               outputs=("artifacts/convert",), needs=("quantize",), archive=("artifacts/convert/**",)),
-        Stage(name="hil", pod="jetson", does="hil", entry="ci.hil.stage:run", matrix=True, needs=("convert",)),
-        Stage(name="report", pod="cpu", does="report", entry="ci.stages:report", gathers=True,
+        Stage(name="hil", pod="jetson", does="hil", entry="hilci.builtin.hil:run", matrix=True, needs=("convert",)),
+        Stage(name="report", pod="cpu", does="report", entry="hilci.builtin.stages:report", gathers=True,
               archive=("reports/**",)),
     ]
     boards = PIPELINE.boards + tuple(Board(n, "hil_tests/rigs/x.yaml") for n in ("agx-orin",)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ci import junit
-from ci.local.report import StageRow, render_html, rows_from_cases, write_reports
-from ci.measurements import distribution, measure
+from hilci.report.html import StageRow, render_html, rows_from_cases, write_reports
+from hilci.results import junit
+from hilci.results.measurements import distribution, measure
 
 
 def write_stage(path: Path, stage: str, *cases) -> Path:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ci.measurements import Stats, distribution, measure, parse_properties, percentile, within_percent
+from hilci.results.measurements import (
+    Stats,
+    distribution,
+    measure,
+    parse_properties,
+    percentile,
+    within_percent,
+)
 
 
 def test_statistics_of_a_known_sample():
@@ -49,7 +56,7 @@ def test_nan_never_passes():
 
 
 def test_rates_and_intervals_from_arrival_times():
-    from ci.measurements import intervals_ms, rate_hz
+    from hilci.results.measurements import intervals_ms, rate_hz
 
     stamps = [0, 5_000_000, 10_000_000, 16_000_000]  # ns
     assert intervals_ms(stamps) == [5.0, 5.0, 6.0]

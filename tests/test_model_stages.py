@@ -7,10 +7,10 @@ import onnx
 import pytest
 import yaml
 
-from ci import junit
-from ci.definition import PIPELINE
-from ci.stage import EXIT_ERROR, EXIT_FAILED, EXIT_OK, run_stage
-from conversion import manifest, trace
+from hilci.conversion import manifest, trace
+from hilci.example import PIPELINE
+from hilci.results import junit
+from hilci.stage.run import EXIT_ERROR, EXIT_FAILED, EXIT_OK, run_stage
 from tests.test_conversion_lint import qdq_model
 
 FAST = {"train": {"epochs": 3, "batch_size": 64, "learning_rate": 0.01, "min_accuracy": 0.8},
@@ -80,7 +80,7 @@ def test_exported_model_is_qdq_and_runs_like_pytorch(pipeline_root):
     model = onnx.load(str(root / "artifacts/quantize/model.onnx"))
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("QuantizeLinear") == 7 and ops.count("DequantizeLinear") == 7
-    from conversion.engines import load_engine
+    from hilci.conversion.engines import load_engine
 
     ref = np.load(root / "artifacts/quantize/reference.npz")
     out = load_engine(root / "artifacts/convert/engine.onnx").run(ref["x"])
@@ -116,7 +116,7 @@ def _quantized(root, model=None):
     out.mkdir(parents=True)
     onnx.save(model or qdq_model(), out / "model.onnx")
     x = np.random.RandomState(0).rand(20, 1, 4, 4).astype(np.float32)
-    from conversion.engines import load_engine
+    from hilci.conversion.engines import load_engine
 
     np.savez(out / "reference.npz", x=x, y=np.zeros(20, np.int64), logits=load_engine(out / "model.onnx").run(x))
 

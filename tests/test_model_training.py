@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from conversion import train as tr
-from conversion.data import frame_to_input, load_splits, resize
-from conversion.model import DigitNet
+from hilci.conversion import train as tr
+from hilci.conversion.data import frame_to_input, load_splits, resize
+from hilci.conversion.model import DigitNet
 
 
 def test_splits_are_disjoint_deterministic_and_scaled():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ci import junit
+from hilci.results import junit
 from tests.scratch import child_env, scratch_copy
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
 def hilci(root: Path, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
     env = child_env(CI="true")
-    return subprocess.run([sys.executable, "-m", "ci", *args], cwd=root, env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hilci", *args], cwd=root, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ci.model import Pipeline, Stage
-from ci.store.keys import explain, key_for, pinned_versions
+from hilci.pipeline.model import Pipeline, Stage
+from hilci.store.keys import explain, key_for, pinned_versions
 from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD, runs
 from tests.test_store_cache import REPO, hilci
@@ -79,14 +79,14 @@ def test_a_cpu_pod_without_the_tools_computes_the_gpu_pods_key(tmp_path: Path):
     from tests.scratch import scratch_copy
 
     root = scratch_copy(tmp_path / "repo")
-    normal = hilci(root, "plan", "--json", "--jenkins", pipeline="ci.definition:PIPELINE")
+    normal = hilci(root, "plan", "--json", "--jenkins", pipeline="hilci.example:PIPELINE")
     assert normal.returncode == 0, normal.stderr
     fake = tmp_path / "fake"
     (fake / "torch").mkdir(parents=True)
     (fake / "torch" / "__init__.py").write_text("raise ImportError('no torch on this pod')\n")
     (fake / "sitecustomize.py").write_text(
         "import importlib.metadata as m\nm.version = lambda name: '0.0.0-not-what-the-gpu-pod-has'\n")
-    bare = hilci(root, "plan", "--json", "--jenkins", pipeline="ci.definition:PIPELINE",
+    bare = hilci(root, "plan", "--json", "--jenkins", pipeline="hilci.example:PIPELINE",
                  env={"PYTHONPATH": f"{fake}:{REPO}"})
     assert bare.returncode == 0, bare.stderr
     keys = {r["id"]: r["key"] for r in json.loads(normal.stdout)["stages"]}

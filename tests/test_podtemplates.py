@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci.definition import PIPELINE
-from ci.kube.podtemplates import (
+from hilci.example import PIPELINE
+from hilci.kube.podtemplates import (
     Document,
     TemplateError,
     check_file,

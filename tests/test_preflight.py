@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ci import cli
-from ci.kube.cluster import GPU, RIG
-from ci.kube.preflight import tolerates
+from hilci import cli
+from hilci.kube.preflight import tolerates
+from hilci.kube.resources import GPU, RIG
 from tests.kube_standin import kube  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ci.local.progress import LiveProgress
-from ci.model import Pipeline, Stage
-from ci.stage_progress import PROGRESS_ENV, StageProgress, progress_file, read_progress, report_progress
+from hilci.local.progress import LiveProgress
+from hilci.pipeline.model import Pipeline, Stage
+from hilci.stage.progress import PROGRESS_ENV, StageProgress, progress_file, read_progress, report_progress
 from tests.fixture_pipelines import make_project
 from tests.scratch import child_env
 
@@ -48,7 +48,7 @@ def test_the_live_line_shows_progress_inside_the_stage():
 
 
 def test_training_reports_each_epoch(tmp_path: Path, monkeypatch):
-    from conversion.train import TrainSettings, train_fp32
+    from hilci.conversion.train import TrainSettings, train_fp32
 
     target = tmp_path / "train.json"
     monkeypatch.setenv(PROGRESS_ENV, str(target))
@@ -71,7 +71,7 @@ def test_counted(n):
 def run_suite(tmp_path: Path, *args: str) -> dict:
     (tmp_path / "test_counted.py").write_text(textwrap.dedent(SUITE))
     target = tmp_path / "progress.json"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "ci.hil.summary", "-q", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "hilci.hil.summary", "-q", "-p", "no:cacheprovider",
                            *args, "test_counted.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env=child_env(PYTHONPATH=str(REPO), **{PROGRESS_ENV: str(target)}))
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -99,7 +99,7 @@ PIPELINE = Pipeline(stages=(Stage(name="count", pod="cpu", does="counts", entry=
 
 def test_hilci_run_shows_the_progress_a_stage_writes(tmp_path: Path):
     project = make_project(tmp_path, "count: {sleep: 1.5}\n")
-    proc = subprocess.run([sys.executable, "-m", "ci", "run"], cwd=project, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "hilci", "run"], cwd=project, capture_output=True, text=True,
                           timeout=120, env=child_env(PYTHONPATH=str(REPO), CI="true",
                                                      HILCI_PIPELINE="tests.test_progress:PIPELINE"))
     assert proc.returncode == 0, proc.stdout + proc.stderr

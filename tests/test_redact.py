@@ -1,8 +1,8 @@
-"""ci.redact: what may be printed of text and URLs from elsewhere."""
+"""hilci.util.redact: what may be printed of text and URLs from elsewhere."""
 
 from __future__ import annotations
 
-from ci.redact import mask, safe_text, scrub_urls, strip_control, strip_userinfo
+from hilci.util.redact import mask, safe_text, scrub_urls, strip_control, strip_userinfo
 
 
 def test_userinfo_is_stripped_from_urls():

@@ -5,10 +5,10 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from pathlib import Path
 
-from ci import junit
-from ci.local.report import nice_ticks, write_reports
-from ci.measurements import Measurement, distribution, measure
-from ci.model import StageOutcome
+from hilci.pipeline.model import StageOutcome
+from hilci.report.html import nice_ticks, write_reports
+from hilci.results import junit
+from hilci.results.measurements import Measurement, distribution, measure
 
 PORT_GONE = "imu at /dev/serial/by-id/usb-imu did not answer within 2 s"
 SUITE_FACTS = [("hilci.commit", "0123456789abcdef0123"), ("hilci.branch", "feature/servo"),
@@ -207,7 +207,7 @@ def test_round_ticks():
 
 
 def test_a_cached_stage_takes_the_duration_the_cache_recorded_else_its_testcases_times():
-    from ci.local.stagefacts import produced_duration
+    from hilci.report.facts import produced_duration
 
     timed = [junit.CaseRecord("s", "hilci.train", "accuracy", 12.5, "passed")]
     untimed = [junit.CaseRecord("s", "hilci.quantize", "drop", 0.0, "passed")]

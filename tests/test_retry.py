@@ -1,10 +1,10 @@
-"""ci.retry: one back-off loop for everything that tries again, with limits it cannot forget."""
+"""hilci.util.retry: one back-off loop for everything that tries again, with limits it cannot forget."""
 
 from __future__ import annotations
 
 import pytest
 
-from ci.retry import Backoff, retry
+from hilci.util.retry import Backoff, retry
 
 
 class Flaky:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ci import junit
+from hilci.results import junit
 from tests.fixture_pipelines import make_project
 from tests.scratch import child_env
 
@@ -31,7 +31,7 @@ final: {}
 def hilci(root: Path, *args: str, pipeline: str = "tests.fixture_pipelines:PIPELINE", timeout: float = 120,
           **popen) -> subprocess.CompletedProcess:
     env = child_env(PYTHONPATH=str(REPO), HILCI_PIPELINE=pipeline, CI="true")
-    return subprocess.run([sys.executable, "-m", "ci", *args], cwd=root, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "hilci", *args], cwd=root, env=env, capture_output=True,
                           text=True, timeout=timeout, **popen)
 
 
@@ -119,7 +119,7 @@ def test_a_stage_past_its_timeout_is_killed_and_reported(tmp_path: Path):
 def test_abort_by_signal_stops_the_child_group_and_writes_junit(project: Path, sig: signal.Signals):
     (project / "hilci.yaml").write_text(GOOD.replace("check:\n", "check:\n  sleep: 60\n"))
     env = child_env(PYTHONPATH=str(REPO), HILCI_PIPELINE="tests.fixture_pipelines:PIPELINE", CI="1")
-    runner = subprocess.Popen([sys.executable, "-m", "ci", "run"], cwd=project, env=env, stdout=subprocess.PIPE,
+    runner = subprocess.Popen([sys.executable, "-m", "hilci", "run"], cwd=project, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     pid_file = project / "check.pid"
     deadline = time.monotonic() + 60

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ci.settings import (
+from hilci.util.settings import (
     SettingsError,
     as_dict,
     build,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ci.store.backend import CorruptBlob, Store, display_url, store_url
-from ci.store.gc import collect
+from hilci.store.backend import CorruptBlob, Store, display_url, store_url
+from hilci.store.gc import collect
 from tests import seaweed
 from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD
@@ -73,7 +73,7 @@ def _entry(store: Store, stage: str, key: str, data: bytes, age_days: float) -> 
 
 
 def _history(store: Store, branch: str, stage: str, key: str, status: str, start: float) -> None:
-    from ci.store.history import make_record, record_path
+    from hilci.store.history import make_record, record_path
 
     record = make_record(origin={"commit": f"{int(start):012d}", "branch": branch, "build": "#1"}, board="local",
                          rig="", stage=stage, start=start, duration_s=1.0, status=status, key=key,
@@ -125,10 +125,10 @@ def _tiny_onnx(path: Path) -> Path:
 
 
 def test_convert_reuses_a_stored_engine_built_from_the_same_onnx_on_the_same_board(tmp_path, monkeypatch, capsys):
-    from ci.definition import PIPELINE
-    from ci.stage import StageContext
-    from conversion.engines import ONNXRUNTIME, build_engine
-    from conversion.stages import _stored_engine
+    from hilci.conversion.engines import ONNXRUNTIME, build_engine
+    from hilci.conversion.stages import _stored_engine
+    from hilci.example import PIPELINE
+    from hilci.stage.run import StageContext
 
     monkeypatch.delenv("HILCI_STORE", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ci import junit
-from ci.digest import sha256_bytes
+from hilci.results import junit
+from hilci.util.digest import sha256_bytes
 from tests import seaweed
 from tests.fixture_pipelines import make_project
 from tests.scratch import child_env
@@ -38,10 +38,10 @@ def project(tmp_path: Path) -> Path:
 
 def hilci(root: Path, *args: str, env: dict | None = None, pipeline: str = "tests.fixture_pipelines:PIPELINE",
           timeout: float = 120) -> subprocess.CompletedProcess:
-    """`python -m ci ARGS` in `root`, with the store named by `env` (AWS_* and HILCI_STORE)."""
+    """`python -m hilci ARGS` in `root`, with the store named by `env` (AWS_* and HILCI_STORE)."""
     clean = {k: v for k, v in child_env().items() if not k.startswith("AWS_")}
     full = {**clean, "PYTHONPATH": str(REPO), "HILCI_PIPELINE": pipeline, "CI": "true", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "ci", *args], cwd=root, env=full, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hilci", *args], cwd=root, env=full, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -181,7 +181,7 @@ def test_a_refusing_store_is_one_line_naming_the_url_without_credentials(project
 
 
 def test_credentials_in_the_url_are_never_shown(project: Path, s3):
-    from ci.store.backend import display_url
+    from hilci.store.backend import display_url
 
     assert display_url("s3://user:hunter2@bucket/ci?secret=x") == "s3://bucket/ci"
     proc = hilci(project, "store", "url", env={"HILCI_STORE": "file://me:hunter2@/tmp/x"})
@@ -192,8 +192,8 @@ def test_two_writers_of_one_key_both_succeed_and_leave_one_valid_entry(tmp_path:
     """Two threads save the same stage and key at once; the entry reads back whole."""
     import threading
 
-    from ci.store.backend import Store
-    from ci.store.cache import StageCache
+    from hilci.store.backend import Store
+    from hilci.store.cache import StageCache
     from tests.fixture_pipelines import PIPELINE
 
     for k, v in backend.items():
@@ -242,7 +242,7 @@ def test_a_store_that_dies_during_the_run_turns_into_misses_and_loses_nothing(tm
         env = {**server.env(), "HILCI_STORE": server.url("dies"), "HILCI_STORE_TIMEOUT_S": "2"}
         clean = {k: v for k, v in child_env().items() if not k.startswith("AWS_")}
         full = {**clean, "PYTHONPATH": str(REPO), "HILCI_PIPELINE": "tests.fixture_pipelines:PIPELINE", **env}
-        proc = subprocess.Popen([sys.executable, "-m", "ci", "run"], cwd=root, env=full, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "hilci", "run"], cwd=root, env=full, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
         while not (root / "gen.pid").exists() and time.monotonic() < deadline:

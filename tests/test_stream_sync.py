@@ -17,10 +17,10 @@ import pytest
 import yaml
 from pymavlink.dialects.v20 import common as mavlink
 
-from ci.hil.drivers import driver_for
-from ci.hil.rig import load_rig
+from hilci.hil.drivers import driver_for
+from hilci.hil.rig import load_rig
 
-CAMERA_HEADER = struct.Struct("<4sIQHHBI")  # ci.hil.emulators.camera's layout
+CAMERA_HEADER = struct.Struct("<4sIQHHBI")  # hilci.hil.emulators.camera's layout
 
 
 def imu_messages(n: int) -> list[bytes]:

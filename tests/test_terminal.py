@@ -7,10 +7,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ci import junit
-from ci.local.progress import summary_table
-from ci.measurements import Measurement, distribution, measure
-from ci.model import StageOutcome
+from hilci.local.progress import summary_table
+from hilci.pipeline.model import StageOutcome
+from hilci.results import junit
+from hilci.results.measurements import Measurement, distribution, measure
 from tests.scratch import child_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ def test_an_inconclusive_verdict_is_counted(tmp_path: Path):
 
 SUITE = '''
 import pytest
-from ci.measurements import distribution, measure
+from hilci.results.measurements import distribution, measure
 
 def test_loop(record_property):
     for key, value in distribution("loop", [1.0] * 95 + [3.0] * 5, "ms", high=2.0).properties():
@@ -97,7 +97,7 @@ def test_plain():
 
 def test_pytest_prints_a_short_measurement_table_at_the_end(tmp_path: Path):
     (tmp_path / "test_suite.py").write_text(textwrap.dedent(SUITE))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "ci.hil.summary", "-q", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "hilci.hil.summary", "-q", "-p", "no:cacheprovider",
                            str(tmp_path / "test_suite.py")], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, env=child_env(PYTHONPATH=str(REPO), COLUMNS="120"))
     out = proc.stdout
@@ -113,15 +113,15 @@ def test_pytest_prints_a_short_measurement_table_at_the_end(tmp_path: Path):
 
 def test_a_session_without_measurements_prints_no_table(tmp_path: Path):
     (tmp_path / "test_plain.py").write_text("def test_ok():\n    pass\n")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "ci.hil.summary", "-q", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "hilci.hil.summary", "-q", "-p", "no:cacheprovider",
                            str(tmp_path / "test_plain.py")], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, env=child_env(PYTHONPATH=str(REPO)))
     assert proc.returncode == 0 and "measurements" not in proc.stdout
 
 
 def test_on_a_narrow_terminal_the_table_drops_the_test_column_before_cutting_names():
-    from ci.hil.summary import measurement_table
-    from ci.measurements import parse_properties
+    from hilci.hil.summary import measurement_table
+    from hilci.results.measurements import parse_properties
 
     fields = parse_properties(measure("servo.id1.to3072.position_error", 1.0, "ticks", high=20.0).properties())
     rows = [("test_reaches_goal_positions_within_tolerance[servo]", name, f) for name, f in fields.items()]

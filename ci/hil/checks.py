@@ -1,13 +1,20 @@
 """Measurements the suites gate on, computed from a driver's capture: rate, jitter, drops, data validity.
 
-Each returns `ci.measurements.Measurement`s named `<device>.<what>`, so a failure reads
+Each returns `hilci.results.measurements.Measurement`s named `<device>.<what>`, so a failure reads
 "imu rate 188.2 Hz below limit 196 Hz (200 Hz ±2%)" and the JUnit properties are `imu.rate.value` etc.
 """
 
 from __future__ import annotations
 
-from ci.hil.rig import Device
-from ci.measurements import Measurement, distribution, intervals_ms, measure, rate_hz, within_percent
+from hilci.hil.rig import Device
+from hilci.results.measurements import (
+    Measurement,
+    distribution,
+    intervals_ms,
+    measure,
+    rate_hz,
+    within_percent,
+)
 
 
 def _fmt(x: float) -> str:

@@ -26,10 +26,10 @@ def register(subparsers) -> None:
 def emulate(args) -> int:
     import dataclasses
 
-    from ci.hil.emulators.process import EmulatorError, RigEmulators
-    from ci.hil.faults import FaultError, parse_targeted
-    from ci.hil.rig import RigError, load_rig
-    from ci.stage import UsageError
+    from hilci.errors import UsageError
+    from hilci.hil.emulators.process import EmulatorError, RigEmulators
+    from hilci.hil.faults import FaultError, parse_targeted
+    from hilci.hil.rig import RigError, load_rig
 
     try:
         rig = load_rig(args.rig)
@@ -72,8 +72,8 @@ def emulate(args) -> int:
 
 def _commands(emus, stop: threading.Event) -> None:
     """Fault controls from stdin; end of input leaves the emulators running until Ctrl-C."""
-    from ci.hil.emulators.process import EmulatorError
-    from ci.hil.faults import FaultError, parse_fault
+    from hilci.hil.emulators.process import EmulatorError
+    from hilci.hil.faults import FaultError, parse_fault
 
     for line in sys.stdin:
         words = line.split()

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from ci.junit import DEVICE_LOG_PROPERTY
+from hilci.results.junit import DEVICE_LOG_PROPERTY
 
 MAX_LINES = 400  # per device and test: the end of the traffic is where a failure shows
 MAX_LINE_CHARS = 160

@@ -1,5 +1,5 @@
 """Faults an emulator can inject, read in ONE place for rig files, `--hil-fault`, the `hil_fault` marker, `hilci
-emulate` and the emulators' control socket, with the same settings core as the rig (`ci.settings`).
+emulate` and the emulators' control socket, with the same settings core as the rig (`hilci.util.settings`).
 
 A fault is `{kind, after_s, duration_s, fraction, rate_hz, delay_ms, code}`; spelled on the command line as
 `KIND[:key=value,...]`, e.g. `stall:duration_s=2` or `rate_drop:rate_hz=150`. Every error is one line naming
@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ci.settings import SettingsError, as_dict, build, integer, nearest, number, settings, text
+from hilci.errors import SettingsError
+from hilci.util.settings import as_dict, build, integer, nearest, number, settings, text
 
 KINDS = ("disconnect", "stall", "corrupt", "garbage", "rate_drop", "reboot", "hw_error")
 MAX_S = 3600  # no fault waits or lasts longer than an hour

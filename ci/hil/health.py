@@ -8,9 +8,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
-from ci.hil.drivers import DeviceError, driver_for
-from ci.hil.locks import DeviceBusy, DeviceLock
-from ci.hil.rig import Device
+from hilci.hil.drivers import DeviceError, driver_for
+from hilci.hil.locks import DeviceBusy, DeviceLock
+from hilci.hil.rig import Device
 
 
 def probe(device: Device, port: str, lock: DeviceLock, timeout: float) -> str:

@@ -12,7 +12,7 @@ test (the pytest process, its xdist workers, the emulators) through the kernel's
 (`/proc/PID/schedstat`, the time a task was ready to run but not running): `wait_max_ms` is the longest stretch
 in which they were held up waiting for a CPU, one after another, sampled every period.
 
-The sampler runs in its own process (`python -m ci.hil.hostclock SOCKET`), so the tests' own Python work (the
+The sampler runs in its own process (`python -m hilci.hil.hostclock SOCKET`), so the tests' own Python work (the
 GIL) is not counted as the host's; it answers window queries on a Unix socket and exits when its stdin closes,
 so it never outlives the session that started it.
 
@@ -33,8 +33,8 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.hil import control
-from ci.measurements import Measurement, percentile
+from hilci.hil import control
+from hilci.results.measurements import Measurement, percentile
 
 PERIOD_S = 0.001  # cyclictest's default interval
 CAPACITY = 1 << 18  # samples kept for window queries: about 4 minutes at 1 kHz
@@ -247,7 +247,7 @@ class Sampler:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m ci.hil.hostclock SOCKET [PID...]`: sample until stdin closes; watch the parent and PIDs."""
+    """`python -m hilci.hil.hostclock SOCKET [PID...]`: sample until stdin closes; watch the parent and PIDs."""
     path = Path(argv[0])
     sampler = Sampler(extra_late_ms=float(os.environ.get(LATE_ENV) or 0.0))
     for pid in [os.getppid(), *map(int, argv[1:])]:
@@ -283,7 +283,7 @@ class HostClock:
 
     def start(self, watch: list[int] = (), timeout: float = 10.0) -> HostClock:
         """Start the sampler; it watches this process and the processes in `watch` (emulators)."""
-        self.proc = subprocess.Popen([sys.executable, "-m", "ci.hil.hostclock", str(self.path), *map(str, watch)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "hilci.hil.hostclock", str(self.path), *map(str, watch)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready or not self.proc.stdout.readline():

@@ -5,8 +5,8 @@ Drivers and emulators are named by path, so loading a rig imports no device libr
 
 from __future__ import annotations
 
-from ci.hil.faults import KINDS as FAULTS
-from ci.hil.registry import (
+from hilci.hil.faults import KINDS as FAULTS
+from hilci.hil.registry import (
     ACTUATOR,
     MAX_TIMEOUT_S,
     SENSOR,
@@ -15,7 +15,7 @@ from ci.hil.registry import (
     EmulatorSettings,
     register,
 )
-from ci.settings import int_list, integer, nested, number, settings
+from hilci.util.settings import int_list, integer, nested, number, settings
 
 MAX_RATE_HZ = 10_000  # a 1 kHz IMU is fast; ten times that is a typo
 MAX_BUDGET_MS = 60_000
@@ -100,11 +100,11 @@ class ServoSettings(DeviceSettings):
 
 # hw_error: MAVLink SYS_STATUS health bits (IMU), NMEA fix quality 0 (GNSS), Hardware Error Status (servo);
 # a camera's frame stream has no way to say it, so it is refused there.
-register(DeviceKind("imu", SENSOR, ImuSettings, "ci.hil.drivers.imu:ImuDriver",
-                    "ci.hil.emulators.imu:ImuEmulator", "IMU / flight controller, MAVLink 2 (pymavlink)", FAULTS))
-register(DeviceKind("gnss", SENSOR, GnssSettings, "ci.hil.drivers.gnss:GnssDriver",
-                    "ci.hil.emulators.gnss:GnssEmulator", "GNSS receiver, NMEA 0183 (pynmea2)", FAULTS))
-register(DeviceKind("servo", ACTUATOR, ServoSettings, "ci.hil.drivers.servo:ServoDriver",
-                    "ci.hil.emulators.servo:ServoEmulator", "Dynamixel Protocol 2.0 servos (dynamixel-sdk)", FAULTS))
-register(DeviceKind("camera", SENSOR, CameraSettings, "ci.hil.drivers.camera:camera_driver",
-                    "ci.hil.emulators.camera:CameraEmulator", "camera: V4L2 (OpenCV) or the emulator's stream"))
+register(DeviceKind("imu", SENSOR, ImuSettings, "hilci.hil.drivers.imu:ImuDriver",
+                    "hilci.hil.emulators.imu:ImuEmulator", "IMU / flight controller, MAVLink 2 (pymavlink)", FAULTS))
+register(DeviceKind("gnss", SENSOR, GnssSettings, "hilci.hil.drivers.gnss:GnssDriver",
+                    "hilci.hil.emulators.gnss:GnssEmulator", "GNSS receiver, NMEA 0183 (pynmea2)", FAULTS))
+register(DeviceKind("servo", ACTUATOR, ServoSettings, "hilci.hil.drivers.servo:ServoDriver",
+                    "hilci.hil.emulators.servo:ServoEmulator", "Dynamixel Protocol 2.0 servos (dynamixel-sdk)", FAULTS))
+register(DeviceKind("camera", SENSOR, CameraSettings, "hilci.hil.drivers.camera:camera_driver",
+                    "hilci.hil.emulators.camera:CameraEmulator", "camera: V4L2 (OpenCV) or the emulator's stream"))

@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from ci.retry import Backoff, retry
+from hilci.util.retry import Backoff, retry
 
 
 class DeviceBusy(Exception):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.hil.faults import KINDS as FAULTS
-from ci.settings import integer, nested, number, settings, text
+from hilci.hil.faults import KINDS as FAULTS
+from hilci.util.settings import integer, nested, number, settings, text
 
 SENSOR, ACTUATOR = "sensor", "actuator"
 ROLES = (SENSOR, ACTUATOR)
@@ -69,7 +69,7 @@ class DeviceKind:
 
     name: str
     role: str
-    settings: type  # a DeviceSettings subclass made with ci.settings.settings
+    settings: type  # a DeviceSettings subclass made with hilci.util.settings.settings
     driver: Any  # a Driver class (or factory(device, port)), or "module:attribute"
     emulator: Any  # an Emulator class, or "module:attribute"
     doc: str = ""
@@ -105,7 +105,7 @@ def register(kind: DeviceKind) -> DeviceKind:
     if unknown:
         raise KindError(f"device kind {kind.name}: unknown faults {', '.join(unknown)} (faults: {', '.join(FAULTS)})")
     if not (isinstance(kind.settings, type) and issubclass(kind.settings, DeviceSettings)):
-        raise KindError(f"device kind {kind.name}: settings must subclass ci.hil.registry.DeviceSettings")
+        raise KindError(f"device kind {kind.name}: settings must subclass hilci.hil.registry.DeviceSettings")
     known = _KINDS.get(kind.name)
     if known is not None and known != kind:
         raise KindError(f"device kind {kind.name}: already registered (by {_origin(known)})")
@@ -151,4 +151,4 @@ def _origin(kind: DeviceKind) -> str:
 
 def _builtins() -> None:
     if "imu" not in _KINDS:
-        importlib.import_module("ci.hil.kinds")
+        importlib.import_module("hilci.hil.kinds")

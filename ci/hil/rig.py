@@ -1,6 +1,6 @@
 """The rig: one YAML naming the platform, its devices, the model engine and the budgets, validated on load.
 
-Every device is read with its kind's settings class (`ci.hil.registry`), the rig's own settings with
+Every device is read with its kind's settings class (`hilci.hil.registry`), the rig's own settings with
 `RigSettings`, so every error names the file and the field, with the nearest name for a misspelt one
 (`rig.yaml: devices.imu.rate_hzz: unknown setting (did you mean 'rate_hz'?)`): a malformed rig is a usage
 error when it loads, never a surprise in the middle of a test.
@@ -14,9 +14,10 @@ from typing import Any
 
 import attrs
 
-from ci.hil.faults import Fault, FaultError, parse_fault
-from ci.hil.registry import MAX_TIMEOUT_S, DeviceKind, check_device, device_kind, kinds
-from ci.settings import (
+from hilci.errors import YamlFileError
+from hilci.hil.faults import Fault, FaultError, parse_fault
+from hilci.hil.registry import MAX_TIMEOUT_S, DeviceKind, check_device, device_kind, kinds
+from hilci.util.settings import (
     SettingsError,
     build,
     field_names,
@@ -29,7 +30,7 @@ from ci.settings import (
     settings,
     text,
 )
-from ci.yamlfile import YamlFileError, load_yaml
+from hilci.util.yamlfile import load_yaml
 
 ENGINE_SUFFIXES = (".onnx", ".plan", ".engine")
 

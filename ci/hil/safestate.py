@@ -12,14 +12,14 @@ import atexit
 import threading
 import time
 
-from ci.retry import Backoff, retry
+from hilci.util.retry import Backoff, retry
 
 
 def make_safe(driver, timeout: float = 3.0) -> None:
     """Torque off through `driver`, reopening its port if needed; raises the last error after `timeout`.
     An abort (SIGTERM, Ctrl-C) arriving meanwhile waits for the torque-off instead of cutting it short."""
-    from ci.hil.drivers.base import DeviceError
-    from ci.pytest_interrupt import uninterrupted
+    from hilci.hil.drivers.base import DeviceError
+    from hilci.stage.interrupt import uninterrupted
 
     deadline = time.monotonic() + timeout
 
@@ -59,7 +59,7 @@ class SafeState:
 
     def make_all_safe(self) -> list[str]:
         """Every registered actuator made safe; returns the failures (as messages) instead of raising."""
-        from ci.hil.drivers.base import DeviceError
+        from hilci.hil.drivers.base import DeviceError
 
         with self._lock:
             pending = list(self._open)

@@ -3,7 +3,7 @@
 The table lists every measurement the tests recorded (`gate(...)`, in `user_properties`): failed ones first,
 with the statistic behind the value (p99), the limits and the verdict; a session that measured nothing prints
 nothing. Under `hilci run` the controller process also writes tests done of total to the progress file
-(`ci.stage_progress`), so the runner's live line shows how far the `hil` stage is.
+(`hilci.stage.progress`), so the runner's live line shows how far the `hil` stage is.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import os
 
 import pytest
 
-from ci.measurement_view import is_failed, limits_text, value_text, verdict, verdict_counts
-from ci.measurements import parse_properties
-from ci.stage_progress import PROGRESS_ENV, report_progress
+from hilci.results.measurements import parse_properties
+from hilci.results.view import is_failed, limits_text, value_text, verdict, verdict_counts
+from hilci.stage.progress import PROGRESS_ENV, report_progress
 
 MAX_ROWS = 40  # "short": every failed measurement, then the others up to this many rows
 PLUGIN_NAME = "hilci-measurement-summary"

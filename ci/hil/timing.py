@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ci.hil.hostclock import HostClock, HostLatency, is_timing, judge
-from ci.measurements import INCONCLUSIVE, Measurement
+from hilci.hil.hostclock import HostClock, HostLatency, is_timing, judge
+from hilci.results.measurements import INCONCLUSIVE, Measurement
 
 
 @dataclass

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci.model import Pipeline
+from hilci.pipeline.model import Pipeline
 
 
 class JenkinsfileError(ValueError):

@@ -1,7 +1,7 @@
 """`hilci trigger/status/results/logs`: drive and read the Jenkins pipeline from a laptop.
 
 Exit codes follow the build's result: SUCCESS 0, UNSTABLE 1 (a gate failed), FAILURE or ABORTED 2.
-Credentials come from JENKINS_URL/JENKINS_USER/JENKINS_TOKEN or a 0600 config file (ci.jenkins.client).
+Credentials come from JENKINS_URL/JENKINS_USER/JENKINS_TOKEN or a 0600 config file (hilci.jenkins.client).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def _common(p) -> None:
 def _client(args):
     from dataclasses import replace
 
-    from ci.jenkins.client import JenkinsClient, JenkinsError, load_credentials
-    from ci.stage import UsageError
+    from hilci.errors import UsageError
+    from hilci.jenkins.client import JenkinsClient, JenkinsError, load_credentials
 
     try:
         creds = load_credentials()
@@ -50,8 +50,8 @@ def _client(args):
 
 def _run(args, body) -> int:
     """Run a command body; Jenkins errors become one line on stderr and exit 2."""
-    from ci.jenkins.client import JenkinsError
-    from ci.redact import scrub_urls
+    from hilci.jenkins.client import JenkinsError
+    from hilci.util.redact import scrub_urls
 
     try:
         return body(_client(args))
@@ -61,8 +61,8 @@ def _run(args, body) -> int:
 
 
 def cmd_trigger(args) -> int:
-    from ci.jenkins.client import branch_job
-    from ci.stage import UsageError
+    from hilci.errors import UsageError
+    from hilci.jenkins.client import branch_job
 
     params = {}
     for item in args.param:
@@ -90,14 +90,14 @@ def cmd_trigger(args) -> int:
 
 def _finished(ref, info: dict) -> int:
     """Say how a finished build ended, with its duration and URL; its exit code (0 only for SUCCESS)."""
-    from ci.jenkins.client import exit_code
+    from hilci.jenkins.client import exit_code
 
     print(f"{ref}: {info.get('result')} ({_duration(info)})  {info.get('url', '')}")
     return exit_code(info.get("result"))
 
 
 def cmd_status(args) -> int:
-    from ci.jenkins.client import parse_build_ref
+    from hilci.jenkins.client import parse_build_ref
 
     def body(client) -> int:
         ref = parse_build_ref(args.build, client.creds)
@@ -111,9 +111,9 @@ def cmd_status(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from ci.jenkins.client import exit_code, parse_build_ref
-    from ci.jenkins.results import format_report
-    from ci.redact import safe_text
+    from hilci.jenkins.client import exit_code, parse_build_ref
+    from hilci.jenkins.results import format_report
+    from hilci.util.redact import safe_text
 
     def body(client) -> int:
         ref = parse_build_ref(args.build, client.creds)
@@ -130,7 +130,7 @@ def cmd_results(args) -> int:
 
 
 def cmd_logs(args) -> int:
-    from ci.jenkins.client import parse_build_ref
+    from hilci.jenkins.client import parse_build_ref
 
     def body(client) -> int:
         ref = parse_build_ref(args.build, client.creds)

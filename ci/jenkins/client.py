@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from ci.extras import require
-from ci.redact import safe_text, scrub_urls, strip_userinfo
-from ci.retry import Backoff, retry
+from hilci.util.extras import require
+from hilci.util.redact import safe_text, scrub_urls, strip_userinfo
+from hilci.util.retry import Backoff, retry
 
 CONFIG_ENV = "HILCI_JENKINS_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/hilci/jenkins.ini")

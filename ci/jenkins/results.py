@@ -1,12 +1,12 @@
 """Jenkins's testReport JSON as hilci's CaseRecords, so `hilci results` reads measurements like the report does.
 
 Jenkins (junit plugin, `keepProperties: true`) exports each case's `<properties>` as a `properties` object;
-they are grouped back with `ci.measurements.parse_properties`, the one spelling of measurements.
+they are grouped back with `hilci.results.measurements.parse_properties`, the one spelling of measurements.
 """
 
 from __future__ import annotations
 
-from ci.junit import ERROR, FAILED, PASSED, SKIPPED, CaseRecord
+from hilci.results.junit import ERROR, FAILED, PASSED, SKIPPED, CaseRecord
 
 
 def cases_from_report(report: dict) -> list[CaseRecord]:

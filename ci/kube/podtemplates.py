@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.yamlfile import YamlFileError, load_yaml
+from hilci.errors import YamlFileError
+from hilci.util.yamlfile import load_yaml
 
 KUBERNETES_VERSION = "1.37"
 # hostPath volumes a pod may mount: the stable names of serial devices and V4L2 cameras of a rig.

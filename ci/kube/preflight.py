@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci.kube.cluster import GPU, RIG
+from hilci.kube.resources import GPU, RIG
 
 PLUGIN_HINTS = {
     GPU: "NVIDIA's device plugin advertises it; its chart schedules only onto nodes labelled "
@@ -183,8 +183,8 @@ def read_cluster(api_client) -> tuple[list[Node], set[str]]:
 
 
 def read_templates(root: Path) -> list[Template]:
-    from ci.kube.podtemplates import TemplateError, check_pod_template
-    from ci.stage import UsageError
+    from hilci.errors import UsageError
+    from hilci.kube.podtemplates import TemplateError, check_pod_template
 
     templates = []
     for path in sorted((root / "podtemplates").glob("*.yaml")):

@@ -1,7 +1,7 @@
 """What the runner shows while it works: a live line on a terminal, plain lines in CI, and the summary table.
 
 Inside a stage, the live line shows how far it is (epoch 3/10, 12/40 tests) from the progress file the stage
-writes (`ci.stage_progress`). The summary's detail column uses the terminal's whole width and wraps rather
+writes (`hilci.stage.progress`). The summary's detail column uses the terminal's whole width and wraps rather
 than cuts: a failing stage counts its failures and names the first causes, a passing one shows its headline
 figures (tests, accuracy, p99 latency) read from its JUnit.
 """
@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ci import junit
-from ci.local.stagefacts import failure_detail, produced_duration, stage_detail, suite_properties
-from ci.stage_progress import StageProgress
+from hilci.report.facts import failure_detail, produced_duration, stage_detail, suite_properties
+from hilci.results import junit
+from hilci.stage.progress import StageProgress
 
 if TYPE_CHECKING:
-    from ci.model import Stage, StageOutcome
+    from hilci.pipeline.model import Stage, StageOutcome
 
 MARKS = {"passed": "ok", "cached": "cached", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}
 PLAIN_PROGRESS_EVERY_S = 10.0  # CI logs: a progress line at most this often

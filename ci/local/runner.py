@@ -16,14 +16,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ci import junit
-from ci.local.progress import Progress
-from ci.measurements import INCONCLUSIVE
-from ci.model import Pipeline, Stage, StageOutcome, Status
-from ci.stage import ABORT_GRACE_S, EXIT_ERROR, EXIT_FAILED, EXIT_OK, UsageError, junit_path, load_config
-from ci.stage_progress import PROGRESS_ENV, progress_file, read_progress
-from ci.store.keys import cacheable_on, rig_is_emulated  # noqa: F401 - rig_is_emulated: moved there
-from ci.store.session import StoreSession
+from hilci.errors import UsageError
+from hilci.local.progress import Progress
+from hilci.pipeline.model import Pipeline, Stage, StageOutcome, Status
+from hilci.results import junit
+from hilci.results.measurements import INCONCLUSIVE
+from hilci.stage.progress import PROGRESS_ENV, progress_file, read_progress
+from hilci.stage.run import ABORT_GRACE_S, EXIT_ERROR, EXIT_FAILED, EXIT_OK, junit_path, load_config
+from hilci.store.keys import cacheable_on, rig_is_emulated  # noqa: F401 - rig_is_emulated: moved there
+from hilci.store.session import StoreSession
 
 PASSED, FAILED, ERROR, CACHED, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.CACHED, Status.SKIPPED
 KILL_GRACE_S = 5.0
@@ -142,7 +143,7 @@ class LocalRunner:
     def _execute(self, stage: Stage, rig: Path | None, start: float) -> StageOutcome:
         junit_file, log_file = self._junit(stage), self._log_path(stage)
         junit_file.unlink(missing_ok=True)  # a stale file must never pass for this run's result
-        cmd = [sys.executable, "-m", "ci", "stage", stage.name]
+        cmd = [sys.executable, "-m", "hilci", "stage", stage.name]
         if rig is not None:
             cmd += ["--rig", str(rig)]
         inside = progress_file(self.root, stage.name)
@@ -287,7 +288,7 @@ class LocalRunner:
         return ""
 
     def write_reports(self) -> None:
-        from ci.local.report import write_reports
+        from hilci.report.html import write_reports
 
         run_file = self.root / "reports" / "run.json"
         run_file.write_text(json.dumps({"stages": [asdict(o) for o in self.outcomes], "store": self.store.stats()},

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ci.digest import sha256_bytes, sha256_file
-from ci.stage import UsageError
+from hilci.errors import UsageError
+from hilci.util.digest import sha256_bytes, sha256_file
 
 ENV_URL = "HILCI_STORE"
 LOCAL_DIR = ".hilci-cache"

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.model import Stage
-from ci.store.backend import CorruptBlob, Store, StoreUnavailable, is_digest
-from ci.store.keys import expand
+from hilci.pipeline.model import Stage
+from hilci.store.backend import CorruptBlob, Store, StoreUnavailable, is_digest
+from hilci.store.keys import expand
 
 ENTRY_FORMAT = 2
 

@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _context(pipeline_spec: str | None = None):
-    from ci.commands import load_pipeline, project_root
-    from ci.stage import load_config
+    from hilci.pipeline.project import load_pipeline, project_root
+    from hilci.stage.run import load_config
 
     root = project_root()
     pipeline = load_pipeline(pipeline_spec).validate(root)
@@ -60,21 +60,20 @@ def _context(pipeline_spec: str | None = None):
 
 
 def _session(use_cache: bool = True, pipeline_spec: str | None = None):
-    from ci.store.session import StoreSession
+    from hilci.store.session import StoreSession
 
     root, pipeline, config = _context(pipeline_spec)
     return StoreSession.open(root, pipeline, config, use_cache=use_cache)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ci.commands import DEFAULT_RIG
-    from ci.local.runner import select_stages
-    from ci.store.plan import as_json, as_text, make_plan
+    from hilci.pipeline.model import DEFAULT_RIG
+    from hilci.store.plan import as_json, as_text, make_plan
 
     session = _session(use_cache=not getattr(args, "no_cache", False), pipeline_spec=getattr(args, "pipeline", None))
     try:
         only = tuple(n.strip() for item in args.only for n in item.split(",") if n.strip())
-        stages = select_stages(session.pipeline, only, args.start_from)
+        stages = session.pipeline.select(only, args.start_from)
         rig = Path(args.rig or DEFAULT_RIG)
         rows = make_plan(session, stages, rig=rig, jenkins=args.jenkins)
     finally:
@@ -100,7 +99,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from ci.store import history
+    from hilci.store import history
 
     session = _session()
     try:
@@ -157,8 +156,8 @@ def _resolve(root: Path, rev: str) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ci.stage import UsageError
-    from ci.store import history
+    from hilci.errors import UsageError
+    from hilci.store import history
 
     session = _session()
     try:
@@ -195,8 +194,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from ci.stage import UsageError
-    from ci.store.gc import collect
+    from hilci.errors import UsageError
+    from hilci.store.gc import collect
 
     if args.keep_days < 0 or args.max_gb < 0:
         raise UsageError("store gc: --keep-days and --max-gb must be >= 0")
@@ -213,7 +212,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_url(args: argparse.Namespace) -> int:
-    from ci.store.backend import display_url, store_url
+    from hilci.store.backend import display_url, store_url
 
     root, _pipeline, config = _context()
     print(display_url(store_url(root, config)))

@@ -12,10 +12,10 @@ import json
 import time
 from pathlib import Path
 
-from ci.digest import sha256_json
-from ci.provenance import provenance
-from ci.stage import load_config
-from ci.store.backend import CorruptBlob, Store, StoreUnavailable, is_digest, store_url
+from hilci.stage.run import load_config
+from hilci.store.backend import CorruptBlob, Store, StoreUnavailable, is_digest, store_url
+from hilci.util.digest import sha256_json
+from hilci.util.provenance import provenance
 
 
 def engine_key(*, backend: str, runtime_version: str, device: str, onnx_sha256: str, settings: dict) -> str:
@@ -37,7 +37,7 @@ class EngineStore:
 
     @classmethod
     def for_project(cls, root: Path, pipeline) -> EngineStore:
-        from ci.store.backend import StoreDenied
+        from hilci.store.backend import StoreDenied
 
         try:
             store = Store(store_url(root, load_config(root, pipeline)))

@@ -11,8 +11,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from ci.store import history
-from ci.store.backend import Store
+from hilci.store import history
+from hilci.store.backend import Store
 
 BLOB_GRACE_S = 3600
 DAY_S = 86400

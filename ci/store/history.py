@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ci import junit
-from ci.store.backend import Store, StoreUnavailable
+from hilci.results import junit
+from hilci.store.backend import Store, StoreUnavailable
 
 RECORD_FORMAT = 1
 SPOOL = "pending-history"

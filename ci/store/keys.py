@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ci.digest import sha256_file, sha256_json
-from ci.model import Pipeline, Stage
-from ci.stage import UsageError
-from ci.yamlfile import YamlFileError, load_yaml
+from hilci.errors import UsageError, YamlFileError
+from hilci.pipeline.model import Pipeline, Stage
+from hilci.util.digest import sha256_file, sha256_json
+from hilci.util.yamlfile import load_yaml
 
 KEY_FORMAT = 2
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;#]*)")

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ci.model import Pipeline, Stage
-from ci.stage import junit_path
-from ci.store.backend import CorruptBlob, StoreUnavailable
-from ci.store.keys import cacheable_on, explain
-from ci.store.session import StoreSession
+from hilci.pipeline.model import Pipeline, Stage
+from hilci.stage.run import junit_path
+from hilci.store.backend import CorruptBlob, StoreUnavailable
+from hilci.store.keys import cacheable_on, explain
+from hilci.store.session import StoreSession
 
 RUN, CACHED = "run", "cached"
 
@@ -81,7 +81,7 @@ def make_plan(session: StoreSession, stages: list[Stage], *, rig: Path | None, j
 
 
 def _write_cached_junit(session: StoreSession, stage: Stage, board: str, record: dict, origin: str) -> None:
-    from ci.store.cache import Hit
+    from hilci.store.cache import Hit
 
     try:
         data = session.store.get_blob(record["junit"])

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci import junit
-from ci import settings as typed
-from ci.model import Pipeline, Stage
-from ci.provenance import environment_facts, provenance
-from ci.store import gates, history
-from ci.store.backend import LOCAL_DIR, Store, StoreUnavailable, configured_url, store_url
-from ci.store.cache import Hit, StageCache, entry_path
-from ci.store.keys import key_for, rig_is_emulated
+from hilci.pipeline.model import Pipeline, Stage
+from hilci.pipeline.sections import GateSettings
+from hilci.results import junit
+from hilci.store import gates, history
+from hilci.store.backend import LOCAL_DIR, Store, StoreUnavailable, configured_url, store_url
+from hilci.store.cache import Hit, StageCache, entry_path
+from hilci.store.keys import key_for, rig_is_emulated
+from hilci.util import settings as typed
+from hilci.util.provenance import environment_facts, provenance
 
 TREND_RUNS = 20
 
@@ -132,7 +133,7 @@ class StoreSession:
         """This run's measured records against the target branch's green runs on the same board."""
         if self.store is None:
             return []
-        settings = typed.build(gates.GateSettings, self.config.get("regressions"), file="hilci.yaml",
+        settings = typed.build(GateSettings, self.config.get("regressions"), file="hilci.yaml",
                                prefix="regressions.")
         branch = self.origin["target"]
         out: list[gates.Judgement] = []

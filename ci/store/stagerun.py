@@ -14,14 +14,14 @@ import os
 import time
 from pathlib import Path
 
-from ci.model import Pipeline
-from ci.stage import EXIT_FAILED, EXIT_OK, junit_path, load_config, log, run_stage
+from hilci.pipeline.model import Pipeline
+from hilci.stage.run import EXIT_FAILED, EXIT_OK, junit_path, load_config, log, run_stage
 
 ENV_SWITCH = "HILCI_STAGE_CACHE"
 
 
 def wanted(root: Path, config: dict) -> bool:
-    from ci.store.backend import configured_url
+    from hilci.store.backend import configured_url
 
     return os.environ.get(ENV_SWITCH, "1") != "0" and configured_url(root, config) is not None
 
@@ -32,8 +32,8 @@ def run_stage_with_store(root: Path, pipeline: Pipeline, name: str, rig: Path | 
     config = load_config(root, pipeline)
     if not wanted(root, config):
         return run_stage(root, pipeline, name, rig=rig, board=board)
-    from ci.store.keys import cacheable_on
-    from ci.store.session import StoreSession
+    from hilci.store.keys import cacheable_on
+    from hilci.store.session import StoreSession
 
     stage = pipeline.stage(name)
     rig_file = (root / rig) if rig is not None else None

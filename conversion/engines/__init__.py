@@ -9,31 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-
-from ci.stage import StageError
-
-ONNXRUNTIME = "onnxruntime"
-TENSORRT = "tensorrt"
-BACKENDS = (ONNXRUNTIME, TENSORRT)
-SUFFIXES = {".onnx": ONNXRUNTIME, ".plan": TENSORRT, ".engine": TENSORRT}
-
-
-class EngineError(StageError):
-    """An engine cannot be built, loaded or run; the message names the file and what is wrong."""
-
-
-class Engine(Protocol):
-    """A loaded engine: one float32 input batch in, the first output out."""
-
-    backend: str
-    path: Path
-    input_name: str
-    input_shape: tuple[int, ...]  # one accepted batch shape; a dynamic batch dimension reads as 1
-
-    def run(self, x: np.ndarray) -> np.ndarray: ...
+from hilci.conversion.engines.base import (  # noqa: F401  (the engines' interface, named here for callers)
+    BACKENDS,
+    ONNXRUNTIME,
+    SUFFIXES,
+    TENSORRT,
+    Engine,
+    EngineError,
+    check_input,
+)
 
 
 def backend_for(path: Path) -> str:
@@ -59,10 +45,10 @@ def load_engine(path: Path | str, **options: Any) -> Engine:
     if not path.is_file():
         raise EngineError(f"{path}: no such engine file")
     if backend == ONNXRUNTIME:
-        from conversion.engines.onnxruntime import OnnxRuntimeEngine
+        from hilci.conversion.engines.onnxruntime import OnnxRuntimeEngine
 
         return OnnxRuntimeEngine(path, **options)
-    from conversion.engines.tensorrt import TensorRTEngine
+    from hilci.conversion.engines.tensorrt import TensorRTEngine
 
     return TensorRTEngine(path, **options)
 
@@ -81,9 +67,9 @@ def build_engine(onnx_path: Path | str, backend: str, out_dir: Path | str,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if backend == ONNXRUNTIME:
-        from conversion.engines import onnxruntime as impl
+        from hilci.conversion.engines import onnxruntime as impl
     else:
-        from conversion.engines import tensorrt as impl
+        from hilci.conversion.engines import tensorrt as impl
     return impl.build(onnx_path, out_dir, dict(settings or {}), inputs=dict(inputs or {}), root=root)
 
 
@@ -95,13 +81,3 @@ def available_backends() -> list[str]:
     if importlib.util.find_spec("tensorrt"):
         found.append(TENSORRT)
     return found
-
-
-def check_input(path: Path, x: np.ndarray, expected: tuple[int, ...], dynamic_batch: bool) -> np.ndarray:
-    """The input as contiguous float32, or an EngineError naming the engine and the shape it wants."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.ndim != len(expected) or tuple(x.shape[1:]) != tuple(expected[1:]) or (
-            not dynamic_batch and x.shape[0] != expected[0]):
-        want = ("N" if dynamic_batch else str(expected[0])) + "".join(f"x{d}" for d in expected[1:])
-        raise EngineError(f"{path}: input shape {'x'.join(map(str, x.shape))} does not match the engine's {want}")
-    return x

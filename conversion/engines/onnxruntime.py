@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ci.extras import require
-from conversion import manifest
-from conversion.engines import ONNXRUNTIME, EngineError, check_input
+from hilci.conversion import manifest
+from hilci.conversion.engines.base import ONNXRUNTIME, EngineError, check_input
+from hilci.util.extras import require
 
 ENGINE_NAME = "engine.onnx"
 SETTINGS = {"intra_op_threads": 0, "graph_optimization": "all", "providers": "auto"}

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ci.extras import MissingExtra, require
-from conversion import manifest
-from conversion.engines import TENSORRT, EngineError, check_input
+from hilci.conversion import manifest
+from hilci.conversion.engines.base import TENSORRT, EngineError, check_input
+from hilci.util.extras import MissingExtra, require
 
 ENGINE_NAME = "engine.plan"
 LAYERS_SUFFIX = ".layers.json"

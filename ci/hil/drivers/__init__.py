@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ci.hil.drivers.base import DeviceError
+from hilci.hil.drivers.base import DeviceError
 
 __all__ = ["DeviceError", "driver_for"]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import serial
 
-from ci.hil.devicelog import TrafficLog
-from ci.hil.rig import Device
-from ci.retry import Backoff, retry
+from hilci.hil.devicelog import TrafficLog
+from hilci.hil.rig import Device
+from hilci.util.retry import Backoff, retry
 
 RESUME_S = 2.0  # after a stall, listen this long more to tell a reboot (the stream restarts) from a stall
 

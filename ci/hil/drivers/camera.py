@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from ci.extras import require
-from ci.hil.drivers.base import DeviceError, Driver, SerialStreamDriver
+from hilci.hil.drivers.base import DeviceError, Driver, SerialStreamDriver
+from hilci.util.extras import require
 
 MAGIC = b"HCAM"
-HEADER = struct.Struct("<4sIQHHBI")  # same layout as ci.hil.emulators.camera
+HEADER = struct.Struct("<4sIQHHBI")  # same layout as hilci.hil.emulators.camera
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 import pynmea2
 
-from ci.hil.drivers.base import DeviceError, SerialStreamDriver
+from hilci.hil.drivers.base import DeviceError, SerialStreamDriver
 
 NMEA_MAX_CHARS = 82  # NMEA 0183's longest sentence, '$' to CR LF
 

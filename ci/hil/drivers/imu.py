@@ -11,7 +11,7 @@ os.environ.setdefault("MAVLINK20", "1")  # before importing the dialect: MAVLink
 
 from pymavlink.dialects.v20 import common as mavlink  # noqa: E402
 
-from ci.hil.drivers.base import DeviceError, SerialStreamDriver  # noqa: E402
+from hilci.hil.drivers.base import DeviceError, SerialStreamDriver  # noqa: E402
 
 MAVLINK2_MAX_BYTES = 280  # the longest MAVLink 2 packet: a cut one cannot leave more behind
 

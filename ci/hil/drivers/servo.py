@@ -9,8 +9,8 @@ from typing import Any
 import dynamixel_sdk as dxl
 import serial
 
-from ci.hil.devicelog import hexdump
-from ci.hil.drivers.base import DeviceError, Driver
+from hilci.hil.devicelog import hexdump
+from hilci.hil.drivers.base import DeviceError, Driver
 
 # X-series control table addresses (e-Manual, "Control Table of RAM Area")
 MODEL_NUMBER, TORQUE_ENABLE, HARDWARE_ERROR = 0, 64, 70

@@ -1,4 +1,4 @@
-"""`python -m ci.hil.emulators SPEC_JSON`: run one emulator until stdin closes or it is told to stop.
+"""`python -m hilci.hil.emulators SPEC_JSON`: run one emulator until stdin closes or it is told to stop.
 
 SPEC names the emulator class as "module:attribute" (and, for a kind added outside `ci`, the folder its module
 imports from), so this process needs no registry.
@@ -10,7 +10,7 @@ import json
 import signal
 import sys
 
-from ci.hil.registry import resolve
+from hilci.hil.registry import resolve
 
 
 def main(argv: list[str]) -> int:

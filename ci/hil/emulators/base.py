@@ -1,6 +1,6 @@
 """The device side of a serial link: a raw pseudo-terminal at a stable path, faults, and a control socket.
 
-An emulator runs in its own process (`python -m ci.hil.emulators SPEC`), prints one JSON line with its port and
+An emulator runs in its own process (`python -m hilci.hil.emulators SPEC`), prints one JSON line with its port and
 control socket, and exits when its stdin closes, so it never outlives whoever started it.
 """
 
@@ -18,10 +18,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ci.hil import control
-from ci.hil.faults import KINDS, Fault, parse_fault
-from ci.hil.registry import BAUDS
-from ci.measurements import Stats, intervals_ms, rate_hz
+from hilci.hil import control
+from hilci.hil.faults import KINDS, Fault, parse_fault
+from hilci.hil.registry import BAUDS
+from hilci.results.measurements import Stats, intervals_ms, rate_hz
 
 _SPEEDS = {getattr(termios, f"B{b}"): b for b in BAUDS if hasattr(termios, f"B{b}")}
 
@@ -139,7 +139,7 @@ class Emulator:
             self.inject(self.parse(fault))
 
     def parse(self, item: Any) -> Fault:
-        """A fault for this device (the one parser, `ci.hil.faults`); one the protocol cannot say is refused."""
+        """A fault for this device (the one parser, `hilci.hil.faults`); one the protocol cannot say is refused."""
         return parse_fault(item, file=self.name, device_kind=self.kind, allowed=self.allowed_faults)
 
     # --- faults -------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import time
 import zlib
 from typing import Any
 
-from ci.hil.emulators.base import StreamEmulator
-from ci.hil.frames import FrameSource
+from hilci.hil.emulators.base import StreamEmulator
+from hilci.hil.frames import FrameSource
 
 MAGIC = b"HCAM"
 HEADER = struct.Struct("<4sIQHHBI")  # magic, seq, capture time (ns, monotonic), height, width, label, crc32

@@ -8,7 +8,7 @@ from typing import Any
 
 import pynmea2
 
-from ci.hil.emulators.base import StreamEmulator
+from hilci.hil.emulators.base import StreamEmulator
 
 
 def _deg_min(value: float, lat: bool) -> tuple[str, str]:

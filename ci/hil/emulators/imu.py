@@ -10,7 +10,7 @@ os.environ.setdefault("MAVLINK20", "1")  # before mavutil/dialect import: speak 
 
 from pymavlink.dialects.v20 import common as mavlink  # noqa: E402
 
-from ci.hil.emulators.base import StreamEmulator  # noqa: E402
+from hilci.hil.emulators.base import StreamEmulator  # noqa: E402
 
 GRAVITY = 9.80665
 HIGHRES_FIELDS = 0x1FFF  # acc, gyro, mag, pressures, temperature updated

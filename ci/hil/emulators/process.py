@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.hil.faults import Fault
-from ci.hil.rig import Device, Rig
-from ci.settings import as_dict
+from hilci.hil.faults import Fault
+from hilci.hil.rig import Device, Rig
+from hilci.util.settings import as_dict
 
 
 class EmulatorError(RuntimeError):
@@ -88,7 +88,7 @@ def start(device: Device, link: Path, timeout: float = 10.0) -> EmulatorHandle:
     env = dict(os.environ, MAVLINK20="1")
     root = str(Path(__file__).resolve().parents[3])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.Popen([sys.executable, "-m", "ci.hil.emulators", json.dumps(spec_for(device, link))],
+    proc = subprocess.Popen([sys.executable, "-m", "hilci.hil.emulators", json.dumps(spec_for(device, link))],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True)
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     line = proc.stdout.readline() if ready else b""

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastcrc import crc16
 
-from ci.hil.emulators.base import Emulator
+from hilci.hil.emulators.base import Emulator
 
 HEADER = b"\xff\xff\xfd\x00"
 PING, READ, WRITE, REBOOT, STATUS = 0x01, 0x02, 0x03, 0x08, 0x55

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from ci.hil.plugin.session import FAULTED, HilSession
-from ci.hil.rig import Device, Rig
-from ci.measurements import replace_properties
-from ci.provenance import commit
+from hilci.hil.plugin.session import FAULTED, HilSession
+from hilci.hil.rig import Device, Rig
+from hilci.results.measurements import replace_properties
+from hilci.util.provenance import commit
 
 KEY = pytest.StashKey[HilSession]()
 CALL_START = pytest.StashKey[int]()  # perf_counter_ns when the test's call phase began
@@ -137,7 +137,7 @@ def _hil_suite_properties(request, record_testsuite_property) -> None:
     hil = request.config.stash.get(KEY, None)
     if hil is None:
         return
-    from ci.hil.platform import facts
+    from hilci.hil.platform import facts
 
     for key, value in facts(all(r.emulate for r in hil.rigs)):
         record_testsuite_property(key, value)

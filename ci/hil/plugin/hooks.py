@@ -11,23 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from ci import pytest_interrupt
-from ci.hil import devicelog
-from ci.hil.faults import FaultError, parse_targeted
-from ci.hil.plugin import junitxml
-from ci.hil.plugin.fixtures import CALL_START, KEY, register_device_fixtures
-from ci.hil.plugin.injection import FaultPlan
-from ci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, HilSession
-from ci.hil.registry import kinds
-from ci.hil.rig import ENGINE_SUFFIXES, RigError, load_rig
-from ci.measurements import Declared
+from hilci.hil import devicelog
+from hilci.hil.faults import FaultError, parse_targeted
+from hilci.hil.plugin import junitxml
+from hilci.hil.plugin.fixtures import CALL_START, KEY, register_device_fixtures
+from hilci.hil.plugin.injection import FaultPlan
+from hilci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, HilSession
+from hilci.hil.registry import kinds
+from hilci.hil.rig import ENGINE_SUFFIXES, RigError, load_rig
+from hilci.results.measurements import Declared
+from hilci.stage import interrupt as pytest_interrupt
 
 MARKERS = {
     "sensor": "HIL sensor test: needs --rig",
     "actuator": "HIL actuator test: needs --rig",
     "latency": "HIL latency budget: needs --rig",
     "hil_fault(device, kind, **params)": "inject an emulator fault into DEVICE when this test starts",
-    "measures(*declared)": "the measurements this test takes (ci.measurements.Declared or (name, unit); "
+    "measures(*declared)": "the measurements this test takes (hilci.results.measurements.Declared or (name, unit); "
                            "{device} and {rig} in a name are filled in), written as UNSET when it starts",
 }
 HIL_MARKERS = ("sensor", "actuator", "latency")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ci.hil.faults import Fault, FaultError, parse_fault
-from ci.hil.rig import Device
+from hilci.hil.faults import Fault, FaultError, parse_fault
+from hilci.hil.rig import Device
 
 
 class FaultPlan:
@@ -38,7 +38,7 @@ class FaultPlan:
 
     def inject_for(self, item: pytest.Item, device: Device, control: str | None) -> bool:
         """Send this test's faults for `device` to its emulator; True if there were any."""
-        from ci.hil.emulators.process import send
+        from hilci.hil.emulators.process import send
 
         faults = self.for_item(item, device)
         for fault in faults:
@@ -50,7 +50,7 @@ class FaultPlan:
 
     @staticmethod
     def clear(control: str) -> None:
-        from ci.hil.emulators.process import EmulatorError, send
+        from hilci.hil.emulators.process import EmulatorError, send
 
         try:
             send(control, {"cmd": "clear"})

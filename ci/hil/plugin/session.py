@@ -1,7 +1,7 @@
 """The HIL session: the rigs of one pytest run and what serves them, each part with its own teardown.
 
 rigs (loaded by the hooks) -> `Emulation` (emulator processes of emulated rigs, shared with xdist workers through
-a state file) -> health verdicts (`ci.hil.health`) -> `HilSession.open`, which each device fixture uses: lock,
+a state file) -> health verdicts (`hilci.hil.health`) -> `HilSession.open`, which each device fixture uses: lock,
 open, inject this test's faults, and on every exit clear them, make actuators safe, close and unlock.
 """
 
@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from ci.hil import health
-from ci.hil.hostclock import HostClock
-from ci.hil.locks import DeviceBusy, DeviceLock
-from ci.hil.plugin.injection import FaultPlan
-from ci.hil.rig import Device, Rig
-from ci.hil.safestate import SafeState
-from ci.hil.timing import TimingVerdicts
+from hilci.hil import health
+from hilci.hil.hostclock import HostClock
+from hilci.hil.locks import DeviceBusy, DeviceLock
+from hilci.hil.plugin.injection import FaultPlan
+from hilci.hil.rig import Device, Rig
+from hilci.hil.safestate import SafeState
+from hilci.hil.timing import TimingVerdicts
 
 STATE_ENV = "HILCI_HIL_STATE"
 UNHEALTHY = pytest.StashKey[list]()
@@ -45,7 +45,7 @@ class Emulation:
         self.folder: Path | None = None
 
     def start(self) -> None:
-        from ci.hil.emulators.process import EmulatorError, RigEmulators
+        from hilci.hil.emulators.process import EmulatorError, RigEmulators
 
         self.folder = Path(tempfile.mkdtemp(prefix="hilci-session-"))
         for rig in self.rigs:
@@ -158,7 +158,7 @@ class HilSession:
     @contextmanager
     def open(self, device: Device, item: pytest.Item | None = None) -> Iterator[Any]:
         """Lock, open and yield the device's driver; on every exit, actuators go safe, then close and unlock."""
-        from ci.hil.drivers import DeviceError, driver_for
+        from hilci.hil.drivers import DeviceError, driver_for
 
         problem = self.health.get(device.label, "")
         if problem:

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 def rig_files(items: list[str]) -> list[Path]:
     """Files as given; folders expand to their *.yaml, sorted. A missing path is a usage error."""
-    from ci.stage import UsageError
+    from hilci.errors import UsageError
 
     files: list[Path] = []
     for item in items:
@@ -44,12 +44,12 @@ def _cmd_deviceplugin(args) -> int:
     import logging
     import signal
 
-    from ci.stage import UsageError
+    from hilci.errors import UsageError
 
     if args.interval <= 0:
         raise UsageError(f"--interval {args.interval:g}: must be above 0")
     try:
-        from ci.kube.deviceplugin.server import RigDevicePlugin
+        from hilci.kube.deviceplugin.server import RigDevicePlugin
     except ImportError as exc:
         raise UsageError(f"the device plugin needs grpcio and protobuf ({exc}): "
                          "pip install 'hilci[cluster]'") from None

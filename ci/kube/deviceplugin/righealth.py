@@ -1,7 +1,7 @@
 """The one place the device plugin touches the HIL framework: load a rig, ask its devices, resolve their nodes.
 
 Health is the HIL health check (every device of the rig answers, `Driver.health`), run under the same per-device
-`fcntl` locks the pytest plugin takes (`ci.hil.locks.DeviceLock`): a device that a test holds is not probed (the
+`fcntl` locks the pytest plugin takes (`hilci.hil.locks.DeviceLock`): a device that a test holds is not probed (the
 probe would steal its bytes), and the rig keeps its last verdict until the test lets go.
 """
 
@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.hil.drivers import DeviceError, driver_for
-from ci.hil.locks import DeviceBusy, DeviceLock
-from ci.hil.rig import Rig, RigError, load_rig
+from hilci.hil.drivers import DeviceError, driver_for
+from hilci.hil.locks import DeviceBusy, DeviceLock
+from hilci.hil.rig import Rig, RigError, load_rig
 
 __all__ = ["DeviceError", "Probe", "RigError", "device_nodes", "load_rig", "probe_rig"]
 

@@ -24,12 +24,13 @@ from pathlib import Path
 import grpc
 import yaml
 
-from ci.kube.deviceplugin import api_pb2, api_pb2_grpc, righealth
+from hilci.kube.deviceplugin import api_pb2, api_pb2_grpc, righealth
+from hilci.kube.resources import RIG
 
 log = logging.getLogger("hilci.deviceplugin")
 
 API_VERSION = "v1beta1"
-RESOURCE = "hilci.dev/rig"
+RESOURCE = RIG
 HEALTHY, UNHEALTHY = "Healthy", "Unhealthy"
 KUBELET_DIR = Path("/var/lib/kubelet/device-plugins")
 KUBELET_SOCKET = "kubelet.sock"

@@ -14,8 +14,8 @@ from pathlib import Path
 from junitparser import Error, Failure, Skipped
 from junitparser.xunit2 import JUnitXml, TestCase, TestSuite
 
-from ci.measurements import Measurement, parse_properties
-from ci.model import Status
+from hilci.pipeline.model import Status
+from hilci.results.measurements import Measurement, parse_properties
 
 PASSED, FAILED, ERROR, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.SKIPPED
 # A failing testcase's device traffic: the log file's path, relative to the folder the tests ran in (the

@@ -1,15 +1,15 @@
 """The one pipeline definition: stages of DESIGN.md's table, in order. Both engines read this.
 
-The `quantize`, `convert` and `hil` stages join through their own modules (`conversion.stages`,
-`ci.hil.stage`); each stage's `entry` is what `hilci stage NAME` calls.
+The `quantize`, `convert` and `hil` stages join through their own modules (`hilci.conversion.stages`,
+`hilci.builtin.hil`); each stage's `entry` is what `hilci stage NAME` calls.
 """
 
 from __future__ import annotations
 
-from ci.model import Board, Pipeline, Stage
+from hilci.pipeline.model import Board, Pipeline, Stage
 
 CODE = ("ci/**/*.py", "conversion/**/*.py", "pyproject.toml")
-MODEL_CODE = ("conversion/**/*.py", "ci/measurements.py", "ci/junit.py", "ci/stage.py")
+MODEL_CODE = ("conversion/**/*.py", "ci/results/measurements.py", "ci/results/junit.py", "ci/stage/run.py")
 
 PIPELINE = Pipeline(
     stages=(
@@ -17,8 +17,8 @@ PIPELINE = Pipeline(
             name="build",
             pod="cpu",
             does="wheel, ruff lint, unit tests",
-            entry="ci.stages:build",
-            settings="ci.stage_settings:BuildSettings",
+            entry="hilci.builtin.stages:build",
+            settings="hilci.builtin.settings:BuildSettings",
             needs_tools=("groovy", "java", "build", "ruff"),  # groovy parses the Jenkinsfile in the unit tests
             inputs=CODE + ("tests/**/*.py", "hil_tests/**/*.py"),
             outputs=("dist",),
@@ -30,8 +30,8 @@ PIPELINE = Pipeline(
             name="train",
             pod="gpu",
             does="FP32 training of the example perception model (accuracy gate)",
-            entry="conversion.stages:train",
-            settings="conversion.settings:TrainSettings",
+            entry="hilci.conversion.stages:train",
+            settings="hilci.conversion.settings:TrainSettings",
             needs_tools=("torch", "sklearn"),
             inputs=MODEL_CODE,
             outputs=("artifacts/train",),
@@ -44,8 +44,8 @@ PIPELINE = Pipeline(
             name="quantize",
             pod="gpu",
             does="PTQ and QAT (modelopt), Q/DQ ONNX export, TensorRT lint, ORT parity (drop, lint, parity gates)",
-            entry="conversion.stages:quantize",
-            settings="conversion.settings:QuantizeSettings",
+            entry="hilci.conversion.stages:quantize",
+            settings="hilci.conversion.settings:QuantizeSettings",
             needs_tools=("torch", "modelopt", "onnx", "onnxruntime", "sklearn"),
             inputs=MODEL_CODE + ("artifacts/train/*.pt",),
             outputs=("artifacts/quantize",),
@@ -59,8 +59,8 @@ PIPELINE = Pipeline(
             pod="jetson",
             matrix=True,
             does="engine build (TensorRT on Jetson, ONNX Runtime elsewhere), parity, benchmark (parity, latency gates)",
-            entry="conversion.stages:convert",
-            settings="conversion.settings:ConvertSettings",
+            entry="hilci.conversion.stages:convert",
+            settings="hilci.conversion.settings:ConvertSettings",
             needs_tools=("onnx", "onnxruntime"),  # TensorRT is used where installed (backend: auto)
             inputs=MODEL_CODE + ("artifacts/quantize/*.onnx", "artifacts/quantize/*.npz"),
             outputs=("artifacts/convert",),
@@ -74,9 +74,9 @@ PIPELINE = Pipeline(
             pod="jetson",
             matrix=True,
             does="pytest hil_tests on the rig",
-            entry="ci.hil.stage:hil",
-            settings="ci.stage_settings:HilSettings",
-            inputs=("ci/hil/**/*.py", "ci/measurements.py", "hil_tests/**", "artifacts/convert/engine.*"),
+            entry="hilci.builtin.hil:hil",
+            settings="hilci.builtin.settings:HilSettings",
+            inputs=("ci/hil/**/*.py", "ci/results/measurements.py", "hil_tests/**", "artifacts/convert/engine.*"),
             outputs=("artifacts/hil",),
             needs=("convert",),
             tools=("pytest", "pymavlink", "dynamixel-sdk", "pynmea2", "pyserial"),
@@ -88,8 +88,8 @@ PIPELINE = Pipeline(
             name="report",
             pod="cpu",
             does="merge JUnit, HTML report",
-            entry="ci.stages:report",
-            settings="ci.stage_settings:ReportSettings",
+            entry="hilci.builtin.stages:report",
+            settings="hilci.builtin.settings:ReportSettings",
             needs=(),
             gathers=True,
             cacheable=False,

@@ -1,7 +1,7 @@
 """How people read a measurement: its numbers, the statistic behind `value`, its limits and its verdict word.
 
 One wording for the terminal summary, `pytest hil_tests`'s measurement table and the HTML report. A
-measurement is the `{field: text}` dict that `ci.measurements.parse_properties` gives back from JUnit.
+measurement is the `{field: text}` dict that `hilci.results.measurements.parse_properties` gives back from JUnit.
 Standard library only: the HIL side imports it on a Jetson.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ci.measurements import FAIL, PASS, _fmt
+from hilci.results.measurements import FAIL, PASS, _fmt
 
 INFO = "info"  # a measurement without limits: recorded, never judged
 INCONCLUSIVE = "inconclusive"

@@ -1,11 +1,11 @@
 """The hilci.yaml sections of the pipeline's own stages (`build`, `hil`, `report`) as typed settings classes.
 
-The model stages type theirs in `conversion.settings`; `ci.config` reads every section through its class.
+The model stages type theirs in `hilci.conversion.settings`; `hilci.pipeline.config` reads every section through its class.
 """
 
 from __future__ import annotations
 
-from ci.settings import number, settings, str_list, text
+from hilci.util.settings import number, settings, str_list, text
 
 DAY_S = 24 * 3600.0
 

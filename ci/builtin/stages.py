@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 import time
 
-from ci.stage import PYTEST_ABORT_PLUGIN, ChildResult, StageContext, StageError
-from ci.stage_settings import BuildSettings, ReportSettings
+from hilci.builtin.settings import BuildSettings, ReportSettings
+from hilci.errors import StageError
+from hilci.stage.run import PYTEST_ABORT_PLUGIN, ChildResult, StageContext
 
 LINT_PATHS = ("ci", "conversion", "hil_tests", "tests", "benchmarks")
 
@@ -64,9 +65,9 @@ def build(ctx: StageContext) -> None:
 
 def _regression_gates(ctx: StageContext) -> list[dict]:
     """With a store configured: this build's records against the baseline (a testcase each), and the trends."""
-    from ci.stage import load_config
-    from ci.store.session import StoreSession
-    from ci.store.stagerun import wanted
+    from hilci.stage.run import load_config
+    from hilci.store.session import StoreSession
+    from hilci.store.stagerun import wanted
 
     config = load_config(ctx.root, ctx.pipeline)
     if not wanted(ctx.root, config):  # no shared store, or `hilci run`, which gates the run itself
@@ -84,7 +85,7 @@ def _regression_gates(ctx: StageContext) -> list[dict]:
 
 def report(ctx: StageContext) -> None:
     """Merge every stage's JUnit into reports/junit.xml and render reports/index.html."""
-    from ci.local.report import write_reports
+    from hilci.report.html import write_reports
 
     junit_dir = ctx.reports / "junit"
     files = [p for stage in ctx.pipeline.stages if stage.name != ctx.stage.name

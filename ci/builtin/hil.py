@@ -6,8 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-from ci.model import DEFAULT_RIG
-from ci.stage import PYTEST_ABORT_PLUGIN, StageContext, StageError, artifacts_dir
+from hilci.errors import StageError
+from hilci.pipeline.model import DEFAULT_RIG
+from hilci.stage.run import PYTEST_ABORT_PLUGIN, StageContext, artifacts_dir
 
 
 def built_engine(ctx: StageContext) -> Path | None:

@@ -12,7 +12,7 @@ import importlib.util
 from dataclasses import dataclass
 from types import ModuleType
 
-from ci.stage import StageError
+from hilci.errors import StageError
 
 
 @dataclass(frozen=True)

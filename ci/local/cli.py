@@ -1,67 +1,21 @@
-"""The pipeline commands: `hilci run` (the local runner) and `hilci stage NAME` (one stage, as Jenkins runs it)."""
+"""Running on this machine: `hilci run` (the whole pipeline, with the stage cache; `-n` the plan only),
+`hilci stage NAME` (one stage here, as each Jenkins stage runs it in its pod) and `hilci stages` (the list)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
 
-from ci.model import DEFAULT_RIG, Pipeline
-from ci.stage import UsageError
-
-DEFAULT_PIPELINE = "ci.definition:PIPELINE"
-
-
-def load_pipeline(spec: str | None = None) -> Pipeline:
-    """The pipeline named by `module:attr` (or $HILCI_PIPELINE, or the project's own definition)."""
-    spec = spec or os.environ.get("HILCI_PIPELINE") or DEFAULT_PIPELINE
-    module_name, _, attr = spec.partition(":")
-    try:
-        pipeline = getattr(importlib.import_module(module_name), attr or "PIPELINE")
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(f"pipeline definition {spec!r} cannot be loaded ({exc})") from None
-    if not isinstance(pipeline, Pipeline):
-        raise UsageError(f"pipeline definition {spec!r} is not a ci.model.Pipeline")
-    return pipeline
-
-
-def project_root() -> Path:
-    """$HILCI_ROOT (set by the runner for its stages), else the working directory."""
-    return Path(os.environ.get("HILCI_ROOT") or Path.cwd()).resolve()
-
-
-def find_root(pipeline: Pipeline, start: Path | None = None) -> Path:
-    """The project's root: $HILCI_ROOT, else the working directory or the nearest folder above it holding the
-    pipeline's hilci.yaml or pod templates, so that `hilci run` works from a subfolder."""
-    if os.environ.get("HILCI_ROOT"):
-        return project_root()
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / pipeline.config_file).is_file() or (folder / pipeline.podtemplates_dir).is_dir():
-            return folder
-    raise UsageError(f"no {pipeline.config_file} or {pipeline.podtemplates_dir}/ in {here} or above it: "
-                     "run hilci in the project's root folder")
-
-
-def add_pipeline_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pipeline", default=None,
-                        help="pipeline definition as module:attr (default: $HILCI_PIPELINE, else the project's)")
-
-
-def pipeline_and_root(args: argparse.Namespace) -> tuple[Pipeline, Path]:
-    """The pipeline `--pipeline` names and the project root it is run in: what every command starts from."""
-    pipeline = load_pipeline(getattr(args, "pipeline", None))
-    return pipeline, find_root(pipeline)
-
-
-def parse_only(items: list[str]) -> tuple[str, ...]:
-    """`--only a,b --only c` as names; an empty name (`--only ""`) is a usage error."""
-    names = tuple(n.strip() for item in items for n in item.split(","))
-    if any(not n for n in names):
-        raise UsageError("--only needs stage names (got an empty one)")
-    return names
+from hilci.pipeline.model import DEFAULT_RIG
+from hilci.pipeline.project import (
+    add_pipeline_option,
+    load_pipeline,
+    parse_only,
+    pipeline_and_root,
+    project_root,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,13 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     stages.set_defaults(func=cmd_stages)
 
 
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from ci.doctor import preflight
-    from ci.local.runner import LocalRunner, RunOptions
+    from hilci.doctor import preflight
+    from hilci.local.runner import LocalRunner, RunOptions
 
     spec = args.pipeline or os.environ.get("HILCI_PIPELINE") or ""
     if args.dry_run:
-        from ci.store.cli import cmd_plan
+        from hilci.store.cli import cmd_plan
 
         args.json, args.jenkins = False, False
         return cmd_plan(args)
@@ -114,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from ci.store.stagerun import run_stage_with_store
+    from hilci.store.stagerun import run_stage_with_store
 
     pipeline = load_pipeline()
     pipeline.stage(args.name)

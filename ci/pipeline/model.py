@@ -1,6 +1,6 @@
 """The pipeline model: stages, boards and their validation. Pure data; nothing here runs anything.
 
-The one pipeline definition (`ci.definition.PIPELINE`) is made of these classes and consumed by two engines:
+The one pipeline definition (`hilci.example.PIPELINE`) is made of these classes and consumed by two engines:
 the local runner (`hilci run`) and the Jenkinsfile renderer (`hilci jenkinsfile`).
 """
 
@@ -11,6 +11,8 @@ import importlib.util
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+
+from hilci.errors import DefinitionError
 
 DEFAULT_RIG = "hil_tests/rigs/sim.yaml"  # the emulated rig: matrix stages run on it when no rig is named
 
@@ -47,10 +49,6 @@ class StageOutcome:
     @property
     def ok(self) -> bool:
         return self.status in (Status.PASSED, Status.CACHED)
-
-
-class DefinitionError(ValueError):
-    """The pipeline definition is invalid; the message names the stage and what is wrong."""
 
 
 @dataclass(frozen=True)

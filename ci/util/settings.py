@@ -20,12 +20,10 @@ from typing import Any
 
 import attrs
 
+from hilci.errors import SettingsError
+
 REQUIRED = attrs.NOTHING  # a field the file must set
 _KIND = "hilci.kind"
-
-
-class SettingsError(ValueError):
-    """A settings mapping is invalid; the message is 'FILE: dotted.field: what is wrong'."""
 
 
 def settings(cls: type) -> type:

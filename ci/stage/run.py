@@ -21,24 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci import junit
-from ci.measurements import Measurement
-from ci.model import Pipeline, Stage
-from ci.provenance import commit
-from ci.settings import as_dict
+from hilci.errors import StageError, UsageError
+from hilci.pipeline.model import Pipeline, Stage
+from hilci.results import junit
+from hilci.results.measurements import Measurement
+from hilci.util.provenance import commit
+from hilci.util.settings import as_dict
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 ABORT_GRACE_S = 20.0  # after an abort is forwarded, how long a child gets to tear down and write its JUnit
 KILL_GRACE_S = 5.0  # after a timeout's SIGTERM, how long before SIGKILL
-PYTEST_ABORT_PLUGIN = ("-p", "ci.pytest_interrupt")  # every pytest a stage starts: clean abort, JUnit kept
-
-
-class StageError(Exception):
-    """A stage cannot go on; the message names the file, field or device at fault."""
-
-
-class UsageError(Exception):
-    """Bad input from the user (unknown stage, malformed config): one line, exit 2, no traceback."""
+PYTEST_ABORT_PLUGIN = ("-p", "hilci.stage.interrupt")  # every pytest a stage starts: clean abort, JUnit kept
 
 
 class Aborted(BaseException):
@@ -99,7 +92,7 @@ class StageContext:
         return _suite_name(self.stage, self.board)
 
     def case(self, name: str, *, time_s: float = 0.0, measurements: Iterable[Measurement] = (), **kw) -> Any:
-        """Record one testcase of this stage (see `ci.junit.make_case` for the keywords)."""
+        """Record one testcase of this stage (see `hilci.results.junit.make_case` for the keywords)."""
         tc = junit.make_case(name, self.classname, time=time_s, measurements=measurements, **kw)
         self.cases.append(tc)
         return tc
@@ -175,7 +168,7 @@ def log(message: str) -> None:
 
 
 def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
-    """Every stage's hilci.yaml section as plain data (see `ci.config`), plus the top-level `store` URL and
+    """Every stage's hilci.yaml section as plain data (see `hilci.pipeline.config`), plus the top-level `store` URL and
     `regressions` settings when the file sets them; a bad file is a UsageError naming it."""
     config = _read_config(root, pipeline)
     data: dict[str, Any] = {name: config.section(name) for name in pipeline.names}
@@ -187,7 +180,8 @@ def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
 
 
 def _read_config(root: Path, pipeline: Pipeline):
-    from ci.config import ConfigError, load
+    from hilci.errors import ConfigError
+    from hilci.pipeline.config import load
 
     try:
         return load(root, pipeline)

@@ -8,9 +8,7 @@ from typing import Any
 
 import yaml
 
-
-class YamlFileError(ValueError):
-    """A YAML file cannot be read or parsed; the message is 'PATH: line N: what is wrong'."""
+from hilci.errors import YamlFileError
 
 
 def load_yaml(path: Path, *, all_documents: bool = False) -> Any:

@@ -21,10 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import junit
-from ci.junit import CaseRecord
-from ci.local.stagefacts import group_failures, produced_duration, stage_detail, stage_of, suite_properties
-from ci.measurement_view import (
+from hilci.report.facts import group_failures, produced_duration, stage_detail, stage_of, suite_properties
+from hilci.results import junit
+from hilci.results.junit import CaseRecord
+from hilci.results.measurements import STAT_FIELDS
+from hilci.results.view import (
     INFO,
     has_limits,
     is_failed,
@@ -34,8 +35,7 @@ from ci.measurement_view import (
     value_text,
     verdict,
 )
-from ci.measurements import STAT_FIELDS
-from ci.provenance import commit, git
+from hilci.util.provenance import commit, git
 
 COLORS = {"passed": "#2e7d32", "cached": "#00838f", "failed": "#c62828", "error": "#6a1b9a",
           "skipped": "#9e9e9e"}
@@ -88,7 +88,7 @@ def stage_properties(suites: dict[str, dict[str, str]]) -> dict[str, dict[str, s
 
 
 def trend_section(trends: list[dict], width: int = 240, height: int = 36) -> str:
-    """Each measurement over the last runs on the same board (ci.store.session.trends), the current run marked."""
+    """Each measurement over the last runs on the same board (hilci.store.session.trends), the current run marked."""
     esc = html.escape
     rows = []
     for t in trends:

@@ -7,7 +7,7 @@ and writes its JUnit; the second signal is ignored, so another Ctrl-C or the par
 that teardown short (a third ends the process at once, for a teardown that hangs). The test that was running is logged as failed with "aborted by SIGTERM" and the
 measurements it had recorded, so the JUnit says which test the abort interrupted.
 
-`hilci stage` loads it into every pytest it starts (`-p ci.pytest_interrupt`); the HIL plugin loads it too.
+`hilci stage` loads it into every pytest it starts (`-p hilci.stage.interrupt`); the HIL plugin loads it too.
 Only the standard library and pytest: it runs on a Jetson.
 """
 

@@ -1,7 +1,7 @@
 """hilci.yaml, read through typed settings: one section per stage, plus the top-level `store` URL.
 
-A stage names the class that types its section (`Stage.settings = "module:Class"`, a `ci.settings` class living
-where the stage's concern lives: `conversion.settings` for the model stages, `ci.stage_settings` for ours); a
+A stage names the class that types its section (`Stage.settings = "module:Class"`, a `hilci.util.settings` class living
+where the stage's concern lives: `hilci.conversion.settings` for the model stages, `hilci.builtin.settings` for ours); a
 stage without one takes a free-form mapping. Every problem is one line naming the file and the dotted field
 (`hilci.yaml: hil.pytest_argz: unknown setting (did you mean 'pytest_args'?)`), and `problems` lists them all
 at once, so `hilci run` can refuse a bad file before the first stage starts.
@@ -14,20 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci.model import DefinitionError, Pipeline, Stage
-from ci.settings import SettingsError, as_dict, build, nearest
-from ci.yamlfile import YamlFileError, load_yaml
+from hilci.errors import ConfigError, DefinitionError, SettingsError, YamlFileError
+from hilci.pipeline.model import Pipeline, Stage
+from hilci.pipeline.sections import GateSettings
+from hilci.util.settings import as_dict, build, nearest
+from hilci.util.yamlfile import load_yaml
 
-STORE = "store"  # top-level key: the URL of the stage store (ci.store); HILCI_STORE overrides it
-REGRESSIONS = "regressions"  # top-level key: the regression gates' settings (ci.store.gates.GateSettings)
-
-
-class ConfigError(ValueError):
-    """hilci.yaml is invalid; each line of the message names the file and the field."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+STORE = "store"  # top-level key: the URL of the stage store (hilci.store); HILCI_STORE overrides it
+REGRESSIONS = "regressions"  # top-level key: the regression gates' settings (hilci.store.gates.GateSettings)
 
 
 @dataclass
@@ -87,8 +81,6 @@ def read(root: Path, pipeline: Pipeline) -> tuple[Config, list[str]]:
         problems.append(f"{shown}: {STORE}: expected a URL or a path, got {store!r}"[:200])
     config.store = store if isinstance(store, str) and store.strip() else None
     if data.get(REGRESSIONS) is not None:
-        from ci.store.gates import GateSettings
-
         try:
             config.regressions = build(GateSettings, data[REGRESSIONS], file=shown, prefix=f"{REGRESSIONS}.")
             config.regressions.check(shown)

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci.junit import CaseRecord
-from ci.measurement_view import INCONCLUSIVE, headline, is_failed, verdict_counts
-from ci.model import Status
+from hilci.pipeline.model import Status
+from hilci.results.junit import CaseRecord
+from hilci.results.view import INCONCLUSIVE, headline, is_failed, verdict_counts
 
 FAILED_STATUSES = (Status.FAILED, Status.ERROR)
 
