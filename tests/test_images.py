@@ -1,10 +1,13 @@
 """images/*/Dockerfile: each stage's declared tools are installed by its pod's image, and the pod templates name
-images built from these files. No Docker engine here: the Dockerfiles are parsed."""
+images built from these files: the Dockerfiles are parsed, and (the slow tests) built and run with docker or,
+without a Docker engine, podman over stand-in bases (images/build.py)."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -150,3 +153,48 @@ def test_a_tool_missing_from_the_image_is_caught(tmp_path):
     broken.write_text(text)
     missing = {t for t in PIPELINE.stage("build").tools if canonical(t) not in installed_by(Dockerfile(broken))}
     assert missing == {"ruff", "build"}
+
+
+# --- The images themselves, built here (images/build.py: docker where its engine answers, else podman over
+# stand-in bases) and run as the pods run them.
+
+sys.path.insert(0, str(ROOT / "images"))
+import build as image_build  # noqa: E402  (images/build.py: standard library only)
+
+WORKSPACE = "/home/jenkins/agent/workspace"  # where the Kubernetes plugin mounts the checkout
+
+
+def container_engine() -> str:
+    """docker when its engine answers, else podman; a missing engine fails the test (never a skip)."""
+    if image_build.docker_works():
+        return "docker"
+    if not shutil.which("podman"):
+        pytest.fail("no Docker engine answers and podman is missing: run 'make container-tools' (as root: "
+                    "apt-get install -y podman runc debootstrap); tests/test_images.py builds and runs the images")
+    return "podman"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", image_build.NAMES)
+def test_the_jenkinsfile_s_first_step_works_in_the_image_as_uid_1000(name, tmp_path):
+    """Every stage starts with `pip install --no-deps --no-build-isolation -e .` on the checkout, as uid 1000
+    (runAsUser): the venv must be writable by it, and hold a setuptools that reads our pyproject.toml (>= 77)."""
+    engine = container_engine()
+    try:
+        image_build.build([name], engine, log=lambda _: None)
+    except image_build.BuildError as e:
+        pytest.fail(f"images/{name}/Dockerfile does not build: {e}")
+    checkout = tmp_path / "workspace"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(checkout)], check=True)
+    subprocess.run(["chown", "-R", "1000:1000", str(checkout)], check=True)
+    steps = ("python -m pip install --quiet --no-deps --no-build-isolation -e . && hilci --help && id -u "
+             "&& python -m pip show hilci")
+    cmd = [engine, "run", "--rm", "--network", "host", "--user", "1000", "-v", f"{checkout}:{WORKSPACE}",
+           "-w", WORKSPACE, image_build.image_tag(name), "sh", "-c", steps]
+    env = image_build.podman_env() if engine == "podman" else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{name} image, as uid 1000: {steps}\n{out[-3000:]}"
+    assert "usage: hilci" in proc.stdout and "\n1000\n" in proc.stdout, out[-3000:]
+    # hilci now runs from the checkout (the editable install), not from the image's copy.
+    assert f"Editable project location: {WORKSPACE}" in proc.stdout, out[-3000:]
