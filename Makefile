@@ -10,6 +10,9 @@ PYTEST_ARGS ?=
 .PHONY: pipeline test venv lint jenkinsfile groovy chromium doctor clean deviceplugin-proto images \
 	container-tools
 
+# Without a Docker engine (a `docker` client alone is not one) images are built and run with podman.
+CONTAINER_TOOLS := $(if $(shell docker info >/dev/null 2>&1 && echo engine),,container-tools)
+
 # System packages: installed with apt-get when we are root; otherwise the exact command is printed and make
 # stops (nothing here asks for a password). $(call apt,COMMAND,PACKAGE,WHY)
 define apt
@@ -47,7 +50,8 @@ doctor: groovy $(STAMP)
 pipeline: groovy $(STAMP)
 	$(BIN)/hilci run
 
-test: groovy chromium $(STAMP)
+# The slow tests in tests/test_images.py build the pod images and run them (make images says how).
+test: groovy chromium $(CONTAINER_TOOLS) $(STAMP)
 	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -64,7 +68,7 @@ deviceplugin-proto: $(STAMP)
 # by images/build.py: with docker where its engine answers, else with podman over stand-in bases built here
 # (the jetson one then amd64 and without TensorRT; images/build.py says how). IMAGES=cpu builds one.
 IMAGES ?=
-images: $(if $(shell docker info >/dev/null 2>&1 && echo engine),,container-tools)
+images: $(CONTAINER_TOOLS)
 	$(PYTHON) images/build.py $(IMAGES)
 
 # What images/build.py needs without a Docker engine: podman with runc (crun fails on hybrid cgroups; settings

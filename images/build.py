@@ -125,6 +125,10 @@ def pip_sources() -> tuple[list[str], list[str]]:
     """This machine's pip sources as (build args, volumes): file:// indexes and find-links folders mounted
     read-only at the same paths, the CA bundle at another path (mounting it over the image's own breaks apt)."""
     proc = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True)
+    for pip in ("pip3", "pip"):  # a python3 without its pip module: the machine's pip command reads the same
+        if proc.returncode == 0 or not shutil.which(pip):
+            break
+        proc = subprocess.run([pip, "config", "list"], capture_output=True, text=True)
     conf: dict[str, str] = {}
     for line in proc.stdout.splitlines():
         key, _, value = line.partition("=")
