@@ -22,6 +22,8 @@ else:  # pytest itself depends on tomli below 3.11
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "images"))
+import build as image_build  # noqa: E402  (images/build.py: standard library only)
 
 
 def canonical(name: str) -> str:
@@ -146,6 +148,40 @@ def test_images_run_as_the_pod_templates_user():
         assert users and users[-1].strip() == "1000", f"{path}: must end as USER 1000 (runAsUser in the templates)"
 
 
+def test_the_venv_belongs_to_the_pods_user():
+    """The Jenkinsfile's first step reinstalls hilci into the venv as uid 1000 (runAsUser): a venv made as root
+    fails it with Permission denied (the slow test below runs it)."""
+    for path in DOCKERFILES:
+        user = "root"
+        for op, arg in Dockerfile(path).instructions:
+            if op.upper() == "USER":
+                user = arg.strip()
+            if op.upper() == "RUN" and re.search(r"-m venv\b", arg):
+                assert user == "1000", f"{path.relative_to(ROOT)}: the venv is made as {user}, not as uid 1000"
+
+
+def test_each_venv_has_the_setuptools_our_pyproject_needs():
+    """`pip install --no-build-isolation -e .` builds with the venv's setuptools: `license = "Apache-2.0"` needs
+    77 or later (Ubuntu 22.04's, under the jetson venv's --system-site-packages, is 59; Python 3.12's venv has
+    none)."""
+    needed = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert "setuptools>=77" in needed
+    for path in DOCKERFILES:
+        words = [w for op, arg in Dockerfile(path).instructions if op.upper() == "RUN" for c in commands(arg)
+                 if "pip" in c and "install" in c for w in c]
+        floors = [int(m.group(1)) for w in words if (m := re.fullmatch(r"setuptools>=(\d+).*", w))]
+        assert floors and max(floors) >= 77, f"{path.relative_to(ROOT)}: pip installs no setuptools>=77"
+        assert "wheel" in words, f"{path.relative_to(ROOT)}: pip installs no wheel (pyproject's build requires)"
+
+
+def test_the_tensorrt_check_is_skipped_only_by_the_stand_in_build_arg():
+    text = (ROOT / "images" / "jetson" / "Dockerfile").read_text()
+    assert re.search(r"^ARG HILCI_NO_TENSORRT=$", text, re.M), "the skip must default to off"
+    assert 'LABEL dev.hilci.no-tensorrt="${HILCI_NO_TENSORRT}"' in text, "a skipped check must show on the image"
+    assert "import tensorrt" in text
+    assert image_build.NO_TENSORRT, "images/build.py passes a reason for its stand-in"
+
+
 def test_a_tool_missing_from_the_image_is_caught(tmp_path):
     """The check can fail: a cpu image without the dev extra lacks ruff and build."""
     broken = tmp_path / "Dockerfile"
@@ -157,9 +193,6 @@ def test_a_tool_missing_from_the_image_is_caught(tmp_path):
 
 # --- The images themselves, built here (images/build.py: docker where its engine answers, else podman over
 # stand-in bases) and run as the pods run them.
-
-sys.path.insert(0, str(ROOT / "images"))
-import build as image_build  # noqa: E402  (images/build.py: standard library only)
 
 WORKSPACE = "/home/jenkins/agent/workspace"  # where the Kubernetes plugin mounts the checkout
 
