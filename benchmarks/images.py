@@ -55,9 +55,11 @@ def run_build(name: str, context: Path, no_cache: bool, tag: str | None = None) 
 
 
 def steps(output: str) -> tuple[int, int, list[str]]:
-    """(steps, steps from the cache, the instructions rebuilt) from a podman build's output."""
-    blocks = re.split(r"^STEP \d+/\d+: ", output, flags=re.M)[1:]
-    rebuilt = [b.splitlines()[0][:40] for b in blocks if "--> Using cache" not in b]
+    """(steps, steps from the cache, the instructions rebuilt) from a podman build's output; FROM, which is
+    never a cached step, left out."""
+    blocks = [b for b in re.split(r"^STEP \d+/\d+: ", output, flags=re.M)[1:] if not b.startswith("FROM ")]
+    rebuilt = [" ".join(b.split()[:2] + (b.split()[2:3] if "--chown" in b.split()[1] else []))
+               for b in blocks if "--> Using cache" not in b]
     return len(blocks), len(blocks) - len(rebuilt), rebuilt
 
 
