@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= train,cluster,dev
 PYTEST_ARGS ?=
 
-.PHONY: pipeline test venv lint jenkinsfile groovy chromium doctor clean deviceplugin-proto images
+.PHONY: pipeline test venv lint jenkinsfile groovy chromium doctor clean deviceplugin-proto images \
+	container-tools
+
+# Without a Docker engine (a `docker` client alone is not one) images are built and run with podman.
+CONTAINER_TOOLS := $(if $(shell docker info >/dev/null 2>&1 && echo engine),,container-tools)
 
 # System packages: installed with apt-get when we are root; otherwise the exact command is printed and make
 # stops (nothing here asks for a password). $(call apt,COMMAND,PACKAGE,WHY)
@@ -46,7 +50,8 @@ doctor: groovy $(STAMP)
 pipeline: groovy $(STAMP)
 	$(BIN)/hilci run
 
-test: groovy chromium $(STAMP)
+# The slow tests in tests/test_images.py build the pod images and run them (make images says how).
+test: groovy chromium $(CONTAINER_TOOLS) $(STAMP)
 	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -62,12 +67,19 @@ deviceplugin-proto: $(STAMP)
 	  $(BIN)/python -m grpc_tools.protoc -I $$tmp --python_out=$$tmp --grpc_python_out=$$tmp \
 	    $$tmp/hilci/kube/deviceplugin/api.proto; rc=$$?; rm -rf $$tmp; exit $$rc
 
-# The pod images (images/*/Dockerfile), each tagged with the name its pod templates use (LABEL dev.hilci.image).
-# The jetson image is arm64: build it on a Jetson or with `docker buildx build --platform linux/arm64`.
-images:
-	@for d in images/*/Dockerfile; do \
-	  tag=$$(sed -n 's/^LABEL dev.hilci.image="\(.*\)"/\1/p' $$d); \
-	  echo "docker build -f $$d -t $$tag ."; docker build -f $$d -t $$tag . || exit 1; done
+# The pod images (images/*/Dockerfile), each tagged with the name its pod templates use (LABEL dev.hilci.image),
+# by images/build.py: with docker where its engine answers, else with podman over stand-in bases built here
+# (the jetson one then amd64 and without TensorRT; images/build.py says how). IMAGES=cpu builds one.
+IMAGES ?=
+images: $(CONTAINER_TOOLS)
+	$(PYTHON) images/build.py $(IMAGES)
+
+# What images/build.py needs without a Docker engine: podman with runc (crun fails on hybrid cgroups; settings
+# in images/containers.conf) and debootstrap for the Debian base image.
+container-tools:
+	$(call apt,podman,podman,make images builds the pod images with it: no Docker engine answers here)
+	$(call apt,runc,runc,podman runs the image builds with it: images/containers.conf)
+	$(call apt,debootstrap,debootstrap,make images makes its Debian base image with it)
 
 clean:
 	rm -rf reports artifacts dist .hilci-cache build *.egg-info
