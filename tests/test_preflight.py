@@ -88,17 +88,20 @@ def runs_on(node: dict, tolerations: list[dict], wants) -> bool:
 
 
 def build(core, nodes: list[dict], *, nvidia: dict, rig_ds: dict, runtime_classes=("nvidia",),
-          secret: tuple[str, dict] | None = None) -> None:
+          secret: tuple[str, dict] | None = None, token: bool = True) -> None:
     """Create the nodes with what the device plugins that would run on them advertise and the images imported
     into them, the RuntimeClasses, and what deploy/ and docs/store.md create in the namespace."""
     import base64
 
     from kubernetes import client
 
-    for path in ("namespace.yaml", "jenkins-rbac.yaml"):
+    for path in ("namespace.yaml", "jenkins-rbac.yaml", "jenkins-agents-token.yaml"):
         for doc in yaml.safe_load_all((ROOT / "deploy" / path).read_text()):
             if doc["kind"] == "ServiceAccount":  # (kmock cannot serve Namespace objects themselves)
                 core.create_namespaced_service_account(doc["metadata"]["namespace"], doc)
+            elif doc["kind"] == "Secret" and token:  # as the token controller fills it in
+                core.create_namespaced_secret(doc["metadata"]["namespace"], {
+                    **doc, "data": {"token": base64.b64encode(b"not-a-real-token").decode()}})
     namespace, keys = secret or docs_store_secret()
     if namespace:
         core.create_namespaced_secret(namespace, {
@@ -289,6 +292,8 @@ def test_the_set_up_steps_of_the_docs_all_pass(kube, tmp_path, capsys):  # noqa:
     rc, out = preflight(kube, tmp_path, capsys)
     assert rc == 0, out
     assert "jenkins rbac: ok: ServiceAccount jenkins-agents is in hilci-ci" in out
+    assert "jenkins token: ok: Secret jenkins-agents-token in hilci-ci holds the token of jenkins-agents" in out
+    assert "not-a-real-token" not in out
     assert ("store secret: ok: Secret hilci-store in hilci-ci holds AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, "
             "AWS_SECRET_ACCESS_KEY, HILCI_STORE") in out
     assert "images: ok: jetson-orin-nx: jetson-orin-nx-1 holds ghcr.io/hilci/hilci-ci-jetson:r36.4" in out
@@ -363,3 +368,11 @@ def test_a_template_pulling_from_a_registry_needs_its_pull_secret():
     facts.secrets["hilci-registry"] = {".dockerconfigjson"}
     [finding] = setupcheck.image_findings([tpl], [verdict], [node], facts)
     assert finding.ok
+
+
+def test_no_token_secret_for_jenkins_is_named(kube, tmp_path, capsys):  # noqa: F811
+    build(kube.core(), docs_nodes(), nvidia=nvidia_values(), rig_ds=rig_daemonset(), token=False)
+    rc, out = preflight(kube, tmp_path, capsys)
+    assert rc == 1
+    assert ("jenkins token: NOT ok: Secret jenkins-agents-token is not in hilci-ci: kubectl apply -f "
+            "deploy/jenkins-agents-token.yaml") in out

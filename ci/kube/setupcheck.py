@@ -1,7 +1,8 @@
 """The set-up steps of docs/cluster.md that the API server can prove, for `hilci cluster preflight`.
 
 Scheduling (preflight.py) says where a pod could be placed; these say whether it would then start and work:
-- the agents' ServiceAccount exists in the pods' namespace (deploy/namespace.yaml, deploy/jenkins-rbac.yaml);
+- the agents' ServiceAccount exists in the pods' namespace (deploy/namespace.yaml, deploy/jenkins-rbac.yaml), and
+  its token Secret (deploy/jenkins-agents-token.yaml) holds the token the controller filled in;
 - the store Secret each template reads is in the pods' namespace and holds the keys: an `optional` envFrom lets
   a pod start without it, storeless, caching nothing, and nothing else would say so;
 - each node a template can be placed on holds the template's image: K3s has its own containerd, so an image
@@ -24,6 +25,7 @@ from hilci.kube.resources import GPU
 
 STORE_KEYS = ("HILCI_STORE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 SERVICE_ACCOUNT = "jenkins-agents"
+TOKEN_SECRET = "jenkins-agents-token"  # deploy/jenkins-agents-token.yaml: what Jenkins's cloud logs in with
 FORBIDDEN = "forbidden"  # what a read the RBAC refused gives instead of keys
 
 
@@ -57,7 +59,8 @@ def normalize_image(ref: str) -> str:
 
 
 def secret_names(templates: list[Template]) -> set[str]:
-    return {name for t in templates for name, _, _ in t.secret_refs} | {s for t in templates for s in t.pull_secrets}
+    return ({name for t in templates for name, _, _ in t.secret_refs} | {s for t in templates for s in t.pull_secrets}
+            | {TOKEN_SECRET})
 
 
 def account_findings(facts: ClusterFacts) -> list[Finding]:
@@ -70,6 +73,21 @@ def account_findings(facts: ClusterFacts) -> list[Finding]:
                                                "(RBAC: deploy/cluster-view-rbac.yaml)")]
     return [Finding("jenkins rbac", False, f"ServiceAccount {SERVICE_ACCOUNT} is not in namespace {ns}: "
                                            "kubectl apply -f deploy/namespace.yaml -f deploy/jenkins-rbac.yaml")]
+
+
+def token_findings(facts: ClusterFacts) -> list[Finding]:
+    """The agents' token Secret, filled by the token controller (no token Secret is made by itself since 1.24)."""
+    ns, keys = facts.namespace, facts.secrets.get(TOKEN_SECRET)
+    if keys is None:
+        return [Finding("jenkins token", False, f"Secret {TOKEN_SECRET} is not in {ns}: kubectl apply -f "
+                                                "deploy/jenkins-agents-token.yaml (docs/jenkins.md)")]
+    if keys == FORBIDDEN:
+        return [Finding("jenkins token", False, f"cannot read Secret {TOKEN_SECRET} in {ns} "
+                                                "(RBAC: deploy/cluster-view-rbac.yaml)")]
+    if "token" not in keys:
+        return [Finding("jenkins token", False, f"Secret {TOKEN_SECRET} in {ns} has no token yet: its annotation "
+                                                f"must name ServiceAccount {SERVICE_ACCOUNT}, which must exist")]
+    return [Finding("jenkins token", True, f"Secret {TOKEN_SECRET} in {ns} holds the token of {SERVICE_ACCOUNT}")]
 
 
 def secret_findings(templates: list[Template], facts: ClusterFacts) -> list[Finding]:
