@@ -21,7 +21,9 @@ PLUGIN_HINTS = {
     GPU: "NVIDIA's device plugin advertises it; its chart schedules only onto nodes labelled "
          "nvidia.com/gpu.present=true (or by NFD/GFD) and must tolerate the node's taints (docs/cluster.md)",
     RIG: "the rig device plugin (deploy/rig-device-plugin.yaml) advertises it on nodes labelled "
-         "hilci.dev/board, one per rig YAML in /etc/hilci/rigs (docs/cluster.md)",
+         "hilci.dev/board, one per rig YAML in /etc/hilci/rigs whose devices all answer; its pod needs the jetson "
+         "image imported on the node (else ErrImagePull: `kubectl -n kube-system get pods -o wide`; "
+         "docs/cluster.md)",
 }
 
 
