@@ -55,7 +55,7 @@ test: groovy chromium $(CONTAINER_TOOLS) $(STAMP)
 	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ci conversion hil_tests tests benchmarks
+	$(BIN)/ruff check ci conversion hil_tests tests benchmarks images
 
 jenkinsfile: $(STAMP)
 	$(BIN)/hilci jenkinsfile --write
