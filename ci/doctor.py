@@ -69,7 +69,11 @@ def preflight(root: Path, pipeline: Pipeline, stages: list[Stage], rig: Path | N
     from hilci.pipeline import config
 
     pipeline.validate(root)  # DefinitionError: the checks below read the definition, so it comes first, alone
-    problems = config.read(root, pipeline)[1]
+    cfg, problems = config.read(root, pipeline)
+    for stage in stages:  # path settings naming what the project lacks (`hil.tests`, `build.lint`, ...)
+        section = cfg.settings(stage.name)
+        if hasattr(section, "check_paths"):
+            problems += section.check_paths(root, f"{pipeline.config_file}: {stage.name}.")
     if rig is not None and any(s.matrix for s in stages):
         problems += check_rig(root, rig)
     problems += [m.line() for m in missing_tools(stages)]
@@ -104,12 +108,13 @@ def register(sub) -> None:
 def cmd_doctor(args) -> int:
     import sys
 
-    from hilci.pipeline.project import parse_only, pipeline_and_root
+    from hilci.pipeline.project import parse_only, project_from_args
 
-    pipeline, root = pipeline_and_root(args)
+    project = project_from_args(args)
+    pipeline, root = project.pipeline, project.root
     only = parse_only(args.only)
     stages = [pipeline.stage(n) for n in only] if only else list(pipeline.stages)
-    rig = Path(args.rig or pipeline.default_rig)
+    rig = project.rig(args.rig)
     problems = preflight(root, pipeline, stages, rig)
     for line in problems:
         print(f"hilci: {line}", file=sys.stderr)

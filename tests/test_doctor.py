@@ -50,7 +50,8 @@ def test_doctor_names_groovy_with_its_install_command(tmp_path):
 def test_doctor_checks_only_the_stages_asked(tmp_path):
     proc = hilci(tmp_path, "doctor", "--only", "report")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("ok: 1 stage ready")
+    assert proc.stdout.splitlines()[0] == "hilci: pipeline hilci.example:PIPELINE (hilci.yaml)"  # which pipeline
+    assert proc.stdout.splitlines()[1].startswith("ok: 1 stage ready")
 
 
 def test_run_refuses_to_start_without_groovy(tmp_path):
@@ -119,7 +120,7 @@ def test_a_stage_without_its_package_is_one_line_in_its_junit(tmp_path):
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
     env = {k: v for k, v in os.environ.items() if k not in ("HILCI_ROOT", "HILCI_PIPELINE")}
-    env.update(PYTHONPATH=str(blocker), HILCI_ROOT=str(tmp_path))
+    env.update(PYTHONPATH=str(blocker), HILCI_ROOT=str(tmp_path), HILCI_PIPELINE="hilci.example:PIPELINE")
     proc = subprocess.run([sys.executable, "-m", "hilci", "stage", "train"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
