@@ -3,7 +3,8 @@
 What it writes, each file a starting point the project owns from then on: the pipeline module (a `check` stage
 body to fill in, hilci's `hil` and `report` stages), hilci.yaml naming that pipeline and its one board, pod
 templates for Jenkins, an emulated rig and the board's real rig, a HIL suite with its conftest, a .gitignore
-and the Jenkinsfile rendered from the pipeline. An existing file is never overwritten: init refuses and names it.
+and the Jenkinsfile rendered from the pipeline. An existing file is never overwritten: init refuses and names it
+(a .gitignore of the repository's own gets the lines it lacks).
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ JETSON_NODE = ("  runtimeClassName: nvidia\n  nodeSelector:\n    kubernetes.io/a
                "      operator: Exists\n      effect: NoSchedule\n")
 JETSON_RESOURCES = "        limits: {\"nvidia.com/gpu\": 1}\n"
 
+GITIGNORE_FILE = ".gitignore"
 GITIGNORE = "artifacts/\nreports/\ndist/\n.hilci-cache/\n__pycache__/\n"
 
 
@@ -174,7 +176,7 @@ def files(module: str, board: str) -> dict[str, str]:
         f"podtemplates/jetson-{board}.yaml": POD.format(
             what=f"The {board}'s pod agent: the hil stage on its rig", pod=f"jetson-{board}",
             node=JETSON_NODE.format(board=board), resources=JETSON_RESOURCES),
-        ".gitignore": GITIGNORE,
+        GITIGNORE_FILE: GITIGNORE,
     }
 
 
@@ -185,10 +187,15 @@ def init(root: Path, module: str = DEFAULT_MODULE, board: str = DEFAULT_BOARD) -
     if not board.replace("-", "").isalnum():
         raise UsageError(f"--board {board!r}: expected letters, digits and '-'")
     wanted = {**files(module, board), "Jenkinsfile": ""}
-    existing = [rel for rel in wanted if (root / rel).exists()]
+    existing = [rel for rel in wanted if (root / rel).exists() and rel != GITIGNORE_FILE]
     if existing:
         raise UsageError(f"{root}: {', '.join(existing)} already exist; init writes only into a repository "
                          "without them (nothing was written)")
+    ignore = root / GITIGNORE_FILE
+    if ignore.exists():  # a repository's own .gitignore is kept: the lines it lacks are added
+        have = set(ignore.read_text().splitlines())
+        missing = [line for line in GITIGNORE.splitlines() if line not in have]
+        wanted[GITIGNORE_FILE] = ignore.read_text().rstrip("\n") + "\n" + "".join(f"{m}\n" for m in missing)
     for rel, text in wanted.items():
         if rel != "Jenkinsfile":
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
