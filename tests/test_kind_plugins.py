@@ -153,3 +153,36 @@ def test_a_project_kind_that_does_not_import_is_one_line_naming_hilci_yaml(proje
     assert proc.stderr.strip().splitlines() == [
         "hilci: error: hilci.yaml: kinds: motorctl: cannot load device kinds (ModuleNotFoundError: No module "
         "named 'no_such_serial_library')"]
+
+
+HANGING = '''
+import time
+
+import pytest
+
+pytestmark = pytest.mark.actuator
+
+
+def test_hangs_with_the_motor_running(motor):
+    motor.enable(True)
+    motor.set_speed(300)
+    time.sleep(60)
+'''
+
+
+def test_a_hanging_hil_test_ends_by_the_plugins_own_time_limit(project: Path):
+    """No conftest of the project's sets a timeout: the plugin's --hil-timeout interrupts the test (signal
+    method), so its teardown and the actuators' safe state still run."""
+    (project / "motorctl.py").write_text(documented_motor_module())
+    (project / "hil_tests" / "test_hang.py").write_text(HANGING)
+    assert "timeout" not in (project / "hil_tests" / "conftest.py").read_text()
+    rig = project / "motor.yaml"
+    rig.write_text(yaml.safe_dump({"name": "sim", "emulate": True,
+                                   "devices": {"motor": {"driver": "motor", "baud": 115200}}}))
+    env = child_env()
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "hil_tests/test_hang.py", "--rig", str(rig), "-p", "motorctl",
+                           "--hil-timeout", "2", "-q", "-p", "no:cacheprovider"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Timeout (>2.0s) from pytest-timeout" in proc.stdout, proc.stdout
