@@ -80,7 +80,10 @@ def preflight(root: Path, pipeline: Pipeline, stages: list[Stage], rig: Path | N
     raised as the DefinitionError it is."""
     from hilci.pipeline import config
 
+    from hilci.hil import discovery
+
     pipeline.validate(root)  # DefinitionError: the checks below read the definition, so it comes first, alone
+    discovery.load(root)  # the device kinds, whatever the stages: a kind that cannot load is a UsageError
     cfg, problems = config.read(root, pipeline)
     for stage in stages:  # path settings naming what the project lacks (`hil.tests`, `build.lint`, ...)
         section = cfg.settings(stage.name)

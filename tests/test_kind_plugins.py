@@ -148,11 +148,12 @@ def test_a_project_kind_that_does_not_import_is_one_line_naming_hilci_yaml(proje
     cfg["kinds"] = ["motorctl"]
     (project / "hilci.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     (project / "motorctl.py").write_text("import no_such_serial_library\n")
-    proc = hilci(project, "doctor")
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        "hilci: error: hilci.yaml: kinds: motorctl: cannot load device kinds (ModuleNotFoundError: No module "
-        "named 'no_such_serial_library')"]
+    for args in (("doctor",), ("run", "--only", "check")):  # also where no stage reads a rig
+        proc = hilci(project, *args)
+        assert proc.returncode == 2, args
+        assert proc.stderr.strip().splitlines() == [
+            "hilci: error: hilci.yaml: kinds: motorctl: cannot load device kinds (ModuleNotFoundError: No module "
+            "named 'no_such_serial_library')"], args
 
 
 HANGING = '''
