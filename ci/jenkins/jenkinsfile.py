@@ -98,7 +98,7 @@ def hilciStage(String stage, int timeoutS, String board = '') {
     passed[key] = false
     int rc = 2
     timeout(time: timeoutS, unit: 'SECONDS') {
-        sh(script: 'python -m pip install --quiet --no-deps --no-build-isolation -e .', label: 'install hilci')
+        installProject()
         rc = sh(script: "hilci stage ${args}", returnStatus: true, label: "hilci stage ${args}")
     }
     if (rc == 0) {
@@ -110,6 +110,13 @@ def hilciStage(String stage, int timeoutS, String board = '') {
             error("hilci stage ${args}: the stage could not run (exit ${rc})")
         }
     }
+}
+
+// The checkout installed as a package when it is one (hilci's own repository, a project's Python package); a
+// repository that is not one runs as it is: hilci imports the pipeline module from the checkout's root.
+def installProject() {
+    sh(script: 'if [ -f pyproject.toml ] || [ -f setup.py ]; then ' +
+               'python -m pip install --quiet --no-deps --no-build-isolation -e .; fi', label: 'install the project')
 }
 
 // Whether a stage (on a board, for matrix stages) ran and passed in this build.
@@ -152,7 +159,7 @@ _PLAN_HEADER = """\
 
 // The plan step, on a CPU pod before any GPU or Jetson is asked for: every stage's key against the store.
 def hilciPlan() {
-    sh(script: 'python -m pip install --quiet --no-deps --no-build-isolation -e .', label: 'install hilci')
+    installProject()
     String ids = sh(script: 'hilci plan --json --jenkins --output reports/plan.json', returnStdout: true,
                     label: 'hilci plan --json')
     for (String id : ids.tokenize()) {  // stdout: the cached stages' ids, one a line; the plan is the JSON file
