@@ -78,9 +78,8 @@ def missing_tools(stages: Iterable[Stage]) -> list[MissingTool]:
 def preflight(root: Path, pipeline: Pipeline, stages: list[Stage], rig: Path | None) -> list[str]:
     """Every reason the stages cannot run here, one line each (empty when they can); a broken definition is
     raised as the DefinitionError it is."""
-    from hilci.pipeline import config
-
     from hilci.hil import discovery
+    from hilci.pipeline import config
 
     pipeline.validate(root)  # DefinitionError: the checks below read the definition, so it comes first, alone
     discovery.load(root)  # the device kinds, whatever the stages: a kind that cannot load is a UsageError
