@@ -166,3 +166,20 @@ def test_a_stage_setting_naming_a_missing_path_is_one_line(tmp_path: Path):
     assert proc.returncode == 2
     assert "hilci: hilci.yaml: hil.tests: hil_suites: no such file or folder in the project" in proc.stderr
     assert "hilci: hilci.yaml: build.lint: src: no such file or folder in the project" in proc.stderr
+
+
+X86 = Pipeline(stages=(Stage(name="only", pod="x86", does="one stage", entry="tests.fixture_pipelines:behave"),))
+
+
+def test_pod_templates_are_optional_for_a_local_run_and_the_plan_assumes_no_cpu_pod(tmp_path: Path):
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "hilci.yaml").write_text("only: {}\n")
+    for args in (("run", "-n"), ("plan",), ("doctor",), ("run",)):  # no podtemplates/ at all: a local-only project
+        proc = hilci(root, *args, pipeline="tests.test_project:X86")
+        assert proc.returncode == 0, (args, proc.stdout + proc.stderr)
+    (root / "podtemplates").mkdir()
+    (root / "podtemplates" / "x86.yaml").write_text("apiVersion: v1\nkind: Pod\n")
+    proc = hilci(root, "jenkinsfile", pipeline="tests.test_project:X86")
+    assert proc.returncode == 0, proc.stderr
+    assert "yamlFile 'podtemplates/x86.yaml'" in proc.stdout and "cpu.yaml" not in proc.stdout

@@ -181,7 +181,8 @@ def _plan_stage(out: _Writer, pipeline: Pipeline) -> None:
     """The first stage: `hilci plan` on the CPU pod; publishes the cached stages' JUnit ("cached from ...")."""
     out.line(f"stage({_q(PLAN_STAGE)}) {{")
     with out.indent():
-        _kubernetes(out, _q(f"{pipeline.podtemplates_dir}/cpu.yaml"), "cpu")
+        pod = plan_pod(pipeline)
+        _kubernetes(out, _q(f"{pipeline.podtemplates_dir}/{pod}.yaml"), pod)
         out.line("steps {")
         with out.indent():
             out.line("hilciPlan()")
@@ -196,6 +197,12 @@ def _plan_stage(out: _Writer, pipeline: Pipeline) -> None:
             out.line("}")
         out.line("}")
     out.line("}")
+
+
+def plan_pod(pipeline: Pipeline) -> str:
+    """The pod the plan step runs in: the first non-matrix stage's (a CPU pod, as no GPU or Jetson is asked for
+    before the plan), else `cpu`; never a pod template the pipeline does not use otherwise."""
+    return next((s.pod for s in pipeline.stages if not s.matrix), "cpu")
 
 
 def _not_cached(stage: Stage, group: list[Stage] | None = None) -> str:
