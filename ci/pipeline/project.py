@@ -204,11 +204,6 @@ def project_from_args(args: argparse.Namespace, data_on_stdout: bool = False) ->
     return open_project(getattr(args, "pipeline", None), to_stderr=data_on_stdout)
 
 
-def pipeline_and_root(args: argparse.Namespace) -> tuple[Pipeline, Path]:
-    project = project_from_args(args)
-    return project.pipeline, project.root
-
-
 def parse_only(items: list[str]) -> tuple[str, ...]:
     """`--only a,b --only c` as names; an empty name (`--only ""`) is a usage error."""
     names = tuple(n.strip() for item in items for n in item.split(","))
