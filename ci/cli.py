@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "hilci.conversion.cli",
     "hilci.hil.cli",
     "hilci.store.cli",
+    "hilci.scaffold",
 )
 
 

@@ -64,6 +64,7 @@ def make_hold_project(folder: Path) -> tuple[Path, EmulatorHandle]:
     (proj / "hil_tests").mkdir(parents=True)
     (proj / "hil_tests" / "test_hold.py").write_text(SUITE)
     (proj / "podtemplates").symlink_to(ROOT / "podtemplates")
+    (proj / "hilci.yaml").write_text("pipeline: hilci.example:PIPELINE\n")
     (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "bench", "emulate": False, "devices": {
         "servo": {"driver": "servo", "baud": 1000000, "port": handle.port}}}))
     (folder / "tmp").mkdir()
@@ -140,6 +141,7 @@ def test_abort_of_the_build_stage_keeps_its_unit_tests(tmp_path):
     proj = tmp_path / "proj"
     (proj / "tests").mkdir(parents=True)
     (proj / "tests" / "test_unit.py").write_text(SLOW_UNIT_TESTS)
+    (proj / "hilci.yaml").write_text("pipeline: hilci.example:PIPELINE\n")
     (tmp_path / "tmp").mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "hilci", "stage", "build"], cwd=proj, env=hold_env(tmp_path, proj),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -259,7 +259,8 @@ def test_hilci_run_counts_inconclusive_verdicts_in_its_summary(tmp_path):
     proj.mkdir()
     for name in ("hil_tests", "podtemplates"):
         (proj / name).symlink_to(ROOT / name)
-    (proj / "hilci.yaml").write_text(yaml.safe_dump({"hil": {"pytest_args": ["-k", "test_roundtrip"]}}))
+    (proj / "hilci.yaml").write_text(yaml.safe_dump({"pipeline": "hilci.example:PIPELINE",
+                                                     "hil": {"pytest_args": ["-k", "test_roundtrip"]}}))
     (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "sim", "emulate": True, "health_timeout_s": 2.0,
                                                    "devices": {"servo": SERVO}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HILCI_")}

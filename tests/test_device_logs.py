@@ -90,7 +90,7 @@ def test_hilci_run_keeps_the_device_log_with_the_stage_and_the_report_links_it(t
     proj.mkdir()
     for name in ("hil_tests", "podtemplates"):
         (proj / name).symlink_to(ROOT / name)
-    (proj / "hilci.yaml").write_text(yaml.safe_dump({"hil": {"pytest_args": [
+    (proj / "hilci.yaml").write_text(yaml.safe_dump({"pipeline": "hilci.example:PIPELINE", "hil": {"pytest_args": [
         "-k", "test_data_valid", "--hil-fault", "gnss:corrupt:fraction=1@TestGnss::test_data_valid"]}}))
     (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "sim", "emulate": True, "health_timeout_s": 2.0,
                                                    "devices": {"gnss": DEVICES["gnss"]}}))
