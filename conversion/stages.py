@@ -18,7 +18,7 @@ from hilci.conversion import manifest
 from hilci.conversion.settings import ConvertSettings
 from hilci.errors import StageError
 from hilci.results.measurements import distribution, measure
-from hilci.stage.run import StageContext
+from hilci.stage.context import StageContext
 from hilci.util.extras import ensure
 from hilci.util.settings import as_dict
 
