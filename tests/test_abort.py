@@ -18,6 +18,8 @@ from hilci.hil.rig import load_rig
 from hilci.results import junit
 from tests.conftest import alive
 
+pytestmark = [pytest.mark.emulator, pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SUITE = '''

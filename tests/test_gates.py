@@ -15,6 +15,8 @@ from tests.conftest import hilci
 from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD
 
+pytestmark = [pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
+
 
 def _baseline(values: list[float], commit: str = "a1b2c3d4e5") -> list[tuple[dict, float]]:
     return [({"commit": commit if i == len(values) - 1 else f"c{i:09d}"}, v) for i, v in enumerate(values)]

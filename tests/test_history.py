@@ -13,6 +13,8 @@ from tests.conftest import hilci
 from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD
 
+pytestmark = [pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
+
 VALUES = (0.9, 0.8, 1.0, 0.7)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -26,6 +27,10 @@ def statuses(root: Path) -> dict[str, str]:
 
 def test_the_pipeline_runs_then_hits_the_cache(tmp_path: Path):
     root = scratch_copy(tmp_path)
+    # the unit tests run once in CI (the pipeline's build stage, then `make test-rest`): here the build stage
+    # runs only the smoke suite, which is enough to show it runs pytest and merges its JUnit
+    config = root / "hilci.yaml"
+    config.write_text(re.sub(r"(?m)^  unit_test_marker: .*$", "  unit_test_marker: smoke", config.read_text()))
     cold = run_hilci(root, "run")
     assert cold.returncode == 0, cold.stdout[-4000:] + cold.stderr[-4000:]
     stages = ["build", "train", "quantize", "convert", "hil", "report"]
@@ -38,6 +43,8 @@ def test_the_pipeline_runs_then_hits_the_cache(tmp_path: Path):
     assert {c.suite.split(".")[1] for c in cases if c.suite.startswith("hilci.")} >= set(stages) - {"hil"}
     assert any(c.suite.startswith("hil") and c.measurements for c in cases), "no HIL measurements in the JUnit"
     assert "<svg class='timeline'" in (root / "reports/index.html").read_text()
+    unit = [c for c in cases if c.suite == "hilci.build.unit-tests"]
+    assert unit and all(c.classname.startswith("tests.test_definition") for c in unit), [c.classname for c in unit]
 
     trace = run_hilci(root, "trace", "artifacts/convert/engine.onnx")
     assert trace.returncode == 0, trace.stderr

@@ -14,6 +14,8 @@ from hilci.store.keys import explain, key_for, pinned_versions
 from tests.conftest import REPO, hilci
 from tests.test_runner import GOOD, runs
 
+pytestmark = [pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
+
 
 def plan_lines(stdout: str) -> dict[str, str]:
     """{stage: 'decision  first why'} from the human plan."""

@@ -16,6 +16,8 @@ from tests.conftest import REPO, alive, hilci
 from tests.fixture_pipelines import GOOD, make_project
 from tests.scratch import child_env
 
+pytestmark = [pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
+
 __all__ = ["GOOD", "REPO", "hilci", "runs", "statuses"]  # shared with the store and plan tests
 
 

@@ -18,6 +18,8 @@ from tests.conftest import hilci
 from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD
 
+pytestmark = [pytest.mark.server, pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
+
 s3 = seaweed.module_server()  # the SeaweedFS fixture of this module
 
 

@@ -20,6 +20,8 @@ from tests.fixture_pipelines import make_project
 from tests.scratch import child_env
 from tests.test_runner import GOOD, runs, statuses
 
+pytestmark = [pytest.mark.server, pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
+
 s3 = seaweed.module_server()  # the SeaweedFS fixture of this module
 
 
