@@ -11,7 +11,11 @@ PYTEST_ARGS ?=
 # build.unit_test_marker says the same expression; tests/test_tiers.py checks they agree).
 FAST_TIER := not (slow or pipeline or emulator or server or browser)
 
-.PHONY: pipeline test test-fast test-rest venv lint jenkinsfile groovy chromium doctor clean deviceplugin-proto images
+.PHONY: pipeline test test-fast test-rest venv lint jenkinsfile groovy chromium doctor clean deviceplugin-proto \
+	images container-tools
+
+# Without a Docker engine (a `docker` client alone is not one) images are built and run with podman.
+CONTAINER_TOOLS := $(if $(shell docker info >/dev/null 2>&1 && echo engine),,container-tools)
 
 # System packages: installed with apt-get when we are root; otherwise the exact command is printed and make
 # stops (nothing here asks for a password). $(call apt,COMMAND,PACKAGE,WHY)
@@ -50,8 +54,8 @@ doctor: groovy $(STAMP)
 pipeline: groovy $(STAMP)
 	$(BIN)/hilci run
 
-# Every test.
-test: groovy chromium $(STAMP)
+# Every test. The slow tests in tests/test_images.py build the pod images and run them (make images says how).
+test: groovy chromium $(CONTAINER_TOOLS) $(STAMP)
 	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
 
 # The fast tier: under 3 minutes on a 2-core machine.
@@ -59,11 +63,11 @@ test-fast: groovy $(STAMP)
 	$(BIN)/python -m pytest tests -p no:cacheprovider -m "$(FAST_TIER)" $(PYTEST_ARGS)
 
 # Every tier but the fast one: what CI runs after `make pipeline`, whose build stage ran the fast tier.
-test-rest: groovy chromium $(STAMP)
+test-rest: groovy chromium $(CONTAINER_TOOLS) $(STAMP)
 	$(BIN)/python -m pytest tests -p no:cacheprovider -m "not ($(FAST_TIER))" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ci conversion hil_tests tests benchmarks
+	$(BIN)/ruff check ci conversion hil_tests tests benchmarks images
 
 jenkinsfile: $(STAMP)
 	$(BIN)/hilci jenkinsfile --write
@@ -75,12 +79,19 @@ deviceplugin-proto: $(STAMP)
 	  $(BIN)/python -m grpc_tools.protoc -I $$tmp --python_out=$$tmp --grpc_python_out=$$tmp \
 	    $$tmp/hilci/kube/deviceplugin/api.proto; rc=$$?; rm -rf $$tmp; exit $$rc
 
-# The pod images (images/*/Dockerfile), each tagged with the name its pod templates use (LABEL dev.hilci.image).
-# The jetson image is arm64: build it on a Jetson or with `docker buildx build --platform linux/arm64`.
-images:
-	@for d in images/*/Dockerfile; do \
-	  tag=$$(sed -n 's/^LABEL dev.hilci.image="\(.*\)"/\1/p' $$d); \
-	  echo "docker build -f $$d -t $$tag ."; docker build -f $$d -t $$tag . || exit 1; done
+# The pod images (images/*/Dockerfile), each tagged with the name its pod templates use (LABEL dev.hilci.image),
+# by images/build.py: with docker where its engine answers, else with podman over stand-in bases built here
+# (the jetson one then amd64 and without TensorRT; images/build.py says how). IMAGES=cpu builds one.
+IMAGES ?=
+images: $(CONTAINER_TOOLS)
+	$(PYTHON) images/build.py $(IMAGES)
+
+# What images/build.py needs without a Docker engine: podman with runc (crun fails on hybrid cgroups; settings
+# in images/containers.conf) and debootstrap for the Debian base image.
+container-tools:
+	$(call apt,podman,podman,make images builds the pod images with it: no Docker engine answers here)
+	$(call apt,runc,runc,podman runs the image builds with it: images/containers.conf)
+	$(call apt,debootstrap,debootstrap,make images makes its Debian base image with it)
 
 clean:
 	rm -rf reports artifacts dist .hilci-cache build *.egg-info

@@ -49,3 +49,159 @@ for (scenario in scenarios) {
     println 'RUN ' + JsonOutput.toJson([rc: rc, stage: scenario[1], board: scenario[2], key: key, passed: passed,
                                         calls: calls])
 }
+
+// 3. runs RUN_FILE's `pipeline { }` block as Declarative runs it, with one fault per scenario, printing one
+//    `DECL {json}` line per scenario: which stages ran `hilci stage`, which were skipped and why, the build result.
+//    The semantics kept (pipeline-model-definition's ModelInterpreter): an error thrown out of a stage (its
+//    agent, steps or post) marks the build FAILURE and every later stage is "skipped due to earlier failure(s)",
+//    its `when` never asked; a stage's post runs after its steps whatever they did, `unsuccessful` when the stage
+//    result is worse than SUCCESS; the pipeline's post runs last, always. catchError/unstable set results without
+//    throwing, as their steps do.
+class Spec {
+    String name
+    Map<String, Object> parts = [:]
+    List<Spec> children = []
+}
+
+def declarative = { Map fault ->
+    Map env = [:]
+    Map state = [build: 'SUCCESS', stage: 'SUCCESS', current: '', firstError: null]
+    List stack = []
+    List ran = [], skipped = [], threw = [], published = []
+    List order = ['SUCCESS', 'UNSTABLE', 'FAILURE', 'NOT_BUILT', 'ABORTED']
+    def worse = { String a, String b -> order.indexOf(a) >= order.indexOf(b) ? a : b }
+    Binding b = new Binding()
+    b.setVariable('env', env)
+    b.setVariable('params', [BOARDS: 'all'])
+    b.setVariable('none', 'none')
+    b.setVariable('scm', 'scm')
+    b.setVariable('POD_LABEL', 'pod-label')
+    def record = { String part -> { Object body -> stack.last().parts[part] = body } }
+    for (part in ['agent', 'when', 'steps', 'post', 'options', 'parameters', 'stages', 'matrix', 'axes',
+                  'always', 'unsuccessful', 'beforeAgent', 'beforeOptions', 'expression', 'name', 'values']) {
+        b.setVariable(part, record(part))
+    }
+    b.setVariable('axis', { Closure body -> Spec s = new Spec(name: 'axis'); stack << s; body(); stack.pop()
+                                           stack.last().parts['axis'] = s })
+    b.setVariable('values', { Object... vs -> stack.last().parts['values'] = vs as List })
+    b.setVariable('stage', { String name, Closure body ->
+        Spec s = new Spec(name: name); stack << s; body(); stack.pop(); stack.last().children << s })
+    def collect = { Closure body, String name -> Spec s = new Spec(name: name); stack << s; body(); stack.pop(); s }
+    def fail = { String where, Exception e ->
+        if (state.firstError == null) { state.firstError = e }
+        state.build = worse(state.build, 'FAILURE')
+        state.stage = 'FAILURE'
+        threw << "${where}: ${e.message}".toString()
+    }
+    def runPost
+    runPost = { Spec stage, String label ->
+        if (!stage.parts.post) { return }
+        Spec post = collect(stage.parts.post, 'post')
+        try {
+            post.parts.always?.call()
+            if (state.stage != 'SUCCESS') { post.parts.unsuccessful?.call() }
+        } catch (Exception e) { fail("${label} post", e) }
+    }
+    def whenSays = { Spec stage ->
+        if (!stage.parts.when) { return true }
+        Spec when = collect(stage.parts.when, 'when')
+        return when.parts.expression()
+    }
+    def runStages
+    runStages = { List<Spec> stages, String board ->
+        for (Spec stage in stages) {
+            String label = board ? "${stage.name}-${board}" : stage.name
+            if (state.firstError != null) { skipped << "${label}: earlier failure".toString(); continue }
+            if (stage.parts.matrix) {
+                Spec m = collect(stage.parts.matrix, 'matrix')
+                Spec axis = collect(m.parts.axes, 'axes').parts.axis
+                Object before = state.firstError, after = null  // cells run in parallel: none skips another
+                for (Object value in axis.parts.values) {
+                    after = after ?: state.firstError
+                    state.firstError = before
+                    env[axis.parts.name] = value
+                    b.setVariable(axis.parts.name, value)
+                    String cell = "${stage.name}-${value}"
+                    if (!whenSays(m)) { skipped << "${cell}: when".toString(); continue }
+                    if (fault.podFails == 'jetson') { fail(cell, new IllegalStateException('pod failed after its attempts')); continue }
+                    runStages(collect(m.parts.stages, 'stages').children, value)
+                }
+                state.firstError = after ?: state.firstError
+                continue
+            }
+            if (!whenSays(stage)) { skipped << "${label}: when".toString(); continue }
+            if (stage.parts.agent instanceof Closure && fault.podFails == stage.name) {
+                fail(label, new IllegalStateException('pod failed after its attempts'))
+                continue
+            }
+            state.stage = 'SUCCESS'
+            state.current = stage.name
+            try {
+                stage.parts.steps?.call()
+            } catch (Exception e) { fail(label, e) }
+            runPost(stage, label)
+        }
+    }
+    b.setVariable('sh', { Map m ->
+        if (m.script.contains('pip install') && fault.pipFails == state.current) {
+            throw new IllegalStateException('pip: Permission denied')
+        }
+        def hilci = (m.script =~ /^hilci stage (\w+)/)
+        if (hilci.find()) {
+            String stage = hilci.group(1)
+            ran << "${stage}${env.BOARD && m.script.contains('--board') ? '-' + env.BOARD : ''}@${state.current}".toString()
+            return (fault.rc ?: [:])[stage] ?: 0
+        }
+        return m.returnStdout ? '' : 0
+    })
+    b.setVariable('timeout', { Map m, Closure body ->
+        if (fault.timeoutIn == state.current) { throw new InterruptedException('Timeout has been exceeded') }
+        body()
+    })
+    b.setVariable('junit', { Map m ->
+        if (fault.noXml == state.current && !m.allowEmptyResults) {
+            throw new IllegalStateException('No test report files were found. Configuration error?')
+        }
+        published << "${m.testResults}@${state.current}".toString()
+    })
+    b.setVariable('archiveArtifacts', { Map m ->
+        if (fault.agentLost == state.current) { throw new IllegalStateException('agent lost') }
+    })
+    b.setVariable('stash', { Map m -> })
+    b.setVariable('unstash', { String name -> })
+    b.setVariable('echo', { String msg -> })
+    b.setVariable('error', { String msg -> throw new IllegalStateException(msg) })
+    b.setVariable('unstable', { String msg -> state.build = worse(state.build, 'UNSTABLE'); state.stage = worse(state.stage, 'UNSTABLE') })
+    b.setVariable('catchError', { Map m, Closure body ->
+        try { body() } catch (Exception e) {
+            state.build = worse(state.build, m.buildResult ?: 'FAILURE')
+            state.stage = worse(state.stage, m.stageResult ?: 'FAILURE')
+        }
+    })
+    b.setVariable('script', { Closure body -> body() })
+    b.setVariable('readTrusted', { String path -> path })
+    b.setVariable('podTemplate', { Map m, Closure body -> state.current = 'post'; body() })
+    b.setVariable('retry', { Map m, Closure body -> body() })
+    b.setVariable('kubernetesAgent', { -> 'kubernetesAgent' })
+    b.setVariable('nonresumable', { -> 'nonresumable' })
+    b.setVariable('node', { String label, Closure body -> body() })
+    b.setVariable('container', { String name, Closure body -> body() })
+    b.setVariable('checkout', { Object what -> })
+    b.setVariable('pipeline', { Closure body ->
+        Spec top = collect(body, 'pipeline')
+        runStages(collect(top.parts.stages, 'stages').children, '')
+        state.current = ''
+        if (top.parts.post) {
+            try { collect(top.parts.post, 'post').parts.always?.call() } catch (Exception e) { fail('pipeline post', e) }
+        }
+    })
+    new GroovyShell(b).parse(new File(runFile)).run()
+    return [fault: fault, result: state.build, ran: ran, skipped: skipped, threw: threw, published: published]
+}
+
+def faults = [[:], [rc: [train: 1]], [rc: [train: 2]], [pipFails: 'build'], [pipFails: 'plan'], [timeoutIn: 'train'],
+              [podFails: 'train'], [podFails: 'jetson'], [noXml: 'quantize', rc: [quantize: 2]], [agentLost: 'quantize'],
+              [podFails: 'report']]
+for (fault in faults) {
+    println 'DECL ' + JsonOutput.toJson(declarative(fault))
+}

@@ -50,6 +50,7 @@ def test_ci_runs_the_readme_commands_in_a_new_users_order():
     lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()
              if ln.strip() and not ln.startswith("#")]
     # every test once: the pipeline's build stage runs the fast tier, `make test-rest` every other one
-    assert lines[-2:] == ["make pipeline", "make test-rest"]
+    makes = [ln for ln in lines if ln.startswith("make ")]
+    assert makes[0] == "make pipeline" and makes[-1] == "make test-rest", makes
     readme = (ROOT / "README.md").read_text()
-    assert all(f"\n{line} " in readme for line in lines[-2:]), "CI runs a command the README does not show"
+    assert all(f"\n{line} " in readme for line in (makes[0], makes[-1])), "CI runs a test command the README lacks"

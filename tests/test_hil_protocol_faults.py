@@ -38,6 +38,8 @@ def test_imu_hw_error_clears_sys_status_health_bits_and_gnss_loses_its_fix(tmp_p
     imu, gnss, healthy = caps["imu"], caps["gnss"], caps["healthy"]
     assert not imu.error and imu.statuses >= 2 and imu.unhealthy == 2, imu
     assert imu.unhealthy_sensors() == "3D accelerometer"
-    assert len(imu.arrivals_ns) > 100  # still streaming: the data flows, the autopilot says it is bad
+    # still streaming: the data flows, the autopilot says it is bad (a count, not a rate: a loaded CI host may
+    # schedule the emulator late, and 0.8 s of a 200 Hz IMU gave 52 messages there; none would mean it stopped)
+    assert len(imu.arrivals_ns) > 10
     assert healthy.statuses >= 2 and healthy.unhealthy == 0
     assert gnss.fix_quality and set(gnss.fix_quality) == {0} and set(gnss.rmc_status) == {"V"}, gnss

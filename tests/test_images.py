@@ -1,10 +1,13 @@
 """images/*/Dockerfile: each stage's declared tools are installed by its pod's image, and the pod templates name
-images built from these files. No Docker engine here: the Dockerfiles are parsed."""
+images built from these files: the Dockerfiles are parsed, and (the slow tests) built and run with docker or,
+without a Docker engine, podman over stand-in bases (images/build.py)."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +22,8 @@ else:  # pytest itself depends on tomli below 3.11
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "images"))
+import build as image_build  # noqa: E402  (images/build.py: standard library only)
 
 
 def canonical(name: str) -> str:
@@ -143,6 +148,40 @@ def test_images_run_as_the_pod_templates_user():
         assert users and users[-1].strip() == "1000", f"{path}: must end as USER 1000 (runAsUser in the templates)"
 
 
+def test_the_venv_belongs_to_the_pods_user():
+    """The Jenkinsfile's first step reinstalls hilci into the venv as uid 1000 (runAsUser): a venv made as root
+    fails it with Permission denied (the slow test below runs it)."""
+    for path in DOCKERFILES:
+        user = "root"
+        for op, arg in Dockerfile(path).instructions:
+            if op.upper() == "USER":
+                user = arg.strip()
+            if op.upper() == "RUN" and re.search(r"-m venv\b", arg):
+                assert user == "1000", f"{path.relative_to(ROOT)}: the venv is made as {user}, not as uid 1000"
+
+
+def test_each_venv_has_the_setuptools_our_pyproject_needs():
+    """`pip install --no-build-isolation -e .` builds with the venv's setuptools: `license = "Apache-2.0"` needs
+    77 or later (Ubuntu 22.04's, under the jetson venv's --system-site-packages, is 59; Python 3.12's venv has
+    none)."""
+    needed = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert "setuptools>=77" in needed
+    for path in DOCKERFILES:
+        words = [w for op, arg in Dockerfile(path).instructions if op.upper() == "RUN" for c in commands(arg)
+                 if "pip" in c and "install" in c for w in c]
+        floors = [int(m.group(1)) for w in words if (m := re.fullmatch(r"setuptools>=(\d+).*", w))]
+        assert floors and max(floors) >= 77, f"{path.relative_to(ROOT)}: pip installs no setuptools>=77"
+        assert "wheel" in words, f"{path.relative_to(ROOT)}: pip installs no wheel (pyproject's build requires)"
+
+
+def test_the_tensorrt_check_is_skipped_only_by_the_stand_in_build_arg():
+    text = (ROOT / "images" / "jetson" / "Dockerfile").read_text()
+    assert re.search(r"^ARG HILCI_NO_TENSORRT=$", text, re.M), "the skip must default to off"
+    assert 'LABEL dev.hilci.no-tensorrt="${HILCI_NO_TENSORRT}"' in text, "a skipped check must show on the image"
+    assert "import tensorrt" in text
+    assert image_build.NO_TENSORRT, "images/build.py passes a reason for its stand-in"
+
+
 def test_a_tool_missing_from_the_image_is_caught(tmp_path):
     """The check can fail: a cpu image without the dev extra lacks ruff and build."""
     broken = tmp_path / "Dockerfile"
@@ -150,3 +189,45 @@ def test_a_tool_missing_from_the_image_is_caught(tmp_path):
     broken.write_text(text)
     missing = {t for t in PIPELINE.stage("build").tools if canonical(t) not in installed_by(Dockerfile(broken))}
     assert missing == {"ruff", "build"}
+
+
+# --- The images themselves, built here (images/build.py: docker where its engine answers, else podman over
+# stand-in bases) and run as the pods run them.
+
+WORKSPACE = "/home/jenkins/agent/workspace"  # where the Kubernetes plugin mounts the checkout
+
+
+def container_engine() -> str:
+    """docker when its engine answers, else podman; a missing engine fails the test (never a skip)."""
+    if image_build.docker_works():
+        return "docker"
+    if not shutil.which("podman"):
+        pytest.fail("no Docker engine answers and podman is missing: run 'make container-tools' (as root: "
+                    "apt-get install -y podman runc debootstrap); tests/test_images.py builds and runs the images")
+    return "podman"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", image_build.NAMES)
+def test_the_jenkinsfile_s_first_step_works_in_the_image_as_uid_1000(name, tmp_path):
+    """Every stage starts with `pip install --no-deps --no-build-isolation -e .` on the checkout, as uid 1000
+    (runAsUser): the venv must be writable by it, and hold a setuptools that reads our pyproject.toml (>= 77)."""
+    engine = container_engine()
+    try:
+        image_build.build([name], engine, log=lambda _: None)
+    except image_build.BuildError as e:
+        pytest.fail(f"images/{name}/Dockerfile does not build: {e}")
+    checkout = tmp_path / "workspace"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(checkout)], check=True)
+    subprocess.run(["chown", "-R", "1000:1000", str(checkout)], check=True)
+    steps = ("python -m pip install --quiet --no-deps --no-build-isolation -e . && hilci --help && id -u "
+             "&& python -m pip show hilci")
+    cmd = [engine, "run", "--rm", "--network", "host", "--user", "1000", "-v", f"{checkout}:{WORKSPACE}",
+           "-w", WORKSPACE, image_build.image_tag(name), "sh", "-c", steps]
+    env = image_build.podman_env() if engine == "podman" else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{name} image, as uid 1000: {steps}\n{out[-3000:]}"
+    assert "usage: hilci" in proc.stdout and "\n1000\n" in proc.stdout, out[-3000:]
+    # hilci now runs from the checkout (the editable install), not from the image's copy.
+    assert f"Editable project location: {WORKSPACE}" in proc.stdout, out[-3000:]

@@ -76,8 +76,11 @@ def test_matrix_rendering_has_the_declarative_shape(matrix_text):
     assert "values " + ", ".join(f"'{b.name}'" for b in p.boards) in matrix_text
     assert 'lock(resource: "rig-${BOARD}")' in matrix_text
     assert "disableConcurrentBuilds(abortPrevious: true)" in matrix_text and "buildDiscarder(" in matrix_text
-    assert matrix_text.count("keepProperties: true") == 7  # the plan publishes the cached stages' JUnit
-    assert 'junit testResults: "reports/junit/hil-${BOARD}.xml", keepProperties: true' in matrix_text
+    # the plan publishes the cached stages' JUnit; the pipeline's post publishes a report it had to run itself
+    assert matrix_text.count("keepProperties: true") == 8
+    # a stage that failed before writing its JUnit: junit must not throw (Declarative would skip the report)
+    assert matrix_text.count("allowEmptyResults: true, keepProperties: true") == 8
+    assert 'junit testResults: "reports/junit/hil-${BOARD}.xml", allowEmptyResults: true, keepProperties: true' in matrix_text
     assert "archiveArtifacts artifacts: 'artifacts/quantize/*.onnx', fingerprint: true" in matrix_text
     # the ONNX goes from the GPU pod to the Jetson pods by stash; engines stay on the device
     assert "stash name: 'outputs-quantize', includes: 'artifacts/quantize/**'" in matrix_text
@@ -108,13 +111,20 @@ def _groovy_run(*files: Path, run_file: Path) -> str:
     return proc.stdout
 
 
-def test_groovy_parses_renderings_and_runs_the_exit_code_mapping(tmp_path, matrix_text):
-    """One JVM: Groovy compiles both renderings, rejects a broken file, and runs hilciStage per exit code."""
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory, matrix_text) -> tuple[str, Path, Path]:
+    """One JVM for every Groovy check: parse, the exit-code mapping, the pipeline run as Declarative runs it."""
+    tmp_path = tmp_path_factory.mktemp("groovy")
     matrix_file = tmp_path / "Jenkinsfile.matrix"
     matrix_file.write_text(matrix_text)
     broken = tmp_path / "Jenkinsfile.broken"
     broken.write_text(matrix_text.replace("        stage('train') {\n", "        stage('train') {{\n", 1))
-    out = _groovy_run(ROOT / "Jenkinsfile", matrix_file, broken, run_file=matrix_file)
+    return _groovy_run(ROOT / "Jenkinsfile", matrix_file, broken, run_file=matrix_file), matrix_file, broken
+
+
+def test_groovy_parses_renderings_and_runs_the_exit_code_mapping(harness):
+    """Groovy compiles both renderings, rejects a broken file, and runs hilciStage per exit code."""
+    out, matrix_file, broken = harness
     assert f"PARSE OK {ROOT / 'Jenkinsfile'}" in out
     assert f"PARSE OK {matrix_file}" in out
     assert f"PARSE ERROR {broken}" in out
@@ -137,6 +147,57 @@ def test_groovy_parses_renderings_and_runs_the_exit_code_mapping(tmp_path, matri
     assert any(c.startswith("echo:no stash 'missing-x'") for c in ok["calls"])
 
 
+def _declarative_runs(out: str) -> dict[str, dict]:
+    runs = [json.loads(line[5:]) for line in out.splitlines() if line.startswith("DECL ")]
+    return {json.dumps(r["fault"], sort_keys=True): r for r in runs}
+
+
+def test_the_report_runs_after_any_failure_or_thrown_error(harness):
+    """The pipeline run as Declarative runs it (an error thrown out of a stage skips every later stage): whatever
+    fails, the report runs, and the build result keeps the exit-code mapping."""
+    runs = _declarative_runs(harness[0])
+    assert len(runs) == 11, harness[0][-3000:]
+
+    def run(**fault) -> dict:
+        return runs[json.dumps(fault, sort_keys=True)]
+
+    for key, r in runs.items():
+        reports = [s for s in r["ran"] if s.startswith("report@")]
+        assert len(reports) == 1, (key, r)  # once: in its stage, or in the pipeline's post
+        assert any(p.startswith("reports/junit/report.xml@") for p in r["published"]), (key, r)
+    assert run()["result"] == "SUCCESS" and run()["ran"][-1] == "report@report"
+    assert run(rc={"train": 1})["result"] == "UNSTABLE"
+    assert run(rc={"train": 2})["result"] == "FAILURE"
+    # thrown inside hilciStage (the install step, the timeout) or by junit finding no XML: caught, the stage and
+    # the build FAILURE, later stages skipped by their own `when` (what they need did not pass), the report in its
+    # own stage
+    for fault in ({"pipFails": "build"}, {"timeoutIn": "train"}, {"noXml": "quantize", "rc": {"quantize": 2}}):
+        r = run(**fault)
+        assert r["result"] == "FAILURE" and r["threw"] == [], r
+        assert "report@report" in r["ran"] and not any("earlier failure" in s for s in r["skipped"]), r
+    assert run(pipFails="build")["ran"] == ["report@report"]
+    # a plan that throws skips nothing: every stage runs as a miss
+    assert "hil-agx-orin@hil" in run(pipFails="plan")["ran"]
+    # thrown where no step can catch it (a pod that still fails after its attempts, a lost agent in post): the
+    # later stages are skipped and the pipeline's post runs the report in a pod of its own
+    for fault in ({"podFails": "train"}, {"podFails": "jetson"}, {"agentLost": "quantize"}, {"podFails": "report"}):
+        r = run(**fault)
+        assert r["result"] == "FAILURE" and r["threw"], r
+        assert "report@post" in r["ran"], r
+    assert "report: earlier failure" in run(podFails="train")["skipped"]  # Declarative's own skip, caught up on
+
+
+def test_checker_wants_the_report_safe_from_thrown_errors(matrix_text):
+    p = matrix_pipeline()
+    unguarded = _broken(matrix_text, "    catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {\n"
+                                     "        timeout(", "    if (true) {\n        timeout(")
+    with pytest.raises(JenkinsfileError, match="hilciStage: 'timeout' outside catchError"):
+        check(unguarded, p, ROOT)
+    no_post = matrix_text[:matrix_text.rindex("    post {")] + "}\n"
+    with pytest.raises(JenkinsfileError, match=r"post \{ always \{ ... \} \} does not run hilciStage\('report'\)"):
+        check(no_post, p, ROOT)
+
+
 def _broken(text: str, old: str, new: str) -> str:
     assert old in text
     return text.replace(old, new, 1)
@@ -150,8 +211,11 @@ def _line_of(text: str, needle: str) -> int:
     ("yamlFile 'podtemplates/gpu.yaml'", "yamlFile 'podtemplates/gpux.yaml'",
      "yamlFile 'podtemplates/gpux.yaml' does not exist", "gpux"),
     ("                    retries 2\n", "", "lacks 'retries'", "kubernetes {"),
-    ("junit testResults: 'reports/junit/train.xml', keepProperties: true",
-     "junit testResults: 'reports/junit/train.xml'", "junit needs keepProperties: true",
+    ("junit testResults: 'reports/junit/train.xml', allowEmptyResults: true, keepProperties: true",
+     "junit testResults: 'reports/junit/train.xml', allowEmptyResults: true", "junit needs keepProperties: true",
+     "junit testResults: 'reports/junit/train.xml'"),
+    ("junit testResults: 'reports/junit/train.xml', allowEmptyResults: true, keepProperties: true",
+     "junit testResults: 'reports/junit/train.xml', keepProperties: true", "junit needs allowEmptyResults: true",
      "junit testResults: 'reports/junit/train.xml'"),
     ("hilciStage('quantize', 1800)", "sh 'make quantize'", "does not run hilciStage('quantize'",
      "steps {\n                unstashAll(['outputs-build', 'outputs-train'])\n                sh"),

@@ -126,6 +126,7 @@ Binding binding = new Binding()
 List calls = []
 binding.setVariable('sh', { Map m -> calls << m.script; return m.returnStdout ? 'train\\nconvert-orin-nx\\n' : 0 })
 binding.setVariable('writeFile', { Map m -> calls << "writeFile:${m.file}".toString() })
+binding.setVariable('catchError', { Map m, Closure body -> body() })  // the plan's steps run inside it
 binding.setVariable('pipeline', { Closure body -> })
 Script script = new GroovyShell(binding).parse(new File(args[0]))
 script.run()

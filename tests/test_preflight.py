@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from hilci import cli
-from hilci.kube.preflight import tolerates
+from hilci.kube import setupcheck
+from hilci.kube.preflight import Node, Template, Verdict, tolerates
 from hilci.kube.resources import GPU, RIG
 from tests.kube_standin import kube  # noqa: F401 - the fixture
 
@@ -36,11 +37,21 @@ CAPACITY = {"amd64": {"cpu": "16", "memory": "64Gi", "ephemeral-storage": "200Gi
 
 
 def docs_nodes() -> list[dict]:
-    """The nodes docs/cluster.md creates: name, arch, and the labels and taints of its K3s command."""
+    """The nodes docs/cluster.md creates: name, arch, the labels and taints of its K3s command, whether the NVIDIA
+    container toolkit is installed before the K3s agent starts (K3s configures the `nvidia` handler only then),
+    and the images imported into its containerd (`docker save IMAGE -o F`, `ssh NODE sudo k3s ctr images import
+    F`)."""
     text = re.sub(r"\\\n\s*", " ", DOCS.read_text())
+    saved = dict((f, image) for image, f in re.findall(r"docker save (\S+) -o (\S+)", text))
+    imported: dict[str, set[str]] = {}
+    for node, f in re.findall(r"ssh (\S+) sudo k3s ctr images import (\S+)", text):
+        imported.setdefault(node, set()).add(saved[f])
     nodes = []
-    for m in re.finditer(r"# node: (\S+) \((amd64|arm64)\)\n(.*?k3s.*?)\n", text):
-        words = shlex.split(m.group(3))
+    for m in re.finditer(r"# node: (\S+) \((amd64|arm64)\)\n(.*?)```", text, re.S):
+        lines = m.group(3).splitlines()
+        k3s = next(i for i, line in enumerate(lines) if "get.k3s.io" in line)
+        toolkit = any(re.search(r"apt-get install -y .*nvidia-container", line) for line in lines[:k3s])
+        words = shlex.split(lines[k3s])
         labels = {"kubernetes.io/arch": m.group(2), "kubernetes.io/hostname": m.group(1)}
         taints = []
         for flag, value in zip(words, words[1:], strict=False):
@@ -51,8 +62,17 @@ def docs_nodes() -> list[dict]:
                 kv, _, effect = value.partition(":")
                 key, _, val = kv.partition("=")
                 taints.append({"key": key, "value": val, "effect": effect})
-        nodes.append({"name": m.group(1), "arch": m.group(2), "labels": labels, "taints": taints})
+        nodes.append({"name": m.group(1), "arch": m.group(2), "labels": labels, "taints": taints,
+                      "nvidia_runtime": toolkit, "images": sorted(imported.get(m.group(1), ()))})
     return nodes
+
+
+def docs_store_secret() -> tuple[str, dict[str, str]]:
+    """The namespace and keys of docs/store.md's `kubectl -n NS create secret generic hilci-store ...`."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "docs" / "store.md").read_text())
+    words = shlex.split(re.search(r"kubectl -n \S+ create secret generic hilci-store.*", text).group(0))
+    keys = dict(w.split("=", 2)[1:] for w in words if w.startswith("--from-literal="))
+    return words[2], keys
 
 
 def nvidia_values() -> dict:
@@ -69,9 +89,26 @@ def runs_on(node: dict, tolerations: list[dict], wants) -> bool:
     return not untolerated and wants(node["labels"])
 
 
-def build(core, nodes: list[dict], *, nvidia: dict, rig_ds: dict, runtime_classes=("nvidia",)) -> None:
-    """Create the nodes with what the device plugins that would run on them advertise, and the RuntimeClasses."""
+def build(core, nodes: list[dict], *, nvidia: dict, rig_ds: dict, runtime_classes=("nvidia",),
+          secret: tuple[str, dict] | None = None, token: bool = True) -> None:
+    """Create the nodes with what the device plugins that would run on them advertise and the images imported
+    into them, the RuntimeClasses, and what deploy/ and docs/store.md create in the namespace."""
+    import base64
+
     from kubernetes import client
+
+    for path in ("namespace.yaml", "jenkins-rbac.yaml", "jenkins-agents-token.yaml"):
+        for doc in yaml.safe_load_all((ROOT / "deploy" / path).read_text()):
+            if doc["kind"] == "ServiceAccount":  # (kmock cannot serve Namespace objects themselves)
+                core.create_namespaced_service_account(doc["metadata"]["namespace"], doc)
+            elif doc["kind"] == "Secret" and token:  # as the token controller fills it in
+                core.create_namespaced_secret(doc["metadata"]["namespace"], {
+                    **doc, "data": {"token": base64.b64encode(b"not-a-real-token").decode()}})
+    namespace, keys = secret or docs_store_secret()
+    if namespace:
+        core.create_namespaced_secret(namespace, {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hilci-store", "namespace": namespace},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in keys.items()}})
 
     rig_keys = [e["key"] for t in rig_ds["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
         "nodeSelectorTerms"] for e in t["matchExpressions"] if e["operator"] == "Exists"]
@@ -79,13 +116,18 @@ def build(core, nodes: list[dict], *, nvidia: dict, rig_ds: dict, runtime_classe
         alloc = dict(CAPACITY[n["arch"]])
         if runs_on(n, nvidia.get("tolerations", []),
                    lambda labels: any(labels.get(k) == v for k, v in NVIDIA_CHART_NODE_LABELS.items())):
-            alloc[GPU] = "1"
+            # the chart's pod runs with runtimeClassName nvidia: without the node's handler it never starts
+            assert nvidia.get("runtimeClassName") == "nvidia"
+            if n.get("nvidia_runtime", True):
+                alloc[GPU] = "1"
         if runs_on(n, rig_ds.get("tolerations", []), lambda labels: all(k in labels for k in rig_keys)):
             alloc[RIG] = "1"  # one rig YAML in the node's /etc/hilci/rigs
         core.create_node({"apiVersion": "v1", "kind": "Node",
                           "metadata": {"name": n["name"], "labels": n["labels"]},
                           "spec": {"taints": n["taints"], "unschedulable": n.get("unschedulable", False)},
-                          "status": {"capacity": alloc, "allocatable": alloc}})
+                          "status": {"capacity": alloc, "allocatable": alloc,
+                                     "images": [{"names": [image], "sizeBytes": 1 << 30}
+                                                for image in n.get("images", [])]}})
     nodeapi = client.NodeV1Api(core.api_client)
     for name in runtime_classes:  # K3s creates `nvidia` when it finds the NVIDIA container runtime
         nodeapi.create_runtime_class({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
@@ -229,3 +271,110 @@ def test_an_unreachable_api_server_is_one_line_and_exit_2(tmp_path, capsys):
     assert cli.main(["cluster", "--kubeconfig", str(cfg), "preflight", "--root", str(ROOT)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("hilci: error: cannot reach the API server")
+
+
+def test_the_docs_install_the_nvidia_toolkit_before_k3s_and_import_each_node_s_images():
+    nodes = {n["name"]: n for n in docs_nodes()}
+    for name in ("gpu-ws-1", "jetson-orin-nx-1", "jetson-agx-orin-1"):
+        assert nodes[name]["nvidia_runtime"], f"docs/cluster.md: {name} joins K3s before the NVIDIA toolkit"
+    templates = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "podtemplates").glob("*.yaml")}
+    image = {k: next(c["image"] for c in t["spec"]["containers"] if c["name"] == "hilci") for k, t in templates.items()}
+    assert nodes["k3s-server"]["images"] == [image["cpu"]]
+    assert nodes["gpu-ws-1"]["images"] == [image["gpu"]]
+    assert nodes["jetson-orin-nx-1"]["images"] == [image["jetson-orin-nx"]]
+    ds_image = yaml.safe_load((ROOT / "deploy" / "rig-device-plugin.yaml").read_text())["spec"]["template"][
+        "spec"]["containers"][0]["image"]
+    assert ds_image in nodes["jetson-agx-orin-1"]["images"], "the rig device plugin's image is not imported"
+    namespace, keys = docs_store_secret()
+    assert namespace == "hilci-ci" and sorted(keys) == sorted(setupcheck.STORE_KEYS)
+
+
+def test_the_set_up_steps_of_the_docs_all_pass(kube, tmp_path, capsys):  # noqa: F811
+    build(kube.core(), docs_nodes(), nvidia=nvidia_values(), rig_ds=rig_daemonset())
+    rc, out = preflight(kube, tmp_path, capsys)
+    assert rc == 0, out
+    assert "jenkins rbac: ok: ServiceAccount jenkins-agents is in hilci-ci" in out
+    assert "jenkins token: ok: Secret jenkins-agents-token in hilci-ci holds the token of jenkins-agents" in out
+    assert "not-a-real-token" not in out
+    assert ("store secret: ok: Secret hilci-store in hilci-ci holds AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, "
+            "AWS_SECRET_ACCESS_KEY, HILCI_STORE") in out
+    assert "images: ok: jetson-orin-nx: jetson-orin-nx-1 holds ghcr.io/hilci/hilci-ci-jetson:r36.4" in out
+    for node in ("gpu-ws-1", "jetson-orin-nx-1", "jetson-agx-orin-1"):
+        assert f"nvidia runtime: ok: {node}: runtime nvidia works" in out
+    assert "nvidia runtime: ok: k3s-server" not in out  # no GPU template selects it
+    assert "NOT ok" not in out and "…" not in out  # and no Secret value is printed
+
+
+def test_the_store_secret_in_the_service_account_s_namespace_is_named(kube, tmp_path, capsys):  # noqa: F811
+    _, keys = docs_store_secret()
+    build(kube.core(), docs_nodes(), nvidia=nvidia_values(), rig_ds=rig_daemonset(), secret=("default", keys))
+    rc, out = preflight(kube, tmp_path, capsys)
+    assert rc == 1
+    assert ("store secret: NOT ok: Secret hilci-store is not in namespace hilci-ci (read by cpu, gpu, "
+            "jetson-agx-orin, jetson-orin-nx; optional there, so their pods would start without a store and cache "
+            "nothing)") in out
+    assert "cpu: schedulable on k3s-server" in out  # scheduling is not the problem
+
+
+def test_a_store_secret_without_a_key_is_named_and_its_values_never_printed(kube, tmp_path, capsys):  # noqa: F811
+    namespace, keys = docs_store_secret()
+    keys = {k: v for k, v in keys.items() if k != "AWS_SECRET_ACCESS_KEY"}
+    keys["AWS_ACCESS_KEY_ID"] = "printed-nowhere"
+    build(kube.core(), docs_nodes(), nvidia=nvidia_values(), rig_ds=rig_daemonset(), secret=(namespace, keys))
+    rc, out = preflight(kube, tmp_path, capsys)
+    assert rc == 1
+    assert "store secret: NOT ok: Secret hilci-store in hilci-ci lacks AWS_SECRET_ACCESS_KEY" in out
+    assert "printed-nowhere" not in out
+
+
+def test_a_node_without_its_template_s_image_is_named_with_the_image(kube, tmp_path, capsys):  # noqa: F811
+    nodes = docs_nodes()
+    next(n for n in nodes if n["name"] == "jetson-agx-orin-1")["images"] = []
+    build(kube.core(), nodes, nvidia=nvidia_values(), rig_ds=rig_daemonset())
+    rc, out = preflight(kube, tmp_path, capsys)
+    assert rc == 1
+    assert ("images: NOT ok: jetson-agx-orin: node jetson-agx-orin-1 does not hold image "
+            "ghcr.io/hilci/hilci-ci-jetson:r36.4 and the template has no imagePullSecrets") in out
+    assert "k3s ctr images import" in out
+    assert "images: ok: jetson-orin-nx: jetson-orin-nx-1 holds" in out
+
+
+def test_a_jetson_that_joined_before_the_nvidia_toolkit_is_named(kube, tmp_path, capsys):  # noqa: F811
+    """K3s made RuntimeClass nvidia anyway: only the node's GPU, advertised through the runtime, proves it."""
+    nodes = docs_nodes()
+    next(n for n in nodes if n["name"] == "jetson-orin-nx-1")["nvidia_runtime"] = False
+    build(kube.core(), nodes, nvidia=nvidia_values(), rig_ds=rig_daemonset())
+    rc, out = preflight(kube, tmp_path, capsys)
+    assert rc == 1
+    assert ("nvidia runtime: NOT ok: jetson-orin-nx-1: runtime nvidia not proven: no allocatable nvidia.com/gpu. "
+            "K3s creates RuntimeClass nvidia on every cluster, but the node's handler exists only if the NVIDIA "
+            "container toolkit was installed before the K3s agent started") in out
+    assert "nvidia runtime: ok: jetson-agx-orin-1" in out
+
+
+def test_image_names_compare_as_containerd_writes_them():
+    assert setupcheck.normalize_image("jenkins/inbound-agent:1") == "docker.io/jenkins/inbound-agent:1"
+    assert setupcheck.normalize_image("busybox") == "docker.io/library/busybox:latest"
+    assert setupcheck.normalize_image("localhost:5000/x") == "localhost:5000/x:latest"
+    assert setupcheck.normalize_image("ghcr.io/a/b:t") == "ghcr.io/a/b:t"
+    assert setupcheck.normalize_image("ghcr.io/a/b@sha256:00") == "ghcr.io/a/b@sha256:00"
+
+
+def test_a_template_pulling_from_a_registry_needs_its_pull_secret():
+    tpl = Template("cpu", {}, [], None, {}, image="registry.example/hilci:1", pull_secrets=["hilci-registry"])
+    facts = setupcheck.ClusterFacts("hilci-ci", True, {"hilci-registry": None})
+    verdict = Verdict("cpu", fits=["n1"])
+    node = Node("n1", {}, [], {})
+    [finding] = setupcheck.image_findings([tpl], [verdict], [node], facts)
+    assert not finding.ok and "imagePullSecrets hilci-registry not in namespace hilci-ci" in finding.text
+    facts.secrets["hilci-registry"] = {".dockerconfigjson"}
+    [finding] = setupcheck.image_findings([tpl], [verdict], [node], facts)
+    assert finding.ok
+
+
+def test_no_token_secret_for_jenkins_is_named(kube, tmp_path, capsys):  # noqa: F811
+    build(kube.core(), docs_nodes(), nvidia=nvidia_values(), rig_ds=rig_daemonset(), token=False)
+    rc, out = preflight(kube, tmp_path, capsys)
+    assert rc == 1
+    assert ("jenkins token: NOT ok: Secret jenkins-agents-token is not in hilci-ci: kubectl apply -f "
+            "deploy/jenkins-agents-token.yaml") in out

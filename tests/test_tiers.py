@@ -16,7 +16,7 @@ TIER_MARKS = ("slow", "pipeline", "emulator", "server", "browser")
 # what a test's own code does that puts it outside the fast tier
 NEEDS = {
     "pipeline": re.compile(r'hilci\([^)\n]*"run"|\brun_stage\(|\bLocalRunner\('),
-    "emulator": re.compile(r"emulators\.process|make_hold_project\(|\bstart\(load_rig"),
+    "emulator": re.compile(r"emulators\.process|make_hold_project\(|\bstart\(load_rig|wire_emulated_rig\("),
     "server": re.compile(r"\bseaweed\.|_standin\b|\bkmock\b"),
     "browser": re.compile(r"\bchromium\b"),
 }
@@ -44,6 +44,10 @@ def _marks(decorators: list[ast.expr]) -> set[str]:
     return found
 
 
+def _needs(code: str) -> set[str]:
+    return {mark for mark, pattern in NEEDS.items() if pattern.search(code)}
+
+
 def unmarked_needs(source: str) -> list[tuple[str, str]]:
     """(test name, mark) for each test whose own code needs `mark` but that does not carry it."""
     tree = ast.parse(source)
@@ -52,6 +56,8 @@ def unmarked_needs(source: str) -> list[tuple[str, str]]:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets):
             module |= _marks([node.value])
     missing = []
+    fixtures = {node.name: _needs(ast.get_source_segment(source, node) or "") for node in tree.body
+                if isinstance(node, ast.FunctionDef) and "fixture" in ast.unparse(node.decorator_list[:1] or ast.Pass())}
 
     def visit(body, inherited: set[str]) -> None:
         for node in body:
@@ -59,9 +65,10 @@ def unmarked_needs(source: str) -> list[tuple[str, str]]:
                 visit(node.body, inherited | _marks(node.decorator_list))
             elif isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 marks = inherited | _marks(node.decorator_list)
-                code = ast.get_source_segment(source, node) or ""
-                missing.extend((node.name, mark) for mark, pattern in NEEDS.items()
-                               if pattern.search(code) and mark not in marks)
+                needs = _needs(ast.get_source_segment(source, node) or "")
+                for arg in node.args.args:  # what the module's own fixtures it takes start
+                    needs |= fixtures.get(arg.arg, set())
+                missing.extend((node.name, mark) for mark in sorted(needs - marks))
 
     visit(tree.body, module)
     return missing
@@ -80,3 +87,6 @@ def test_the_check_sees_an_unmarked_run_and_accepts_a_marked_one():
     assert unmarked_needs(marked) == []
     in_class = '@pytest.mark.server\nclass TestS:\n    def test_y(self):\n        seaweed.start()\n'
     assert unmarked_needs(in_class) == []
+    by_fixture = '@pytest.fixture\ndef rig(tmp_path):\n    return wire_emulated_rig(tmp_path)\n\n' \
+                 'def test_z(rig):\n    pass\n'
+    assert unmarked_needs(by_fixture) == [("test_z", "emulator")]

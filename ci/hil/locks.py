@@ -85,3 +85,63 @@ class DeviceLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def rig_lock_name(ports: list[str]) -> str:
+    """One name per rig, from its devices' lock names: the device plugin's rig YAML (by-id names) and the pod's
+    allocated copy (device nodes) name the same rig lock."""
+    names = "\n".join(sorted(lock_name(p) for p in ports))
+    return f"rig-{hashlib.sha1(names.encode()).hexdigest()[:16]}.lock"
+
+
+class RigLock:
+    """A whole rig, beside its device locks: held shared by a pytest session from its start to its end (so also
+    between its tests, when no device lock is held), taken exclusive and without waiting by the device plugin's
+    health probe before it opens anything. A probe therefore never opens a device of a rig that a session holds,
+    and a session starting during a probe waits for it (a probe is bounded: seconds)."""
+
+    def __init__(self, ports: list[str], label: str, folder: Path | None = None):
+        self.path = (folder or lock_dir()) / rig_lock_name(ports)
+        self.label = label
+        self.fd = -1
+
+    def _open(self) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            os.fchmod(fd, 0o666)  # the plugin runs as root, the tests as a pod's user: both open it
+        except OSError:
+            pass
+        return fd
+
+    def hold_for_session(self, timeout: float) -> RigLock:
+        """Shared: one session (and its xdist workers) at a time per rig is the kubelet's and Jenkins's job."""
+        fd = self._open()
+        try:
+            retry(lambda: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB), on=(BlockingIOError,),
+                  timeout_s=timeout, backoff=Backoff(first_s=0.01, max_s=0.2))
+        except BlockingIOError:
+            os.close(fd)
+            raise DeviceBusy(f"rig {self.label}: its health probe did not let go within {timeout:g} s "
+                             f"(lock {self.path})") from None
+        self.fd = fd
+        return self
+
+    def try_for_probe(self) -> bool:
+        """Exclusive, never waiting: False while any session holds the rig."""
+        fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self.fd)
+            self.fd = -1

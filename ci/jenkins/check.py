@@ -339,6 +339,7 @@ def _check_pipeline_stages(c: _Checker, leaves: dict[str, Item], methods: dict[s
         c.fail(top, "no 'def hilciStage(...)': every stage runs `hilci stage NAME` through it")
     if not any("hilci stage " in s for item in runner.walk() for s in item.strings()):
         c.fail(runner, "hilciStage does not run `hilci stage`")
+    _check_nothing_throws(c, runner, top)
     for name in wanted:
         stage = leaves[name]
         defn = c.pipeline.stage(name)
@@ -355,6 +356,27 @@ def _check_pipeline_stages(c: _Checker, leaves: dict[str, Item], methods: dict[s
         call = junit[0].text().replace(" ", "")
         if "keepProperties:true" not in call:
             c.fail(junit[0], f"stage '{name}': junit needs keepProperties: true (measurements are properties)")
+        if "allowEmptyResults:true" not in call:
+            c.fail(junit[0], f"stage '{name}': junit needs allowEmptyResults: true (a stage that failed before "
+                             "writing its JUnit must not throw there: Declarative would skip every later stage)")
         expected = f"reports/junit/{name}-" if defn.matrix else f"reports/junit/{name}.xml"
         if not any(expected in s for s in junit[0].strings()):
             c.fail(junit[0], f"stage '{name}': junit does not read its own report ({expected}...)")
+
+
+def _check_nothing_throws(c: _Checker, runner: Item, top: Item) -> None:
+    """In Declarative an error thrown out of a stage skips every later stage, the report included: hilciStage
+    runs its steps and timeout inside catchError, and the pipeline's `post { always }` runs each gathering stage
+    that did not run (after a pod that failed all its attempts)."""
+    guarded = {id(i) for guard in runner.walk() if guard.name == "catchError" for i in guard.walk() if i is not guard}
+    for item in runner.walk():
+        if item.name in ("timeout", "sh") and id(item) not in guarded:
+            c.fail(item, f"hilciStage: '{item.name}' outside catchError: an error it throws (a failed install, "
+                         "the timeout firing) would skip every later stage, the report included")
+    gathers = [s.name for s in c.pipeline.stages if s.gathers]
+    always = [i for post in top.children("post") for cond in post.children("always") for i in cond.walk()]
+    for name in gathers:
+        if not any(i.name == "hilciStage" and i.strings()[:1] == [name] for i in always):
+            c.fail(top, f"the pipeline's post {{ always {{ ... }} }} does not run hilciStage('{name}'): after a "
+                        f"stage that threw (a pod that failed all its attempts) '{name}' would never run")
+

@@ -13,7 +13,10 @@ Layout of the rendering, decided by stage fields only:
 - "Restart from stage" is disabled: the gates read what passed in this build, and a restart skips those stages;
 - the matrix's `when` runs before its rig lock (`beforeOptions true`): a skipped board waits for nothing;
 - `parameters` declares what `hilci trigger --param` may pass (BOARDS);
-- a stage runs only when the stages it `needs` passed; a `gathers` stage runs after failures too;
+- a stage runs only when the stages it `needs` passed; a `gathers` stage runs after failures too. Nothing may
+  throw out of a stage (Declarative would skip every later stage, the gathering one included): hilciStage runs
+  its steps inside catchError, junit allows empty results, and the pipeline's `post { always }` runs a gathering
+  stage that a thrown error skipped anyway (a pod that failed all its attempts, an agent lost in `post`);
 - a stage's `outputs` and JUnit file are stashed, and unstashed by the stages that need them (ONNX between
   pods while it is small); its `archive` globs are archived with fingerprints.
 """
@@ -29,7 +32,7 @@ from hilci.pipeline.model import Pipeline, Stage
 JENKINSFILE = "Jenkinsfile"
 CONTAINER = "hilci"  # the container of every pod template that runs `hilci stage`
 AXIS = "BOARD"
-POD_RETRIES = 2
+POD_RETRIES = 2  # attempts in all (the agent's `retries`, as `retry(count:)`): not two retries after the first
 BUILD_TIMEOUT_MIN_FLOOR = 60
 
 
@@ -70,6 +73,7 @@ def render(pipeline: Pipeline) -> str:
                 else:
                     _stage(out, pipeline, group[0])
         out.line("}")
+        _pipeline_post(out, pipeline)
     out.line("}")
     return out.text()
 
@@ -89,20 +93,29 @@ def hilciStage(String stage, int timeoutS, String board = '') {
     String args = board ? "${stage} --board ${board} --rig " + '"${HILCI_RIG:-' + rigFor(board) + '}"' : stage
     String key = board ? "${stage}-${board}".toString() : stage
     passed[key] = false
-    int rc = 2
-    timeout(time: timeoutS, unit: 'SECONDS') {
-        sh(script: 'python -m pip install --quiet --no-deps --no-build-isolation -e .', label: 'install hilci')
-        rc = sh(script: "hilci stage ${args}", returnStatus: true, label: "hilci stage ${args}")
+    Integer rc = null
+    // A thrown error (the install step, the timeout firing, the pod lost) would make Declarative skip every later
+    // stage, the report included: catchError fails this stage and the build instead, and the build goes on.
+    catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {
+        timeout(time: timeoutS, unit: 'SECONDS') {
+            sh(script: 'python -m pip install --quiet --no-deps --no-build-isolation -e .', label: 'install hilci')
+            rc = sh(script: "hilci stage ${args}", returnStatus: true, label: "hilci stage ${args}")
+        }
     }
     if (rc == 0) {
         passed[key] = true
     } else if (rc == 1) {
         unstable("hilci stage ${args}: a gate failed (exit 1)")
-    } else {
+    } else if (rc != null) {
         catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {
             error("hilci stage ${args}: the stage could not run (exit ${rc})")
         }
     }
+}
+
+// Whether a stage ran in this build (hilciStage was called), whatever its outcome.
+def hasRun(String stage) {
+    return passed.containsKey(stage)
 }
 
 // Whether a stage (on a board, for matrix stages) ran and passed in this build.
@@ -144,10 +157,14 @@ _PLAN_HEADER = """\
 @Field Map<String, Boolean> cached = [:]
 
 // The plan step, on a CPU pod before any GPU or Jetson is asked for: every stage's key against the store.
+// A plan that throws fails the build but skips nothing: every stage then runs as a miss.
 def hilciPlan() {
-    sh(script: 'python -m pip install --quiet --no-deps --no-build-isolation -e .', label: 'install hilci')
-    String ids = sh(script: 'hilci plan --json --jenkins --output reports/plan.json', returnStdout: true,
-                    label: 'hilci plan --json')
+    String ids = ''
+    catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {
+        sh(script: 'python -m pip install --quiet --no-deps --no-build-isolation -e .', label: 'install hilci')
+        ids = sh(script: 'hilci plan --json --jenkins --output reports/plan.json', returnStdout: true,
+                 label: 'hilci plan --json')
+    }
     for (String id : ids.tokenize()) {  // stdout: the cached stages' ids, one a line; the plan is the JSON file
         cached[id] = true
         passed[id] = true
@@ -179,6 +196,48 @@ def _plan_stage(out: _Writer, pipeline: Pipeline) -> None:
                 out.line("archiveArtifacts artifacts: 'reports/plan.json', allowEmptyArchive: true")
                 out.line("junit testResults: 'reports/junit/*.xml', allowEmptyResults: true, keepProperties: true")
                 out.line(f"stash name: {_q(PLAN_STASH)}, includes: 'reports/junit/*.xml', allowEmpty: true")
+            out.line("}")
+        out.line("}")
+    out.line("}")
+
+
+def _pipeline_post(out: _Writer, pipeline: Pipeline) -> None:
+    """The safety net: an error thrown outside hilciStage's catchError (a pod that still fails after its
+    attempts, a post step on a lost agent) makes Declarative skip every later stage, so a gathering stage that did
+    not run runs here, in a pod of its own template (scripted: a pipeline's `post` has no declarative agent)."""
+    gathers = [s for s in pipeline.stages if s.gathers]
+    if not gathers:
+        return
+    out.line("post {")
+    with out.indent():
+        out.line("always {")
+        with out.indent():
+            out.line("script {")
+            with out.indent():
+                for stage in gathers:
+                    out.line(f"if (!hasRun({_q(stage.name)})) {{  // skipped after an earlier stage threw")
+                    with out.indent():
+                        _gather_in_post(out, pipeline, stage)
+                    out.line("}")
+            out.line("}")
+        out.line("}")
+    out.line("}")
+
+
+def _gather_in_post(out: _Writer, pipeline: Pipeline, stage: Stage) -> None:
+    """A gathering stage as scripted steps: its pod template, the same attempts, checkout, steps and publishing."""
+    out.line(f"podTemplate(yaml: readTrusted({_q(f'{pipeline.podtemplates_dir}/{stage.pod}.yaml')})) {{")
+    with out.indent():
+        out.line(f"retry(count: {POD_RETRIES}, conditions: [kubernetesAgent(), nonresumable()]) {{")
+        with out.indent():
+            out.line("node(POD_LABEL) {")
+            with out.indent():
+                out.line(f"container({_q(CONTAINER)}) {{")
+                with out.indent():
+                    out.line("checkout scm")
+                    _stage_body(out, pipeline, stage, set())
+                    _publish(out, stage)
+                out.line("}")
             out.line("}")
         out.line("}")
     out.line("}")
@@ -275,18 +334,23 @@ def _steps(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> 
     """Unstash what this pod lacks (`in_pod`: stashes already unstashed here), then run the stage."""
     out.line("steps {")
     with out.indent():
-        if stage.gathers:
-            others = [s for s in pipeline.stages if s is not stage]
-            unstash = [PLAN_STASH] + [n for s in others for n in junit_stashes(pipeline, s)]
-            unstash += [n for s in others if (n := output_stash(s))]
-        else:
-            unstash = [n for s in pipeline.needs_closure(stage) if (n := output_stash(s)) and n not in in_pod]
-        in_pod.update(unstash)
-        if unstash:
-            out.line(f"unstashAll([{', '.join(_q(n) for n in unstash)}])")
-        board = f", env.{AXIS}" if stage.matrix else ""
-        out.line(f"hilciStage({_q(stage.name)}, {int(stage.timeout_s)}{board})")
+        _stage_body(out, pipeline, stage, in_pod)
     out.line("}")
+
+
+def _stage_body(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> None:
+    """A stage's steps: unstash, then `hilciStage`."""
+    if stage.gathers:
+        others = [s for s in pipeline.stages if s is not stage]
+        unstash = [PLAN_STASH] + [n for s in others for n in junit_stashes(pipeline, s)]
+        unstash += [n for s in others if (n := output_stash(s))]
+    else:
+        unstash = [n for s in pipeline.needs_closure(stage) if (n := output_stash(s)) and n not in in_pod]
+    in_pod.update(unstash)
+    if unstash:
+        out.line(f"unstashAll([{', '.join(_q(n) for n in unstash)}])")
+    board = f", env.{AXIS}" if stage.matrix else ""
+    out.line(f"hilciStage({_q(stage.name)}, {int(stage.timeout_s)}{board})")
 
 
 def _post(out: _Writer, stage: Stage) -> None:
@@ -294,17 +358,7 @@ def _post(out: _Writer, stage: Stage) -> None:
     with out.indent():
         out.line("always {")
         with out.indent():
-            out.line(f"junit testResults: {junit_file(stage)}, keepProperties: true")
-            if stage.archive:
-                globs = ",".join(stage.archive)
-                out.line(f"archiveArtifacts artifacts: {_q(globs)}, fingerprint: true, allowEmptyArchive: true")
-            name = f'"junit-{stage.name}-${{{AXIS}}}"' if stage.matrix else _q(f"junit-{stage.name}")
-            if not stage.gathers:
-                out.line(f"stash name: {name}, includes: {junit_file(stage)}, allowEmpty: true")
-            stash = output_stash(stage)
-            if stash:
-                includes = ",".join(_dir_glob(o) for o in stage.outputs)
-                out.line(f"stash name: {_q(stash)}, includes: {_q(includes)}, allowEmpty: true")
+            _publish(out, stage)
         out.line("}")
         out.line("unsuccessful {")
         with out.indent():
@@ -312,6 +366,21 @@ def _post(out: _Writer, stage: Stage) -> None:
             out.line(f"diagnostics({key})")
         out.line("}")
     out.line("}")
+
+
+def _publish(out: _Writer, stage: Stage) -> None:
+    """JUnit (allowed empty: a stage that failed before writing it must not throw here), archives, stashes."""
+    out.line(f"junit testResults: {junit_file(stage)}, allowEmptyResults: true, keepProperties: true")
+    if stage.archive:
+        globs = ",".join(stage.archive)
+        out.line(f"archiveArtifacts artifacts: {_q(globs)}, fingerprint: true, allowEmptyArchive: true")
+    name = f'"junit-{stage.name}-${{{AXIS}}}"' if stage.matrix else _q(f"junit-{stage.name}")
+    if not stage.gathers:
+        out.line(f"stash name: {name}, includes: {junit_file(stage)}, allowEmpty: true")
+    stash = output_stash(stage)
+    if stash:
+        includes = ",".join(_dir_glob(o) for o in stage.outputs)
+        out.line(f"stash name: {_q(stash)}, includes: {_q(includes)}, allowEmpty: true")
 
 
 def _stage(out: _Writer, pipeline: Pipeline, stage: Stage) -> None:

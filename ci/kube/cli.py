@@ -12,11 +12,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("cluster", help="nodes, GPUs, Jetsons and rigs: capacity, holders, conflicts; "
                                               "`cluster preflight`: can each pod template be scheduled")
     _connection_options(p, None)
-    p.add_argument("--namespace", default="hilci-ci", help="the CI namespace, for events (default: %(default)s)")
+    p.add_argument("--namespace", default="hilci-ci",
+                   help="the CI pods' namespace: events, and preflight's Secret checks (default: %(default)s)")
     p.add_argument("--period", default="24h", help="busy share over this period (default: %(default)s)")
     sub = p.add_subparsers(dest="cluster_command", metavar="[preflight]")
     pre = sub.add_parser("preflight", help="for each pod template: can it be scheduled, where, and if not, why")
     _connection_options(pre, argparse.SUPPRESS)  # accepted after `preflight` too, without undoing the parent's
+    pre.add_argument("--namespace", default=argparse.SUPPRESS, help="the CI pods' namespace (default: hilci-ci)")
     pre.add_argument("--root", default=".", help="the repository (its podtemplates/) (default: %(default)s)")
     pre.set_defaults(func=_cmd_preflight)
     p.set_defaults(func=_cmd_cluster)
@@ -80,13 +82,20 @@ def _cmd_preflight(args) -> int:
     """Exit 0 when every pod template can be scheduled, 1 when one cannot, 2 when the cluster cannot be read."""
     from pathlib import Path
 
+    from hilci.kube import setupcheck
 
     api_client = _api_client(args)
     templates = preflight.read_templates(Path(args.root))
     try:
         nodes, classes = preflight.read_cluster(api_client)
+        facts = setupcheck.read_facts(api_client, args.namespace, templates)
     except Exception as exc:
         return _api_failure(exc)
     verdicts = preflight.check(templates, nodes, classes)
     print(preflight.format_verdicts(verdicts, len(nodes)))
-    return 0 if all(v.schedulable for v in verdicts) else 1
+    findings = (setupcheck.account_findings(facts) + setupcheck.token_findings(facts)
+                + setupcheck.secret_findings(templates, facts)
+                + setupcheck.image_findings(templates, verdicts, nodes, facts)
+                + setupcheck.runtime_findings(templates, nodes))
+    print(setupcheck.format_findings(findings))
+    return 0 if all(v.schedulable for v in verdicts) and all(f.ok for f in findings) else 1

@@ -15,11 +15,15 @@ from pathlib import Path
 
 from hilci.kube.resources import GPU, RIG
 
+CONTAINER = "hilci"  # the container of every pod template that runs `hilci stage` (ci/jenkins/jenkinsfile.py)
+
 PLUGIN_HINTS = {
     GPU: "NVIDIA's device plugin advertises it; its chart schedules only onto nodes labelled "
          "nvidia.com/gpu.present=true (or by NFD/GFD) and must tolerate the node's taints (docs/cluster.md)",
     RIG: "the rig device plugin (deploy/rig-device-plugin.yaml) advertises it on nodes labelled "
-         "hilci.dev/board, one per rig YAML in /etc/hilci/rigs (docs/cluster.md)",
+         "hilci.dev/board, one per rig YAML in /etc/hilci/rigs whose devices all answer; its pod needs the jetson "
+         "image imported on the node (else ErrImagePull: `kubectl -n kube-system get pods -o wide`; "
+         "docs/cluster.md)",
 }
 
 
@@ -30,6 +34,7 @@ class Node:
     taints: list[dict]  # {key, value, effect}
     allocatable: dict[str, str]
     unschedulable: bool = False
+    images: set[str] = field(default_factory=set)  # status.images[].names: what the node's containerd holds
 
 
 @dataclass
@@ -39,6 +44,10 @@ class Template:
     tolerations: list[dict]
     runtime_class: str | None
     requests: dict[str, str]  # summed over containers (limits stand in where requests are absent)
+    image: str = ""  # the `hilci` container's image: ours, built by `make images`, on no public registry
+    pull_secrets: list[str] = field(default_factory=list)  # imagePullSecrets: the kubelet pulls from a registry
+    # Secrets the `hilci` container reads: (secret, key or None for envFrom, optional)
+    secret_refs: list[tuple[str, str | None, bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -57,6 +66,15 @@ class Verdict:
 def template_from(path: Path, pod: dict) -> Template:
     spec = pod.get("spec") or {}
     requests: dict[str, str] = {}
+    ours = next((c for c in spec.get("containers") or [] if c.get("name") == CONTAINER), {})
+    refs: list[tuple[str, str | None, bool]] = []
+    for source in ours.get("envFrom") or []:
+        if source.get("secretRef"):
+            refs.append((source["secretRef"]["name"], None, bool(source["secretRef"].get("optional"))))
+    for env in ours.get("env") or []:
+        ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            refs.append((ref["name"], ref["key"], bool(ref.get("optional"))))
     for c in spec.get("containers") or []:
         res = c.get("resources") or {}
         asked = {**(res.get("limits") or {}), **(res.get("requests") or {})}
@@ -64,10 +82,12 @@ def template_from(path: Path, pod: dict) -> Template:
             requests[key] = _add(requests.get(key), str(value))
     return Template(name=path.stem, node_selector={k: str(v) for k, v in (spec.get("nodeSelector") or {}).items()},
                     tolerations=list(spec.get("tolerations") or []), runtime_class=spec.get("runtimeClassName"),
-                    requests=requests)
+                    requests=requests, image=str(ours.get("image") or ""),
+                    pull_secrets=[s["name"] for s in spec.get("imagePullSecrets") or [] if s.get("name")],
+                    secret_refs=refs)
 
 
-def _quantity(value: str | None):
+def quantity(value: str | None):
     from kubernetes.utils.quantity import parse_quantity
 
     try:
@@ -77,7 +97,7 @@ def _quantity(value: str | None):
 
 
 def _add(a: str | None, b: str) -> str:
-    return str(_quantity(a) + _quantity(b)) if a is not None else b
+    return str(quantity(a) + quantity(b)) if a is not None else b
 
 
 def tolerates(tolerations: list[dict], taint: dict) -> bool:
@@ -110,7 +130,7 @@ def node_reasons(tpl: Template, node: Node) -> tuple[list[str], list[str]]:
             reasons.append(f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value') or ''}}}")
     if not missing:  # resources matter only on nodes the pod is meant for; elsewhere they only add noise
         for key, want in sorted(tpl.requests.items()):
-            if _quantity(want) > _quantity(node.allocatable.get(key, "0")):
+            if quantity(want) > quantity(node.allocatable.get(key, "0")):
                 reasons.append(f"Insufficient {key} (asks {want}, allocatable {node.allocatable.get(key, '0')})")
                 if key in PLUGIN_HINTS:
                     hints.append(f"{node.name} has no allocatable {key}: {PLUGIN_HINTS[key]}")
@@ -124,7 +144,7 @@ def check(templates: list[Template], nodes: list[Node], runtime_classes: set[str
         if tpl.runtime_class and tpl.runtime_class not in runtime_classes:
             v.blocker = (f'pod rejected: RuntimeClass "{tpl.runtime_class}" not found '
                          f"(cluster has: {', '.join(sorted(runtime_classes)) or 'none'}; "
-                         "deploy/runtimeclass-nvidia.yaml, or K3s with the NVIDIA container runtime)")
+                         "K3s creates it at start; other distributions: deploy/runtimeclass-nvidia.yaml)")
         for node in nodes:
             reasons, hints = node_reasons(tpl, node)
             if reasons:
@@ -177,7 +197,8 @@ def read_cluster(api_client) -> tuple[list[Node], set[str]]:
             taints=[{"key": t.key, "value": t.value, "effect": t.effect} for t in ((spec.taints if spec else None)
                                                                                or [])],
             allocatable={k: str(v) for k, v in ((status.allocatable if status else None) or {}).items()},
-            unschedulable=bool(spec.unschedulable) if spec else False))
+            unschedulable=bool(spec.unschedulable) if spec else False,
+            images={name for image in ((status.images if status else None) or []) for name in (image.names or [])}))
     classes = {rc.metadata.name for rc in client.NodeV1Api(api_client).list_runtime_class(_request_timeout=10).items}
     return sorted(nodes, key=lambda n: n.name), classes
 

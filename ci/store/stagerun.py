@@ -18,6 +18,18 @@ from hilci.pipeline.model import Pipeline
 from hilci.stage.run import EXIT_FAILED, EXIT_OK, junit_path, load_config, log, run_stage
 
 ENV_SWITCH = "HILCI_STAGE_CACHE"
+# Set by every pod template to the Secret its envFrom reads; optional there, so a pod starts without it.
+ENV_STORE_SECRET = "HILCI_STORE_SECRET"
+
+
+def missing_store_note(url: str | None) -> str | None:
+    """The one note for a pod whose template expects a store Secret when no store reached this process."""
+    secret = os.environ.get(ENV_STORE_SECRET, "").strip()
+    if not secret or url:
+        return None
+    return (f"no store: the pod template reads Secret '{secret}' (envFrom, optional) but HILCI_STORE is unset: "
+            "the Secret is missing from the pod's namespace or lacks HILCI_STORE, so this stage runs as a miss and "
+            "caches nothing across builds (docs/store.md; `hilci cluster preflight` checks the Secret)")
 
 
 def wanted(root: Path, config: dict) -> bool:
@@ -31,6 +43,11 @@ def run_stage_with_store(root: Path, pipeline: Pipeline, name: str, rig: Path | 
         return run_stage(root, pipeline, name, rig=rig, board=board)
     config = load_config(root, pipeline)
     if not wanted(root, config):
+        from hilci.store.backend import configured_url
+
+        note = missing_store_note(configured_url(root, config))
+        if note:
+            log(f"note: {note}")
         return run_stage(root, pipeline, name, rig=rig, board=board)
     from hilci.store.keys import cacheable_on
     from hilci.store.session import StoreSession

@@ -19,7 +19,7 @@ import pytest
 
 from hilci.hil import health
 from hilci.hil.hostclock import HostClock
-from hilci.hil.locks import DeviceBusy, DeviceLock
+from hilci.hil.locks import DeviceBusy, DeviceLock, RigLock
 from hilci.hil.plugin.injection import FaultPlan
 from hilci.hil.rig import Device, Rig
 from hilci.hil.safestate import SafeState
@@ -87,6 +87,7 @@ class HilSession:
         self.emulation = Emulation(rigs)
         self.health: dict[str, str] = {}  # device label -> "" (answered) or the failure message
         self.locks: dict[str, DeviceLock] = {}
+        self.rig_locks: list[RigLock] = []  # held for the whole session: no health probe between tests
         self.safe = SafeState()
         self.state_file: Path | None = None
         self.timing = TimingVerdicts(None, emulated=all(r.emulate for r in rigs))
@@ -117,7 +118,9 @@ class HilSession:
 
     # --- controller and workers -----------------------------------------------------------------------
     def start(self) -> None:
-        """The controller: start the emulators, ask every device once, publish both to xdist workers."""
+        """The controller: hold the real rigs, start the emulators, ask every device once, publish both to xdist
+        workers (which run inside the controller's session, so its rig locks cover them)."""
+        self.hold_rigs()
         self.emulation.start()
         self.timing.clock = HostClock(self.emulation.folder / "hostclock.sock")
         try:
@@ -132,6 +135,18 @@ class HilSession:
         self.state_file.write_text(json.dumps({"ports": self.emulation.ports, "controls": self.emulation.controls,
                                                "health": self.health, "hostclock": clock}))
         os.environ[STATE_ENV] = str(self.state_file)
+
+    def hold_rigs(self) -> None:
+        """The rig lock of every real rig, shared, until close(): the rig device plugin's probe, which takes it
+        exclusive without waiting, then never opens a device of these rigs, not even between two tests."""
+        for rig in self.rigs:
+            if rig.emulate:
+                continue  # its devices are this session's own emulators: no plugin probes them
+            lock = RigLock([d.port for d in rig.devices.values()], rig.name)
+            try:
+                self.rig_locks.append(lock.hold_for_session(rig.settings.lock_timeout_s))
+            except DeviceBusy as exc:
+                raise pytest.UsageError(str(exc)) from None
 
     def attach(self, state_file: str) -> None:
         """An xdist worker: use the controller's emulators and health verdicts."""
@@ -153,6 +168,9 @@ class HilSession:
             if self.timing.clock is not None and self.timing.clock.proc is not None:
                 self.timing.clock.stop()
             self.emulation.stop()
+            for lock in self.rig_locks:
+                lock.release()
+            self.rig_locks.clear()
 
     # --- one test's use of one device -----------------------------------------------------------------
     @contextmanager

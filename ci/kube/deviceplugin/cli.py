@@ -10,7 +10,10 @@ def register(subparsers) -> None:
                               description="Serve the kubelet Device Plugin API v1beta1 for the rig YAMLs given "
                                           "(files, or folders of *.yaml): one hilci.dev/rig device per rig, "
                                           "healthy while every device of the rig answers.")
-    p.add_argument("rigs", nargs="+", metavar="RIG", help="rig YAML, or a folder of them (e.g. /etc/hilci/rigs)")
+    p.add_argument("rigs", nargs="*", metavar="RIG", help="rig YAML, or a folder of them (e.g. /etc/hilci/rigs)")
+    p.add_argument("--check", action="store_true",
+                   help="the liveness probe: exit 0 when the plugin serving --state-dir is alive (its heartbeat "
+                        "and every rig's last probe are recent), 1 with the reason when it is wedged")
     p.add_argument("--socket-dir", default="/var/lib/kubelet/device-plugins",
                    help="the kubelet's device-plugins folder (default: %(default)s)")
     p.add_argument("--state-dir", default="/run/hilci",
@@ -46,6 +49,14 @@ def _cmd_deviceplugin(args) -> int:
 
     from hilci.errors import UsageError
 
+    if args.check:
+        from hilci.kube.deviceplugin import liveness
+
+        problem = liveness.check(Path(args.state_dir))
+        print(f"hilci deviceplugin: {problem}" if problem else "hilci deviceplugin: alive")
+        return 1 if problem else 0
+    if not args.rigs:
+        raise UsageError("give the rig YAMLs or their folder (e.g. /etc/hilci/rigs), or --check")
     if args.interval <= 0:
         raise UsageError(f"--interval {args.interval:g}: must be above 0")
     try:

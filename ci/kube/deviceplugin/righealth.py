@@ -1,8 +1,9 @@
 """The one place the device plugin touches the HIL framework: load a rig, ask its devices, resolve their nodes.
 
-Health is the HIL health check (every device of the rig answers, `Driver.health`), run under the same per-device
-`fcntl` locks the pytest plugin takes (`hilci.hil.locks.DeviceLock`): a device that a test holds is not probed (the
-probe would steal its bytes), and the rig keeps its last verdict until the test lets go.
+Health is the HIL health check (every device of the rig answers, `Driver.health`), run only while the probe holds
+the rig lock that a pytest session holds shared from its start to its end (`hilci.hil.locks.RigLock`), and under
+the same per-device `fcntl` locks the tests take (`DeviceLock`): no device of a rig that a session holds is
+opened, between its tests included (the probe would steal their bytes), and the rig keeps its last verdict.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hilci.hil.drivers import DeviceError, driver_for
-from hilci.hil.locks import DeviceBusy, DeviceLock
+from hilci.hil.locks import DeviceBusy, DeviceLock, RigLock
 from hilci.hil.rig import Rig, RigError, load_rig
 
 __all__ = ["DeviceError", "Probe", "RigError", "device_nodes", "load_rig", "probe_rig"]
@@ -30,7 +31,18 @@ class Probe:
 
 
 def probe_rig(rig: Rig, lock_folder: Path | None = None) -> Probe:
-    """Ask every device of the rig (in turn) whether it answers; stop at the first that does not."""
+    """Ask every device of the rig (in turn) whether it answers; stop at the first that does not. Nothing is
+    opened while a test session holds the rig."""
+    rig_lock = RigLock([d.port for d in rig.devices.values()], rig.name, folder=lock_folder)
+    if not rig_lock.try_for_probe():
+        return Probe(healthy=False, reason=f"rig {rig.name}: held by a test session ({rig_lock.path})", in_use=True)
+    try:
+        return _probe_devices(rig, lock_folder)
+    finally:
+        rig_lock.release()
+
+
+def _probe_devices(rig: Rig, lock_folder: Path | None) -> Probe:
     timeout = min(float(rig.settings.health_timeout_s), PROBE_TIMEOUT_CAP_S)
     for device in rig.devices.values():
         lock = DeviceLock(device.port, device.label, timeout=0.0, folder=lock_folder)

@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 import yaml
 
-from hilci.kube.deviceplugin import api_pb2, api_pb2_grpc, righealth
+from hilci.kube.deviceplugin import api_pb2, api_pb2_grpc, liveness, righealth
 from hilci.kube.resources import RIG
 
 log = logging.getLogger("hilci.deviceplugin")
@@ -49,6 +49,7 @@ class RigSlot:
     health: str = UNHEALTHY
     reason: str = "not probed yet"
     probed: bool = False
+    finished: float = 0.0  # wall time its last probe finished (or its health thread started): the liveness check
 
 
 def device_id(path: Path) -> str:
@@ -60,7 +61,7 @@ class RigDevicePlugin(api_pb2_grpc.DevicePluginServicer):
     """Serves the DevicePlugin service for a set of rig YAMLs and keeps their health current."""
 
     def __init__(self, rig_paths: list[Path], socket_dir: Path = KUBELET_DIR, state_dir: Path = STATE_DIR,
-                 interval_s: float = 2.0):
+                 interval_s: float = 2.0, stale_after_s: float | None = None):
         self.slots: dict[str, RigSlot] = {}
         for path in rig_paths:
             slot = RigSlot(device_id(path), Path(path).absolute())
@@ -71,6 +72,7 @@ class RigDevicePlugin(api_pb2_grpc.DevicePluginServicer):
         self.state_dir = Path(state_dir)
         self.lock_dir = self.state_dir / "locks"
         self.interval_s = interval_s
+        self.stale_after_s = liveness.stale_after(interval_s) if stale_after_s is None else stale_after_s
         self.changed = threading.Condition()
         self.version = 0  # bumped on every health change; ListAndWatch streams wake on it
         self.stopping = threading.Event()
@@ -116,6 +118,7 @@ class RigDevicePlugin(api_pb2_grpc.DevicePluginServicer):
                 self.probe_once(slot)
             except Exception as exc:  # never let one rig's surprise end its health loop
                 self.set_health(slot, UNHEALTHY, f"probe failed: {type(exc).__name__}: {exc}")
+            slot.finished = time.time()
             self.stopping.wait(max(0.05, self.interval_s - (time.monotonic() - started)))
 
     def devices(self) -> list[api_pb2.Device]:
@@ -199,6 +202,7 @@ class RigDevicePlugin(api_pb2_grpc.DevicePluginServicer):
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         self.lock_dir.chmod(0o1777)  # like /tmp: every pod's user may create a lock, none may remove another's
         for slot in self.slots.values():
+            slot.finished = time.time()
             t = threading.Thread(target=self._watch, args=(slot,), name=f"health-{slot.id}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -245,10 +249,18 @@ class RigDevicePlugin(api_pb2_grpc.DevicePluginServicer):
                     log.warning("registration with %s failed (%s): retrying in %.1f s", self.kubelet_socket,
                                 exc.code().name if hasattr(exc, "code") else exc, backoff)
                     retry_at, backoff = time.monotonic() + backoff, min(backoff * 2, 10.0)
+            self.heartbeat()
             self.stopping.wait(poll_s)
         if self.server is not None:
             self.server.stop(grace=1).wait(2)
         self.socket.unlink(missing_ok=True)
+
+    def heartbeat(self) -> None:
+        """For the liveness probe: this loop turns, and when each rig's last probe finished."""
+        try:
+            liveness.write(self.state_dir, {s.id: s.finished for s in self.slots.values()}, self.stale_after_s)
+        except OSError as exc:
+            log.warning("heartbeat not written (%s): the liveness probe will restart the plugin", exc)
 
     def stop(self) -> None:
         self.stopping.set()
