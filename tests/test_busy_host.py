@@ -23,6 +23,8 @@ from hilci.hil.rig import load_rig
 from hilci.results import junit
 from hilci.results.measurements import FAIL, INCONCLUSIVE, PASS, distribution, measure, parse_properties
 
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 
 LATE = HostLatency(n=1000, p50_ms=4.0, p99_ms=18.0, max_ms=25.0)

@@ -11,10 +11,13 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hilci.hil.devicelog import MAX_LINE_CHARS, MAX_LINES, TrafficLog, log_path
 from hilci.results import junit
+
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = {

@@ -16,6 +16,7 @@ from hilci import doctor
 from hilci.example import PIPELINE
 from hilci.pipeline.model import Stage
 from hilci.util import extras
+from tests.conftest import hilci
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,11 +28,9 @@ def bare_path(tmp_path: Path) -> str:
     return str(empty)
 
 
-def hilci(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("HILCI_ROOT", "HILCI_PIPELINE")}
-    env["PATH"] = bare_path(tmp_path)
-    return subprocess.run([sys.executable, "-m", "hilci", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+def hilci_bare(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`hilci ARGS` in the repository with a PATH that holds only what `bare_path` links."""
+    return hilci(ROOT, *args, pipeline="", env={"PATH": bare_path(tmp_path)})
 
 
 def test_build_declares_groovy_and_java():
@@ -39,7 +38,7 @@ def test_build_declares_groovy_and_java():
 
 
 def test_doctor_names_groovy_with_its_install_command(tmp_path):
-    proc = hilci(tmp_path, "doctor")
+    proc = hilci_bare(tmp_path, "doctor")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     sudo = "" if os.geteuid() == 0 else "sudo "
     assert f"hilci: groovy is missing (needed by build): {sudo}apt-get install -y groovy" in proc.stderr
@@ -48,14 +47,14 @@ def test_doctor_names_groovy_with_its_install_command(tmp_path):
 
 
 def test_doctor_checks_only_the_stages_asked(tmp_path):
-    proc = hilci(tmp_path, "doctor", "--only", "report")
+    proc = hilci_bare(tmp_path, "doctor", "--only", "report")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "hilci: pipeline hilci.example:PIPELINE (hilci.yaml)"  # which pipeline
     assert proc.stdout.splitlines()[1].startswith("ok: 1 stage ready")
 
 
 def test_run_refuses_to_start_without_groovy(tmp_path):
-    proc = hilci(tmp_path, "run", "--only", "build")
+    proc = hilci_bare(tmp_path, "run", "--only", "build")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "groovy is missing (needed by build)" in proc.stderr and "apt-get install -y groovy" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 3  # groovy and java, one line each, and the count

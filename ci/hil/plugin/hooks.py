@@ -92,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
     hil = HilSession(rigs, FaultPlan(faults))
     config.stash[KEY] = hil
     config.add_cleanup(hil.close)
-    config.pluginmanager.register(junitxml.DeviceTrafficWriter(config), "hilci-device-traffic")
+    junitxml.register(config)
     # SIGTERM (Jenkins's abort) or Ctrl-C: actuators safe before anything else, then the usual teardown
     pytest_interrupt.guard(config).on_abort.append(hil.safe.make_all_safe)
     worker_state = os.environ.get(STATE_ENV) if hasattr(config, "workerinput") else None
