@@ -54,9 +54,17 @@ doctor: groovy $(STAMP)
 pipeline: groovy $(STAMP)
 	$(BIN)/hilci run
 
-# Every test. The slow tests in tests/test_images.py build the pod images and run them (make images says how).
+# Every test, once. When the pipeline's build stage has passed for exactly this code (`hilci plan` finds its entry
+# cached: same tests, same sources, same settings), the fast tier it ran is not run again; else every tier runs.
+# The slow tests in tests/test_images.py build the pod images and run them (make images says how).
 test: groovy chromium $(CONTAINER_TOOLS) $(STAMP)
-	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+	@if $(BIN)/hilci plan --only build --json 2>/dev/null \
+	    | $(BIN)/python -c 'import json, sys; sys.exit("build" not in json.load(sys.stdin)["cached"])'; then \
+	  echo "make test: the build stage passed for this code (hilci plan: build cached): its fast tier is not run again"; \
+	  $(BIN)/python -m pytest tests -p no:cacheprovider -m "not ($(FAST_TIER))" $(PYTEST_ARGS); \
+	else \
+	  $(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS); \
+	fi
 
 # The fast tier: under 3 minutes on a 2-core machine.
 test-fast: groovy $(STAMP)
