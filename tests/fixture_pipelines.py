@@ -14,7 +14,7 @@ def behave(ctx) -> None:
     """Do what the stage's config says: write files, sleep, fail a gate, crash, or die without JUnit."""
     cfg = ctx.config
     with open(ctx.root / "runs.log", "a") as fh:  # outside every output: counts real executions
-        fh.write(f"{ctx.stage.name} {os.getpid()}\n")
+        fh.write(f"{ctx.stage.name} {os.getpid()} store-keys={'AWS_SECRET_ACCESS_KEY' in os.environ}\n")
     for rel, text in (cfg.get("write") or {}).items():
         src = cfg.get("copy_from")
         body = (ctx.root / src).read_text() if src else ""
@@ -44,6 +44,9 @@ PIPELINE = Pipeline(stages=(
     stage("check", inputs=("out/gen/*.txt",), outputs=("out/check",), needs=("gen",)),
     stage("final", needs=("check",), cacheable=False),
 ))
+
+STORE_USER = Pipeline(stages=(stage("gen", inputs=("src/input.txt",), outputs=("out/gen",)),
+                              stage("final", needs=("gen",), cacheable=False, uses_store=True)))
 
 TIMEOUT = Pipeline(stages=(stage("slow", cacheable=False, timeout_s=1.0), stage("after", cacheable=False)))
 

@@ -23,6 +23,7 @@ from hilci.results import junit
 from hilci.results.measurements import INCONCLUSIVE
 from hilci.stage.progress import PROGRESS_ENV, progress_file, read_progress
 from hilci.stage.run import ABORT_GRACE_S, EXIT_ERROR, EXIT_FAILED, EXIT_OK, junit_path, load_config
+from hilci.store.backend import without_store_credentials
 from hilci.store.keys import cacheable_on, rig_is_emulated  # noqa: F401 - rig_is_emulated: moved there
 from hilci.store.session import StoreSession
 
@@ -153,6 +154,9 @@ class LocalRunner:
                PROGRESS_ENV: str(inside)}
         if self.options.pipeline_spec:
             env["HILCI_PIPELINE"] = self.options.pipeline_spec
+        if not stage.uses_store:  # the runner keeps the cache: a stage that does not use the store gets no keys
+            env = without_store_credentials(env)
+        env.update(self.store.child_env())  # a store found down stays down for the stage (one deadline a run)
         self.progress.started(stage)
         with open(log_file, "wb") as log:
             self._child = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,

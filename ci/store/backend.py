@@ -1,13 +1,14 @@
 """The store's file system: one URL through fsspec (s3fs for S3), blobs by sha256, bounded waits, safe names.
 
-Every call has a time limit: an unreachable store makes a `StoreUnavailable` (the run goes on without the store),
-a refusal (permission denied, bucket missing) a `StoreDenied` (a usage error, exit 2). Messages name the store
-by `display_url`, which never carries credentials.
+Every call has a deadline (`timeout_s`): an unreachable store makes a `StoreUnavailable` (the run goes on without
+the store), a refusal (permission denied, bucket missing) a `StoreDenied` (a usage error, exit 2). A store that
+times out or stops answering once is down for the rest of the process (a circuit breaker), so a dead store costs a
+run one deadline, not one per call; a call left waiting runs in a daemon thread that never holds the process
+open. Messages name the store by `display_url`, which never carries credentials.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import re
 import tempfile
@@ -21,6 +22,7 @@ from hilci.errors import UsageError
 from hilci.util.digest import sha256_bytes, sha256_file
 
 ENV_URL = "HILCI_STORE"
+ENV_DOWN = "HILCI_STORE_DOWN"  # set by `hilci run` for its stages once its store is down: they skip it too
 LOCAL_DIR = ".hilci-cache"
 CALL_TIMEOUT_S = float(os.environ.get("HILCI_STORE_TIMEOUT_S", "20"))
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -68,6 +70,15 @@ def store_url(root: Path, config: dict | None = None) -> str:
     return configured_url(root, config) or (root / LOCAL_DIR).resolve().as_uri()
 
 
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                  "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", ENV_URL)
+
+
+def without_store_credentials(env: dict[str, str]) -> dict[str, str]:
+    """`env` without the store's URL and keys: what a stage that never touches the store is given."""
+    return {k: v for k, v in env.items() if k not in CREDENTIAL_ENV}
+
+
 @dataclass
 class Listed:
     """One object under a prefix: its path relative to the store, its size and modification time (epoch s)."""
@@ -86,8 +97,7 @@ class Store:
         self.timeout_s = timeout_s
         self.uploaded_bytes = 0  # what this process sent (the benchmark's bytes per commit)
         self.local = url.startswith("file:") or "://" not in url
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="hilci-store")
-        self._lock = threading.Lock()
+        self.down = os.environ.get(ENV_DOWN, "") if not self.local else ""  # why the store is off ('' = on)
         self.fs, self.base = self._open(url)
 
     def _open(self, url: str):
@@ -105,8 +115,9 @@ class Store:
             except ImportError:
                 raise UsageError(f"store {self.display} needs s3fs: pip install 'hilci[store]'") from None
             endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-            options = {"config_kwargs": {"connect_timeout": min(5.0, self.timeout_s),
-                                         "read_timeout": self.timeout_s,
+            # botocore's own limits fit inside the call's deadline: one retry, each wait at most half of it
+            options = {"config_kwargs": {"connect_timeout": min(5.0, self.timeout_s / 2),
+                                         "read_timeout": self.timeout_s / 2,
                                          "retries": {"max_attempts": 2, "mode": "standard"}},
                        "skip_instance_cache": True}
             if endpoint:
@@ -115,16 +126,20 @@ class Store:
             fs, path = fsspec.core.url_to_fs(url, **options)
         except (ValueError, ImportError) as exc:
             raise UsageError(f"store {self.display}: cannot open ({exc})") from None
+        if hasattr(fs, "retries"):  # s3fs retries a timed-out read 5 times by default, each past the deadline
+            fs.retries = 1
         return fs, path.rstrip("/")
 
     # -- bounded calls --------------------------------------------------------------------------------------
     def _call(self, what: str, func, *args, **kwargs):
-        future = self._pool.submit(func, *args, **kwargs)
+        if self.down:
+            raise StoreUnavailable(self.down)
         try:
-            return future.result(timeout=self.timeout_s * 3)
-        except concurrent.futures.TimeoutError:
-            raise StoreUnavailable(f"store {self.display}: {what} timed out after {self.timeout_s * 3:g} s") \
-                from None
+            return _with_deadline(self.timeout_s, func, *args, **kwargs)
+        except TimeoutError:
+            self.down = (f"store {self.display} did not answer {what} within {self.timeout_s:g} s; it is taken as "
+                         f"down for the rest of this run ({self.timeout_s:g} s lost waiting)")
+            raise StoreUnavailable(self.down) from None
         except FileNotFoundError:
             raise
         except PermissionError as exc:
@@ -137,13 +152,14 @@ class Store:
                 raise StoreDenied(f"store {self.display}: bucket missing ({text})") from None
             if "No space left" in text or "QuotaExceeded" in text or "EntityTooLarge" in text:
                 raise StoreDenied(f"store {self.display}: store full ({text})") from None
-            raise StoreUnavailable(f"store {self.display}: {what} failed ({text})") from None
+            self.down = f"store {self.display}: {what} failed ({text}); it is taken as down for the rest of this run"
+            raise StoreUnavailable(self.down) from None
 
     def _path(self, rel: str) -> str:
         return f"{self.base}/{rel}"
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to wait for: a call still waiting on a dead store is a daemon thread."""
 
     def probe(self) -> None:
         """Check the store answers and lets us write; raise StoreUnavailable or StoreDenied."""
@@ -222,34 +238,61 @@ class Store:
         return sorted(out, key=lambda item: item.rel)
 
     # -- blobs ----------------------------------------------------------------------------------------------
-    def put_blob(self, path: Path) -> str:
-        """Upload a file as `blobs/<sha256>` (skipped when already there); returns its digest."""
+    def put_blob(self, path: Path, ns: str = "") -> str:
+        """Upload a file as `<ns>blobs/<sha256>` (skipped when already there or shared); returns its digest."""
         digest = sha256_file(path)
-        rel = blob_path(digest)
-        if not self.exists(rel):
-            self.write_bytes(rel, path.read_bytes())
+        if not self._has_blob(digest, ns):
+            self.write_bytes(blob_path(digest, ns), path.read_bytes())
             self.uploaded_bytes += path.stat().st_size
         return digest
 
-    def put_blob_bytes(self, data: bytes) -> str:
+    def put_blob_bytes(self, data: bytes, ns: str = "") -> str:
         digest = sha256_bytes(data)
-        rel = blob_path(digest)
-        if not self.exists(rel):
-            self.write_bytes(rel, data)
+        if not self._has_blob(digest, ns):
+            self.write_bytes(blob_path(digest, ns), data)
             self.uploaded_bytes += len(data)
         return digest
 
-    def get_blob(self, digest: str) -> bytes:
-        """A blob's bytes, checked against its name: CorruptBlob when missing or tampered."""
+    def _has_blob(self, digest: str, ns: str) -> bool:
+        return self.exists(blob_path(digest, ns)) or (ns != "" and self.exists(blob_path(digest)))
+
+    def get_blob(self, digest: str, namespaces: tuple[str, ...] = ("",), own: str = "") -> bytes:
+        """A blob's bytes from the first of `namespaces` that holds it, checked against its name: CorruptBlob
+        when missing or tampered (a tampered blob is deleted only from `own`, the namespace this build writes)."""
         if not is_digest(digest):
             raise CorruptBlob(f"{digest!r} is not a sha256")
-        data = self.read_bytes(blob_path(digest))
-        if data is None:
-            raise CorruptBlob(f"blob {digest[:12]} missing")
-        if sha256_bytes(data) != digest:
-            self.delete(blob_path(digest))  # garbage under a name it does not hash to: a rebuild re-uploads it
-            raise CorruptBlob(f"blob {digest[:12]} does not match its sha256")
-        return data
+        for ns in namespaces:
+            data = self.read_bytes(blob_path(digest, ns))
+            if data is None:
+                continue
+            if sha256_bytes(data) != digest:
+                if ns == own:  # garbage under a name it does not hash to: a rebuild re-uploads it
+                    self.delete(blob_path(digest, ns))
+                raise CorruptBlob(f"blob {digest[:12]} does not match its sha256")
+            return data
+        raise CorruptBlob(f"blob {digest[:12]} missing")
+
+
+def _with_deadline(timeout_s: float, func, *args, **kwargs):
+    """func(*args) in a daemon thread, its result or exception; TimeoutError after `timeout_s` (the thread is
+    left to finish on its own and never keeps the process alive)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["value"] = func(*args, **kwargs)
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="hilci-store-call", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise TimeoutError
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class _LocalFS:
@@ -283,8 +326,8 @@ class _LocalFS:
         return out
 
 
-def blob_path(digest: str) -> str:
-    return f"blobs/{digest[:2]}/{digest}"
+def blob_path(digest: str, ns: str = "") -> str:
+    return f"{ns}blobs/{digest[:2]}/{digest}"
 
 
 def is_digest(value: Any) -> bool:

@@ -107,7 +107,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(f"hilci: error: {session.notes[0]}", file=sys.stderr)
             return 2
         branch = args.branch or session.origin["branch"]
-        hist = history.load(session.store, branch, args.board)
+        hist = history.load(session.store, branch, args.board, session.trust.history_ns(branch))
     finally:
         session.close()
     for skipped in hist.skipped:

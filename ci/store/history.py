@@ -51,17 +51,18 @@ def make_record(*, origin: dict, board: str, rig: str, stage: str, start: float,
             "environment": environment}
 
 
-def record_path(record: dict) -> str:
+def record_path(record: dict, ns: str = "") -> str:
+    """Where a record lies: `<ns>history/<branch>/<board>/<time>-<commit>-<stage>.json`."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(record["start"])) + f"{record['start'] % 1:.6f}"[1:]
-    return (f"history/{quote(record['branch'], safe='')}/{quote(record['board'], safe='')}/"
+    return (f"{ns}history/{quote(record['branch'], safe='')}/{quote(record['board'], safe='')}/"
             f"{stamp}Z-{record['commit'][:12]}-{record['stage']}.json")
 
 
-def append(store: Store | None, record: dict, spool_dir: Path) -> str:
-    """Write a record to the store, or into the local spool when the store is away; '' when it went to the
-    store, 'kept' when spooled, else why it was dropped."""
+def append(store: Store | None, record: dict, spool_dir: Path, ns: str = "") -> str:
+    """Write a record to the store (under namespace `ns`), or into the local spool when the store is away;
+    '' when it went to the store, 'kept' when spooled, else why it was dropped."""
     data = json.dumps(record, indent=1, sort_keys=True, default=str).encode()
-    rel = record_path(record)
+    rel = record_path(record, ns)
     if store is not None:
         try:
             store.write_bytes(rel, data)
@@ -104,9 +105,10 @@ class History:
     skipped: list[str] = field(default_factory=list)
 
 
-def load(store: Store, branch: str | None = None, board: str | None = None) -> History:
-    """Every readable record (oldest first), filtered by branch and board when given."""
-    prefix = "history"
+def load(store: Store, branch: str | None = None, board: str | None = None, ns: str = "") -> History:
+    """Every readable record (oldest first) under namespace `ns`, filtered by branch and board when given; a
+    record whose branch is not the folder's it lies in is skipped and named."""
+    prefix = ns + "history"
     if branch:
         prefix += "/" + quote(branch, safe="")
         if board:
@@ -132,6 +134,9 @@ def load(store: Store, branch: str | None = None, board: str | None = None) -> H
             hist.skipped.append(f"{item.rel}: malformed history record")
             continue
         if board and record.get("board") != board:
+            continue
+        if branch and record.get("branch") != branch:
+            hist.skipped.append(f"{item.rel}: a record of branch {record.get('branch')!r} filed under {branch!r}")
             continue
         hist.records.append(record)
     hist.records.sort(key=lambda r: r["start"])
