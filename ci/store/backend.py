@@ -74,6 +74,23 @@ CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOK
                   "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", ENV_URL)
 
 
+def missing_credentials(url: str) -> str:
+    """Why an S3 store cannot be signed for here ('' when credentials are found or none are needed): the keys,
+    a profile, a web identity or container credentials, or a credentials file."""
+    if not url.startswith("s3://"):
+        return ""
+    env = os.environ
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        return ""
+    if any(env.get(k) for k in ("AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")):
+        return ""
+    if Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials").is_file():
+        return ""
+    return (f"store {display_url(url)}: no S3 credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY unset, no "
+            "AWS_PROFILE or credentials file); set them, or `store_optional: true` in hilci.yaml to run without it")
+
+
 def without_store_credentials(env: dict[str, str]) -> dict[str, str]:
     """`env` without the store's URL and keys: what a stage that never touches the store is given."""
     return {k: v for k, v in env.items() if k not in CREDENTIAL_ENV}

@@ -128,6 +128,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"{'when (UTC)':<20}  {'commit':<8}  {'board':<10}  {'value':>10}  verdict")
         for record, value in points:
             verdict = record["measurements"][args.measurement].get("verdict", "")
+            if args.measurement in (record.get("regressed") or ()):  # its limits passed; its gate did not
+                verdict = "regressed"
             print(f"{record['start_utc']:<20}  {record['commit'][:7]:<8}  {record['board']:<10}  {value:>10.4g}  "
                   f"{verdict}")
         return 0
@@ -182,15 +184,44 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     values[(r["board"], name)] = (float(fields["value"]), str(fields.get("unit") or ""))
         sides.append(values)
     a, b = sides
-    print(f"{'board':<10}  {'measurement':<32}  {args.rev_a[:10]:>12}  {args.rev_b[:10]:>12}  {'change':>8}")
+    settings = _gate_settings(session.config)
+    print(f"{'board':<10}  {'measurement':<32}  {args.rev_a[:10]:>12}  {args.rev_b[:10]:>12}  {'change':>10}  "
+          f"{'unit':<6}  verdict")
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)
         unit = (vb or va)[1]
-        change = f"{(vb[0] - va[0]) / abs(va[0]) * 100:+.1f}%" if va and vb and va[0] else ""
+        change, verdict = "", ""
+        if va and vb:
+            change, verdict = compare_values(key[1], unit, va[0], vb[0], settings)
         fa = f"{va[0]:.4g}" if va else "-"
         fb = f"{vb[0]:.4g}" if vb else "-"
-        print(f"{key[0]:<10}  {key[1]:<32}  {fa:>12}  {fb:>12}  {change:>8} {unit}")
+        print(f"{key[0]:<10}  {key[1]:<32}  {fa:>12}  {fb:>12}  {change:>10}  {unit:<6}  {verdict}")
     return 0
+
+
+def _gate_settings(config: dict):
+    from hilci.pipeline.sections import GateSettings
+    from hilci.util import settings as typed
+
+    return typed.build(GateSettings, config.get("regressions"), file="hilci.yaml", prefix="regressions.")
+
+
+def compare_values(name: str, unit: str, old: float, new: float, settings) -> tuple[str, str]:
+    """The change from `old` to `new` (a percentage only over a positive baseline, else the difference) and
+    whether it is better or worse by the measurement's direction ('changed' when it has none)."""
+    from hilci.pipeline.sections import HIGHER, LOWER
+    from hilci.store.gates import direction_of
+
+    diff = new - old
+    change = f"{diff / old * 100:+.1f}%" if old > 0 else f"{diff:+.4g}"
+    if diff == 0:
+        return change, "same"
+    direction = (settings.measurements.get(name) or {}).get("direction") or direction_of(name, unit)
+    if direction == LOWER:
+        return change, "better" if diff < 0 else "worse"
+    if direction == HIGHER:
+        return change, "better" if diff > 0 else "worse"
+    return change, "changed (no direction)"
 
 
 def cmd_gc(args: argparse.Namespace) -> int:

@@ -12,11 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hilci.errors import UsageError
 from hilci.pipeline.model import Pipeline, Stage
 from hilci.pipeline.sections import GateSettings
 from hilci.results import junit
 from hilci.store import gates, history
-from hilci.store.backend import ENV_DOWN, LOCAL_DIR, Store, StoreUnavailable, configured_url, store_url
+from hilci.store.backend import (
+    ENV_DOWN,
+    LOCAL_DIR,
+    Store,
+    StoreUnavailable,
+    configured_url,
+    missing_credentials,
+    store_url,
+)
 from hilci.store.cache import Hit, StageCache, entry_path
 from hilci.store.keys import key_for, rig_is_emulated
 from hilci.store.trust import Trust, trust_for
@@ -74,6 +83,13 @@ class StoreSession:
         origin = provenance(root).as_dict()
         # a shared store splits trusted from untrusted writers; the repository's own folder is the user's alone
         trust = trust_for(origin["branch"], config) if gating else Trust(origin["branch"], ("*",))
+        missing = missing_credentials(url)
+        if missing and not config.get("store_optional"):
+            raise UsageError(missing)
+        if missing:  # the user said the store is optional: a note, every stage a miss
+            session = cls(root, pipeline, config, None, None, origin, gating=gating, trust=trust)
+            session.notes.append(f"store unavailable: {missing.split('; set them')[0]} (store_optional: true)")
+            return session
         store = Store(url)
         try:
             store.probe()
@@ -170,6 +186,7 @@ class StoreSession:
             out += judged
             if any(j.regressed for j in judged):  # a regressed run is not green: never part of a baseline,
                 record["status"] = "regressed"   # and its entry goes, so the next run measures again
+                record["regressed"] = [j.name for j in judged if j.regressed]
                 history.append(self.store, record, self.root / LOCAL_DIR, self.trust.write_ns)
                 self._drop_entry(record)
         self.judgements = out
