@@ -75,7 +75,7 @@ def test_compare_shows_the_differences_of_two_commits(measured: Path):
     proc = hilci(measured, "compare", "0" * 8, "3" * 8, env=_env(9))
     assert proc.returncode == 0, proc.stderr
     row = next(line for line in proc.stdout.splitlines() if "check.score" in line)
-    assert row.split() == ["local", "check.score", "0.9", "0.7", "-22.2%", "pt"]
+    assert row.split() == ["local", "check.score", "0.9", "0.7", "-22.2%", "pt", "changed", "(no", "direction)"]
     proc = hilci(measured, "compare", "0" * 8, "deadbeef", env=_env(9))
     assert proc.returncode == 2 and "no history for commit deadbeef" in proc.stderr
 

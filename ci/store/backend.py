@@ -239,6 +239,21 @@ class Store:
         except FileNotFoundError:
             pass
 
+    def names(self, prefix: str) -> list[str]:
+        """The names directly below `prefix` (files and folders, one listing, no sizes): the cheap look at a
+        folder whose file names already say what each holds."""
+        path = self._path(prefix)
+        if self.local:
+            try:
+                return sorted(n for n in os.listdir(path) if not n.startswith((".tmp-", ".probe")))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        try:
+            found = self._call(f"listing {prefix}", self.fs.ls, path, detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in found)
+
     def list(self, prefix: str) -> list[Listed]:
         """Every object below `prefix` (recursively), with size and modification time."""
         try:

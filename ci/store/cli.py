@@ -107,7 +107,14 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(f"hilci: error: {session.notes[0]}", file=sys.stderr)
             return 2
         branch = args.branch or session.origin["branch"]
-        hist = history.load(session.store, branch, args.board, session.trust.history_ns(branch))
+        ns = session.trust.history_ns(branch)
+        hist = history.History()
+        for board in [args.board] if args.board else history.boards(session.store, branch, ns):
+            part = history.recent(session.store, branch, board, ns, last=args.last,
+                                  keep=lambda r: not r.get("cached") and bool(r["measurements"]))
+            hist.records += part.records
+            hist.skipped += part.skipped
+        hist.records.sort(key=lambda r: r["start"])
     finally:
         session.close()
     for skipped in hist.skipped:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,40 +106,85 @@ class History:
     skipped: list[str] = field(default_factory=list)
 
 
+def _folder(branch: str, board: str | None = None, ns: str = "") -> str:
+    out = f"{ns}history/{quote(branch, safe='')}"
+    return out + f"/{quote(board, safe='')}" if board else out
+
+
+def name_parts(name: str) -> tuple[str, str]:
+    """(commit prefix, stage) from a record's file name `<time>Z-<commit>-<stage>.json` (('', '') if not one)."""
+    parts = name[:-len(".json")].split("-", 2) if name.endswith(".json") else []
+    return (parts[1], parts[2]) if len(parts) == 3 else ("", "")
+
+
+def boards(store: Store, branch: str, ns: str = "") -> list[str]:
+    """The boards a branch has records on (one listing)."""
+    from urllib.parse import unquote
+
+    return [unquote(n) for n in store.names(_folder(branch, ns=ns))]
+
+
+def recent(store: Store, branch: str, board: str, ns: str = "", *, stage: str | None = None, last: int = 20,
+           keep: Callable[[dict], bool] = lambda record: True, commit: str | None = None) -> History:
+    """The newest `last` records per stage that `keep` accepts (of one stage, or of one commit, when given) on
+    one branch and board, oldest first. The file names are time-sorted and carry commit and stage, so this is
+    one listing and about `last` reads per stage, however long the history."""
+    folder = _folder(branch, board, ns)
+    by_stage: dict[str, list[str]] = {}
+    for name in store.names(folder):
+        c, s = name_parts(name)
+        if s and (stage is None or s == stage) and (commit is None or commit.startswith(c) or c.startswith(commit)):
+            by_stage.setdefault(s, []).append(name)
+    hist = History()
+    for names in by_stage.values():
+        found = 0
+        for name in reversed(names):  # newest first
+            if found >= last:
+                break
+            record = _parse(store, f"{folder}/{name}", hist, branch, board)
+            if record is not None and keep(record):
+                hist.records.append(record)
+                found += 1
+    hist.records.sort(key=lambda r: r["start"])
+    return hist
+
+
+def _parse(store: Store, rel: str, hist: History, branch: str | None, board: str | None) -> dict | None:
+    """One record read and checked; None (and a line in `hist.skipped`) when it cannot be used."""
+    data = store.read_bytes(rel)
+    try:
+        record = json.loads(data or b"")
+    except ValueError:
+        hist.skipped.append(f"{rel}: unreadable history record")
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("format"), int):
+        hist.skipped.append(f"{rel}: not a history record")
+        return None
+    if record["format"] > RECORD_FORMAT:
+        hist.skipped.append(f"{rel}: record format {record['format']} is newer than this hilci reads "
+                            f"({RECORD_FORMAT}); skipped")
+        return None
+    if not isinstance(record.get("measurements"), dict) or not isinstance(record.get("start"), (int, float)):
+        hist.skipped.append(f"{rel}: malformed history record")
+        return None
+    if board and record.get("board") != board:
+        return None
+    if branch and record.get("branch") != branch:
+        hist.skipped.append(f"{rel}: a record of branch {record.get('branch')!r} filed under {branch!r}")
+        return None
+    return record
+
+
 def load(store: Store, branch: str | None = None, board: str | None = None, ns: str = "") -> History:
-    """Every readable record (oldest first) under namespace `ns`, filtered by branch and board when given; a
-    record whose branch is not the folder's it lies in is skipped and named."""
-    prefix = ns + "history"
-    if branch:
-        prefix += "/" + quote(branch, safe="")
-        if board:
-            prefix += "/" + quote(board, safe="")
+    """Every readable record (oldest first) under namespace `ns`, filtered by branch and board when given (one
+    read per record: for `compare` and tools; the run itself reads with `recent`)."""
+    prefix = _folder(branch, board, ns) if branch else ns + "history"
     hist = History()
     for item in store.list(prefix):
-        if not item.rel.endswith(".json"):
-            continue
-        data = store.read_bytes(item.rel)
-        try:
-            record = json.loads(data or b"")
-        except ValueError:
-            hist.skipped.append(f"{item.rel}: unreadable history record")
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("format"), int):
-            hist.skipped.append(f"{item.rel}: not a history record")
-            continue
-        if record["format"] > RECORD_FORMAT:
-            hist.skipped.append(f"{item.rel}: record format {record['format']} is newer than this hilci reads "
-                                f"({RECORD_FORMAT}); skipped")
-            continue
-        if not isinstance(record.get("measurements"), dict) or not isinstance(record.get("start"), (int, float)):
-            hist.skipped.append(f"{item.rel}: malformed history record")
-            continue
-        if board and record.get("board") != board:
-            continue
-        if branch and record.get("branch") != branch:
-            hist.skipped.append(f"{item.rel}: a record of branch {record.get('branch')!r} filed under {branch!r}")
-            continue
-        hist.records.append(record)
+        if item.rel.endswith(".json"):
+            record = _parse(store, item.rel, hist, branch, board)
+            if record is not None:
+                hist.records.append(record)
     hist.records.sort(key=lambda r: r["start"])
     return hist
 

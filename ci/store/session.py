@@ -166,18 +166,18 @@ class StoreSession:
                                prefix="regressions.")
         branch = self.origin["target"]
         out: list[gates.Judgement] = []
-        loaded: dict[str, history.History] = {}
         for record in self.records:
             if record["cached"] or not record["measurements"]:  # judged once, when it was measured
                 continue
-            try:
-                if record["board"] not in loaded:
-                    loaded[record["board"]] = history.load(self.store, branch, record["board"],
-                                                           self.trust.history_ns(branch))
+            this = (record.get("commit"), record.get("build"))
+            try:  # the baseline's window of green runs, read newest first: O(window), not O(history)
+                base = history.recent(self.store, branch, record["board"], self.trust.history_ns(branch),
+                                      stage=record["stage"], last=settings.window,
+                                      keep=lambda r, stage=record["stage"], this=this:
+                                      gates.baseline_for([r], stage, this) != [])
             except StoreUnavailable as exc:
                 self.notes.append(f"regression gates skipped: {exc}")
                 return out
-            base = loaded[record["board"]]
             judged = gates.judge_record(record, base.records, branch, settings)
             if record.get("emulated"):  # an emulated rig's timing follows the shared host: reported, not gated
                 for j in judged:
@@ -197,7 +197,11 @@ class StoreSession:
         if self.store is None:
             return
         try:
-            hist = history.load(self.store, self.origin["branch"], ns=self.trust.write_ns)
+            branch, ns = self.origin["branch"], self.trust.write_ns
+            hist = history.History()
+            for board in history.boards(self.store, branch, ns):  # only this commit's records are read
+                hist.records += history.recent(self.store, branch, board, ns, last=10_000,
+                                               commit=self.origin["commit"][:12]).records
         except StoreUnavailable as exc:
             self.notes.append(f"regression gates skipped: {exc}")
             return
@@ -249,12 +253,12 @@ class StoreSession:
         for record in self.records:
             if record["cached"] or not record["measurements"]:
                 continue
-            try:
-                hist = history.load(self.store, record["branch"], record["board"],
-                                    self.trust.history_ns(record["branch"]))
+            try:  # the last `runs` measured runs of this stage on this board: O(runs) reads
+                same = history.recent(self.store, record["branch"], record["board"],
+                                      self.trust.history_ns(record["branch"]), stage=record["stage"], last=runs,
+                                      keep=lambda r: not r.get("cached")).records
             except StoreUnavailable:
                 return out
-            same = [r for r in hist.records if r["stage"] == record["stage"]]
             for name, fields in sorted(record["measurements"].items()):
                 points = [(r, v) for r, v in history.values(same, name)][-runs:]
                 if len(points) < 2:
