@@ -20,7 +20,8 @@ def behave(ctx) -> None:
         body = (ctx.root / src).read_text() if src else ""
         out = ctx.root / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(body + text)
+        poison = os.environ.get("FIXTURE_POISON")  # the benchmark's forged build: bytes its key does not see
+        out.write_text(body + (f"{poison}\n" if poison else text))
     if cfg.get("sleep"):
         print("sleeping", flush=True)
         (ctx.root / f"{ctx.stage.name}.pid").write_text(str(os.getpid()))

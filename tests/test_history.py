@@ -32,7 +32,7 @@ def _env(i: int) -> dict[str, str]:
 
 
 def test_every_run_appends_a_record_per_stage_with_its_measurements(measured: Path):
-    files = sorted((measured / ".hilci-cache" / "history" / "main" / "local").glob("*.json"))
+    files = sorted((measured / ".hilci-cache" / "history" / "main" / "local").rglob("*.json"))
     records = [json.loads(f.read_text()) for f in files]
     checks = [r for r in records if r["stage"] == "check"]
     assert [r["measurements"]["check.score"]["value"] for r in checks] == list(VALUES)

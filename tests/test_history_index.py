@@ -84,3 +84,24 @@ def test_a_regressed_record_and_a_cached_one_are_passed_over_for_older_green_run
         history.append(store, _record(i, "sim", status=status), tmp_path)
     base = history.recent(store, "main", "sim", stage="check", last=3, keep=lambda r: r["status"] == "passed")
     assert [r["build"] for r in base.records] == ["#3", "#4", "#5"]
+
+
+def test_a_long_history_is_found_by_listing_its_newest_days_only(tmp_path: Path):
+    """A folder per UTC day: the last runs cost a listing of the board and of the newest days, not of every
+    record (a record of the layout before day folders is still read, as the oldest)."""
+    folder = tmp_path / "s"
+    store = Store(folder.as_uri())
+    for i in range(60):
+        record = _record(i, "sim")
+        record["start"] = 1_000_000.0 + i * 43_200  # two runs a day for a month
+        history.append(store, record, tmp_path)
+    old = _record(-1, "sim")
+    (folder / "history" / "main" / "sim" / "19700101T000000.000000Z-old000000000-check.json").write_text(
+        __import__("json").dumps(old))
+    listed: list[str] = []
+    names = store.names
+    store.names = lambda prefix: listed.append(prefix) or names(prefix)
+    last = history.recent(store, "main", "sim", stage="check", last=3)
+    assert [r["build"] for r in last.records] == ["#57", "#58", "#59"] and len(listed) == 3, listed
+    every = history.recent(store, "main", "sim", stage="check", last=100)
+    assert len(every.records) == 61 and every.records[0]["build"] == "#-1"

@@ -53,9 +53,10 @@ def make_record(*, origin: dict, board: str, rig: str, stage: str, start: float,
 
 
 def record_path(record: dict, ns: str = "") -> str:
-    """Where a record lies: `<ns>history/<branch>/<board>/<time>-<commit>-<stage>.json`."""
+    """Where a record lies: `<ns>history/<branch>/<board>/<day>/<time>-<commit>-<stage>.json`. A folder per UTC
+    day keeps each listing short: the newest runs are found by listing the newest days only."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(record["start"])) + f"{record['start'] % 1:.6f}"[1:]
-    return (f"{ns}history/{quote(record['branch'], safe='')}/{quote(record['board'], safe='')}/"
+    return (f"{ns}history/{quote(record['branch'], safe='')}/{quote(record['board'], safe='')}/{stamp[:8]}/"
             f"{stamp}Z-{record['commit'][:12]}-{record['stage']}.json")
 
 
@@ -127,24 +128,38 @@ def boards(store: Store, branch: str, ns: str = "") -> list[str]:
 def recent(store: Store, branch: str, board: str, ns: str = "", *, stage: str | None = None, last: int = 20,
            keep: Callable[[dict], bool] = lambda record: True, commit: str | None = None) -> History:
     """The newest `last` records per stage that `keep` accepts (of one stage, or of one commit, when given) on
-    one branch and board, oldest first. The file names are time-sorted and carry commit and stage, so this is
-    one listing and about `last` reads per stage, however long the history."""
+    one branch and board, oldest first. Day folders and file names are time-sorted and names carry commit and
+    stage, so this lists the newest days only and reads about `last` records per stage, however long the
+    history: it stops at the first day after which every stage it met has enough (a commit's records: at the
+    first day without any after some were found)."""
     folder = _folder(branch, board, ns)
-    by_stage: dict[str, list[str]] = {}
-    for name in store.names(folder):
-        c, s = name_parts(name)
-        if s and (stage is None or s == stage) and (commit is None or commit.startswith(c) or c.startswith(commit)):
-            by_stage.setdefault(s, []).append(name)
+    entries = store.names(folder)
+    days = [n for n in entries if len(n) == 8 and n.isdigit()]
+    flat = [n for n in entries if n.endswith(".json")]  # the layout before day folders: the oldest "day"
+    found: dict[str, int] = {}
     hist = History()
-    for names in by_stage.values():
-        found = 0
+    matched_before = False
+    for day in [*reversed(days), ""] if flat else reversed(days):
+        names = store.names(f"{folder}/{day}") if day else flat
+        here = 0
         for name in reversed(names):  # newest first
-            if found >= last:
-                break
-            record = _parse(store, f"{folder}/{name}", hist, branch, board)
+            c, s = name_parts(name)
+            if not s or (stage is not None and s != stage) or found.get(s, 0) >= last:
+                continue
+            if commit is not None and not (commit.startswith(c) or c.startswith(commit)):
+                continue
+            record = _parse(store, f"{folder}/{day}/{name}" if day else f"{folder}/{name}", hist, branch, board)
+            found.setdefault(s, 0)
             if record is not None and keep(record):
                 hist.records.append(record)
-                found += 1
+                found[s] += 1
+                here += 1
+        if commit is not None:
+            if matched_before and not here:
+                break
+            matched_before = matched_before or bool(here)
+        elif found and all(n >= last for n in found.values()):
+            break
     hist.records.sort(key=lambda r: r["start"])
     return hist
 
