@@ -11,7 +11,7 @@
 
 3. Trust: a PR stream beside main, each PR build forging the outputs of main's next commit (bytes its key does not
    see): how many forged outputs main restores (goal 0).
-4. A frozen store (accepts connections, never answers): the run's extra seconds over one without a store (goal:
+4. A store frozen mid-run (it answers the run's first look, then accepts connections and never answers): the run's extra seconds over one without a store (goal:
    one deadline, however many calls).
 5. History at scale: gate, `hilci history`, trends and gc's protected keys at 100, 1,000 and 10,000 commits x 4
    boards on the folder store (goal: flat within 2x).
@@ -275,12 +275,13 @@ def pr_stream(rounds: int) -> None:
 
 
 def frozen_store(deadline_s: float) -> None:
-    """A run against a store that accepts connections and never answers, against the same run without a store."""
+    """A run against a store that freezes once the run found it up (it accepts connections and never answers),
+    against the same run without a store."""
     from tests.fixture_pipelines import make_project
-    from tests.frozen_store import SilentServer
+    from tests.frozen_store import FreezingS3
     from tests.test_runner import GOOD
 
-    server = SilentServer(deadline_s)
+    server = FreezingS3(deadline_s)  # answers the run's first look at it, then never again
     try:
         with tempfile.TemporaryDirectory(prefix="hilci-frozen-") as tmp:
             root = make_project(Path(tmp) / "p", GOOD)
@@ -291,7 +292,7 @@ def frozen_store(deadline_s: float) -> None:
         server.close()
     if code_a or code_b:
         raise SystemExit(f"bench: the frozen-store runs failed ({code_a}, {code_b}): {out[-1500:]}")
-    print(f"bench: store frozen (accepts, never answers): the run took {frozen - without:+.1f} s over the same run "
+    print(f"bench: store frozen mid-run (accepts, never answers): the run took {frozen - without:+.1f} s over the same run "
           f"without a store; deadline {deadline_s:g} s (goal: at most one deadline plus ~1 s, however many calls)")
 
 

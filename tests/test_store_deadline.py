@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixture_pipelines import make_project
-from tests.frozen_store import SilentServer
+from tests.frozen_store import FreezingS3, SilentServer
 from tests.test_runner import GOOD
 from tests.test_store_cache import hilci
 
@@ -74,3 +74,20 @@ def hilci_env() -> dict[str, str]:
     from tests.scratch import REPO, child_env
 
     return child_env(PYTHONPATH=str(REPO))
+
+
+def test_a_store_that_freezes_after_the_run_found_it_up_costs_one_deadline_said_once(tmp_path: Path):
+    """The store answers the probe, then goes silent: today every later call waits its own three deadlines
+    (109 s for this three-stage run with a 3 s deadline); now the first wait takes the store down."""
+    server = FreezingS3(DEADLINE_S)
+    try:
+        project = make_project(tmp_path / "p", GOOD)
+        proc = hilci(project, "run", env=server.env(), timeout=120)
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert server.answered == 2  # the probe's listing and write: the store was up when the run began
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert notes[0].startswith("note: store unavailable during the run: store s3://hilci/frozen did not answer")
+    assert f"({DEADLINE_S:g} s lost waiting)" in notes[0]
+    assert sum(f"within {DEADLINE_S:g} s" in n for n in notes) == 1, notes

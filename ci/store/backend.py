@@ -9,6 +9,7 @@ open. Messages name the store by `display_url`, which never carries credentials.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -80,7 +81,7 @@ def missing_credentials(url: str) -> str:
     if not url.startswith("s3://"):
         return ""
     env = os.environ
-    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+    if (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")) or urlsplit(url).password:
         return ""
     if any(env.get(k) for k in ("AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")):
@@ -217,18 +218,27 @@ class Store:
         """Write one object whole (a local file is renamed into place; an S3 PUT is atomic)."""
         path = self._path(rel)
         if self.local:
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+                _write_local(Path(path), data)
+            except OSError as exc:  # disk full, read-only, permissions: one line naming the folder
+                why = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+                raise StoreDenied(f"cache {self.base}: cannot write {rel} ({why})") from None
             return
         self._call(f"writing {rel}", self.fs.pipe_file, path, data)
+
+    def touch(self, rel: str) -> None:
+        """Mark an object as just used (its modification time now): a blob a writer reuses is then inside gc's
+        grace period until the writer's entry names it."""
+        if self.local:
+            try:
+                os.utime(self._path(rel))
+            except FileNotFoundError:
+                pass
+            return
+        bucket, _, key = self._path(rel).partition("/")
+        self._call(f"touching {rel}", self.fs.call_s3, "copy_object", Bucket=bucket, Key=key,
+                   CopySource={"Bucket": bucket, "Key": key}, MetadataDirective="REPLACE",
+                   Metadata={"hilci-reused": "1"})
 
     def exists(self, rel: str) -> bool:
         return bool(self._call(f"looking up {rel}", self.fs.exists, self._path(rel)))
@@ -269,6 +279,31 @@ class Store:
             out.append(Listed(rel, int(info.get("size") or 0), _mtime(info)))
         return sorted(out, key=lambda item: item.rel)
 
+    def clean_partial(self, cutoff: float, dry_run: bool = False) -> int:
+        """Remove what killed writers left, older than `cutoff` (epoch s): `.tmp-*` files of the folder store,
+        unfinished multipart uploads on S3. Returns how many."""
+        if self.local:
+            stale = []
+            for dirpath, _dirs, files in os.walk(self.base):
+                for name in files:
+                    path = os.path.join(dirpath, name)
+                    try:
+                        if name.startswith(".tmp-") and os.stat(path).st_mtime < cutoff:
+                            stale.append(path)
+                    except FileNotFoundError:
+                        continue
+            for path in stale if not dry_run else ():
+                Path(path).unlink(missing_ok=True)
+            return len(stale)
+        bucket, _, prefix = self.base.partition("/")
+        found = self._call("listing unfinished uploads", self.fs.call_s3, "list_multipart_uploads", Bucket=bucket,
+                           Prefix=prefix)
+        stale = [u for u in found.get("Uploads") or [] if _mtime({"mtime": u.get("Initiated")}) < cutoff]
+        for upload in stale if not dry_run else ():
+            self._call("aborting an unfinished upload", self.fs.call_s3, "abort_multipart_upload", Bucket=bucket,
+                       Key=upload["Key"], UploadId=upload["UploadId"])
+        return len(stale)
+
     # -- blobs ----------------------------------------------------------------------------------------------
     def put_blob(self, path: Path, ns: str = "") -> str:
         """Upload a file as `<ns>blobs/<sha256>` (skipped when already there or shared); returns its digest."""
@@ -286,7 +321,13 @@ class Store:
         return digest
 
     def _has_blob(self, digest: str, ns: str) -> bool:
-        return self.exists(blob_path(digest, ns)) or (ns != "" and self.exists(blob_path(digest)))
+        """Whether the blob is there to reuse (then touched, so gc leaves it while our entry is written)."""
+        for where in (ns, "") if ns else ("",):
+            if self.exists(blob_path(digest, where)):
+                if where == ns:  # only what we may write; a shared blob reused by a branch is main's to keep
+                    self.touch(blob_path(digest, where))
+                return True
+        return False
 
     def get_blob(self, digest: str, namespaces: tuple[str, ...] = ("",), own: str = "") -> bytes:
         """A blob's bytes from the first of `namespaces` that holds it, checked against its name: CorruptBlob
@@ -303,6 +344,29 @@ class Store:
                 raise CorruptBlob(f"blob {digest[:12]} does not match its sha256")
             return data
         raise CorruptBlob(f"blob {digest[:12]} missing")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 keeps a shared cache from its team
+
+
+def _write_local(target: Path, data: bytes) -> None:
+    """Write a file whole: into a temporary file beside it, then renamed into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _with_deadline(timeout_s: float, func, *args, **kwargs):

@@ -164,8 +164,12 @@ class StageCache:
         try:
             ns = self.trust.write_ns
             present = tuple(o for o in stage.outputs if (self.root / o).exists())
-            files = {str(p.relative_to(self.root)): self.store.put_blob(p, ns)
-                     for p in expand(self.root, present, f"stage {stage.name!r} outputs")}
+            found = expand(self.root, present, f"stage {stage.name!r} outputs")
+            kept = [p for p in found if not _through_symlink(self.root, p)]
+            if len(kept) < len(found):  # a link's target is not the stage's output: never uploaded, never followed
+                self.discarded.append(f"{stage.name}: {len(found) - len(kept)} symlink(s) in its outputs not saved "
+                                      f"({', '.join(str(p.relative_to(self.root)) for p in found if p not in kept)[:200]})")
+            files = {str(p.relative_to(self.root)): self.store.put_blob(p, ns) for p in kept}
             record = {"format": ENTRY_FORMAT, "stage": stage.name, "key": key, "created": time.time(),
                       "files": files, "junit": self.store.put_blob(junit, ns), "log": self.store.put_blob(log, ns),
                       "parts": parts, "commit": str(origin.get("commit", "unknown")),
@@ -198,6 +202,17 @@ class StageCache:
                 if parts and (board is None or (isinstance(parts, dict) and parts.get("board") == board)):
                     return record
         return None
+
+
+def _through_symlink(root: Path, path: Path) -> bool:
+    """Whether `path` is a symlink or lies under one (below `root`)."""
+    rel = path.relative_to(root)
+    current = root
+    for part in rel.parts:
+        current = current / part
+        if current.is_symlink():
+            return True
+    return False
 
 
 def check_record(data: bytes, stage: Stage, key: str) -> tuple[str, dict]:

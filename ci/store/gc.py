@@ -2,7 +2,9 @@
 
 Never evicted: an entry that the last green run of a protected branch used (the cache keys of the newest
 passed or cached record per stage and board on that branch), and blobs younger than `BLOB_GRACE_S` (a writer
-may be uploading an entry's blobs right now, its record not yet written).
+may be uploading an entry's blobs right now, its record not yet written; a writer that reuses a blob touches
+it, so a blob just chosen for reuse is young again). Also removed: `.tmp-*` files and unfinished multipart
+uploads that killed writers left, older than the same grace period.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ class GcReport:
     evicted_entries: list[str] = field(default_factory=list)
     protected: list[str] = field(default_factory=list)
     deleted_blobs: int = 0
+    partial: int = 0  # .tmp-* files and unfinished multipart uploads of killed writers
     freed_bytes: int = 0
     total_bytes: int = 0
 
     def text(self, display: str) -> str:
         return (f"{display}: evicted {len(self.evicted_entries)} entries, kept {self.kept_entries} "
                 f"({len(self.protected)} protected by the last green run of a protected branch); deleted "
-                f"{self.deleted_blobs} blobs, freed {self.freed_bytes / 1e6:.1f} MB; "
+                f"{self.deleted_blobs} blobs, freed {self.freed_bytes / 1e6:.1f} MB; removed {self.partial} "
+                f"partial upload(s) of killed writers; "
                 f"{self.total_bytes / 1e6:.1f} MB left")
 
 
@@ -114,4 +118,5 @@ def collect(store: Store, *, keep_days: float, max_gb: float, protect: tuple[str
             if not dry_run:
                 store.delete(item.rel)
     report.total_bytes = sum(i.size for d, i in blobs.items() if d in used)
+    report.partial = store.clean_partial(now - BLOB_GRACE_S, dry_run)
     return report

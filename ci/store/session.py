@@ -23,6 +23,7 @@ from hilci.store.backend import (
     Store,
     StoreUnavailable,
     configured_url,
+    display_url,
     missing_credentials,
     store_url,
 )
@@ -107,7 +108,7 @@ class StoreSession:
 
     @property
     def display(self) -> str:
-        return self.store.display if self.store else store_url(self.root, self.config)
+        return self.store.display if self.store else display_url(store_url(self.root, self.config))
 
     def child_env(self) -> dict[str, str]:
         """What a stage subprocess needs to know of this run's store: that it is down, when it is."""
@@ -280,13 +281,13 @@ class StoreSession:
     def close(self) -> list[str]:
         """Notes for the summary: discarded entries, an unavailable store, spooled records."""
         notes = list(self.notes)
+        if self.cache and self.cache.unavailable:  # first: the one note that says why and what it cost
+            notes.insert(0, f"store unavailable during the run: {self.cache.unavailable}")
         if self.spooled:
             notes.append(f"{self.spooled} history record(s) kept in {self.root / LOCAL_DIR / history.SPOOL} "
                          "until the store is back")
         if self.cache:
             notes = self.cache.discarded + notes
-            if self.cache.unavailable:
-                notes.append(f"store unavailable during the run: {self.cache.unavailable}")
         if self.store:
             self.store.close()
         return _said_once(notes, self.store.down if self.store else "")
