@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from hilci.store.backend import Store, StoreDenied, blob_path
 from hilci.store.cache import StageCache
 from hilci.store.gc import BLOB_GRACE_S, collect
+from tests import seaweed
 from tests.fixture_pipelines import PIPELINE, make_project
 from tests.test_runner import GOOD, runs
 from tests.test_store_cache import hilci
@@ -108,3 +110,23 @@ def test_a_credential_in_the_store_url_is_never_printed_nor_written(tmp_path: Pa
     written = "".join(p.read_text(errors="replace") for p in (root / "reports").rglob("*") if p.is_file())
     assert "hunter2secret" not in proc.stdout + proc.stderr + written
     assert "AKIAEXAMPLE" not in proc.stdout + proc.stderr + written
+
+
+s3 = seaweed.module_server()  # the SeaweedFS fixture of this module
+
+
+def test_on_s3_a_reused_blob_is_touched_and_gc_aborts_unfinished_multipart_uploads(s3, monkeypatch):
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    store = Store(s3.url(f"t-{uuid.uuid4().hex[:8]}"))
+    data = b"a blob two writers produce"
+    digest = store.put_blob_bytes(data)
+    assert store.put_blob_bytes(data) == digest and not store.down  # the reuse touched it, the store stays up
+    assert store.get_blob(digest) == data
+    bucket, _, prefix = store.base.partition("/")
+    store.fs.call_s3("create_multipart_upload", Bucket=bucket, Key=f"{prefix}/blobs/ab/killed")
+    assert store.clean_partial(time.time() + 60, dry_run=True) == 1
+    assert store.clean_partial(time.time() - 3600) == 0  # younger than the grace period: a writer may finish
+    assert store.clean_partial(time.time() + 60) == 1
+    assert store.clean_partial(time.time() + 60) == 0
+    store.close()

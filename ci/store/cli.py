@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gc.add_argument("--keep-days", type=float, default=30.0, help="keep entries younger than this (default 30)")
     gc.add_argument("--max-gb", type=float, default=50.0, help="evict oldest entries above this size (default 50)")
     gc.add_argument("--protect", action="append", default=[], metavar="BRANCH",
-                    help="protected branch (repeatable; default: main and master)")
+                    help="protected branch (repeatable; default: the trusted branches of hilci.yaml with history)")
     gc.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     gc.set_defaults(func=cmd_gc)
     show = ssub.add_parser("url", help="print the store URL in use (without credentials)")
@@ -242,11 +242,22 @@ def cmd_gc(args: argparse.Namespace) -> int:
         if session.store is None:
             raise UsageError(session.notes[0])
         report = collect(session.store, keep_days=args.keep_days, max_gb=args.max_gb,
-                         protect=tuple(args.protect) or DEFAULT_PROTECT, dry_run=args.dry_run)
+                         protect=tuple(args.protect) or _trusted_branches(session), dry_run=args.dry_run)
     finally:
         session.close()
     print(("dry run: " if args.dry_run else "") + report.text(session.display))
     return 0
+
+
+def _trusted_branches(session) -> tuple[str, ...]:
+    """The branches with history in the shared layout that hilci.yaml's `trusted_branches` match (main, master,
+    release/* by default)."""
+    from urllib.parse import unquote
+
+    from hilci.store.trust import is_trusted
+
+    found = [unquote(n) for n in session.store.names("history")]
+    return tuple(b for b in found if is_trusted(b, session.trust.patterns)) or DEFAULT_PROTECT
 
 
 def cmd_url(args: argparse.Namespace) -> int:
