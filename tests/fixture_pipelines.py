@@ -14,13 +14,14 @@ def behave(ctx) -> None:
     """Do what the stage's config says: write files, sleep, fail a gate, crash, or die without JUnit."""
     cfg = ctx.config
     with open(ctx.root / "runs.log", "a") as fh:  # outside every output: counts real executions
-        fh.write(f"{ctx.stage.name} {os.getpid()}\n")
+        fh.write(f"{ctx.stage.name} {os.getpid()} store-keys={'AWS_SECRET_ACCESS_KEY' in os.environ}\n")
     for rel, text in (cfg.get("write") or {}).items():
         src = cfg.get("copy_from")
         body = (ctx.root / src).read_text() if src else ""
         out = ctx.root / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(body + text)
+        poison = os.environ.get("FIXTURE_POISON")  # the benchmark's forged build: bytes its key does not see
+        out.write_text(body + (f"{poison}\n" if poison else text))
     if cfg.get("sleep"):
         print("sleeping", flush=True)
         (ctx.root / f"{ctx.stage.name}.pid").write_text(str(os.getpid()))
@@ -53,6 +54,9 @@ PIPELINE = Pipeline(stages=(
     stage("check", inputs=("out/gen/*.txt",), outputs=("out/check",), needs=("gen",)),
     stage("final", needs=("check",), cacheable=False),
 ))
+
+STORE_USER = Pipeline(stages=(stage("gen", inputs=("src/input.txt",), outputs=("out/gen",)),
+                              stage("final", needs=("gen",), cacheable=False, uses_store=True)))
 
 TIMEOUT = Pipeline(stages=(stage("slow", cacheable=False, timeout_s=1.0), stage("after", cacheable=False)))
 

@@ -145,7 +145,8 @@ class LocalRunner:
         junit_file.unlink(missing_ok=True)  # a stale file must never pass for this run's result
         self.progress.started(stage)
         exited = self.process.run(stage, rig, log_file, self.progress.tick_s,
-                                  lambda inside: self.progress.tick(stage, self._elapsed() - start, inside))
+                                  lambda inside: self.progress.tick(stage, self._elapsed() - start, inside),
+                                  store_env=self.store.child_env())
         duration = self._elapsed() - start
         outcome = outcome_of(self.root, stage, exited, junit_file, start, duration, self._log_rel(stage))
         if exited.timed_out or not junit_file.is_file():  # the stage wrote no JUnit to go by

@@ -212,6 +212,11 @@ def header_html(title: str, rows: list[StageRow], cases: list[CaseRecord], facts
     if bad:
         verdict_line = (f"<span class='badge failed'>{esc(bad[0].status.upper())}</span> "
                         f"{len(bad)} of {len(rows)} stages did not pass · {failed_tests} of {len(cases)} tests failed")
+    elif failed_tests:  # every stage passed, yet a testcase failed (a regression gate): the run failed
+        regressed = sum(c.status in ("failed", "error") and c.suite == "hilci.regressions" for c in cases)
+        why = f" ({regressed} regressed)" if regressed else ""
+        verdict_line = (f"<span class='badge failed'>FAILED</span> {len(rows)} stages passed · "
+                        f"{failed_tests} of {len(cases)} tests failed{why}")
     else:
         verdict_line = f"<span class='badge passed'>PASSED</span> {len(rows)} stages · {len(cases)} tests"
     counts = defaultdict(int)

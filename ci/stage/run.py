@@ -44,6 +44,7 @@ def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
         data["store"] = config.store
     if config.regressions is not None:
         data["regressions"] = as_dict(config.regressions)
+    data.update(as_dict(config.store_settings))  # trusted_branches, store_optional
     return data
 
 
