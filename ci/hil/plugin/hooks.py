@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hilci.hil import devicelog
+from hilci.hil import cpushare, devicelog
 from hilci.hil.faults import FaultError, parse_targeted
 from hilci.hil.plugin import junitxml
-from hilci.hil.plugin.fixtures import CALL_START, KEY, register_device_fixtures
+from hilci.hil.plugin.fixtures import CALL_CPU, CALL_START, KEY, register_device_fixtures
 from hilci.hil.plugin.injection import FaultPlan
 from hilci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, HilSession
 from hilci.hil.registry import kinds
@@ -126,6 +126,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     item.stash[CALL_START] = time.perf_counter_ns()  # the window the host's latency is judged over
+    item.stash[CALL_CPU] = cpushare.sample()  # and the test process's CPU share
     problems = item.stash.get(UNHEALTHY, None)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
