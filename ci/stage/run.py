@@ -29,6 +29,7 @@ from hilci.util.provenance import commit
 from hilci.util.settings import as_dict
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+EXIT_INFRASTRUCTURE = 3  # every failed testcase was the rig's (`hil.failure_class=infrastructure`), none the code's
 ABORT_GRACE_S = 20.0  # after an abort is forwarded, how long a child gets to tear down and write its JUnit
 KILL_GRACE_S = 5.0  # after a timeout's SIGTERM, how long before SIGKILL
 PYTEST_ABORT_PLUGIN = ("-p", "hilci.stage.interrupt")  # every pytest a stage starts: clean abort, JUnit kept
@@ -313,6 +314,10 @@ def _write_junit(ctx: StageContext, code: int, start: float) -> int:
             part.unlink()
     if ctx.aborted and code in (EXIT_OK, EXIT_FAILED):  # aborted after the body had finished
         code = 128 + ctx.aborted
+    if code == EXIT_FAILED:
+        bad = [c for c in junit.read_cases(out) if c.status in (junit.FAILED, junit.ERROR)]
+        if bad and all(c.failure_class == junit.INFRASTRUCTURE for c in bad):
+            code = EXIT_INFRASTRUCTURE
     return code
 
 

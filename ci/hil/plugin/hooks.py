@@ -13,7 +13,7 @@ import pytest
 
 from hilci.hil import cpushare, devicelog
 from hilci.hil.faults import FaultError, parse_targeted
-from hilci.hil.plugin import junitxml
+from hilci.hil.plugin import failureclass, junitxml
 from hilci.hil.plugin.fixtures import CALL_CPU, CALL_START, KEY, register_device_fixtures
 from hilci.hil.plugin.injection import FaultPlan
 from hilci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, HilSession
@@ -86,6 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[KEY] = hil
     config.add_cleanup(hil.close)
     config.pluginmanager.register(junitxml.DeviceTrafficWriter(config), "hilci-device-traffic")
+    config.pluginmanager.register(failureclass.InfrastructureErrorWriter(config), "hilci-failure-class")
     # SIGTERM (Jenkins's abort) or Ctrl-C: actuators safe before anything else, then the usual teardown
     pytest_interrupt.guard(config).on_abort.append(hil.safe.make_all_safe)
     worker_state = os.environ.get(STATE_ENV) if hasattr(config, "workerinput") else None
@@ -176,9 +177,11 @@ def declare_measurements(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
-    """A failing test's device traffic: written to --hil-logs/<test>.log, named in the testcase's `hil.log`
-    property, and carried to its JUnit `system-out`."""
+    """A failing test's class (`failureclass`) and device traffic: written to --hil-logs/<test>.log, named in
+    the testcase's `hil.log` property, and carried to its JUnit `system-out`."""
     report = yield
+    if item.config.stash.get(KEY, None) is not None:
+        failureclass.note(item, report)
     drivers = item.stash.get(OPEN_DRIVERS, [])
     if report.failed and report.when == "call" and drivers:
         text = devicelog.render([d.traffic for d in drivers])

@@ -31,6 +31,9 @@ OPEN_DRIVERS = pytest.StashKey[list]()  # the drivers a test opened: their traff
 # The devices that carried an injected fault during a test (a --hil-fault, a hil_fault mark or the rig's own
 # `faults:`): the device's fault, by construction, so the host is never given the benefit of the doubt there.
 FAULTED = pytest.StashKey[list]()
+# What the rig did to a test (a device unhealthy at session start, a lock that timed out, a device that did not
+# open or answer after the test's faults were cleared): a failure that says so is the rig's (`infrastructure`).
+DROPPED = pytest.StashKey[list]()
 EMULATED_TIMEOUT_RETRIES = 2  # an emulated servo a busy host did not schedule in time is asked again
 
 
@@ -166,12 +169,14 @@ class HilSession:
                 pytest.fail(problem, pytrace=False)
             # fail in the call phase (a failure, not a setup error); the test body never runs
             item.stash.setdefault(UNHEALTHY, []).append(problem)
+            item.stash.setdefault(DROPPED, []).append(problem)
             yield None
             return
         lock = self.lock(device)
         try:
             lock.acquire()
         except DeviceBusy as exc:
+            dropped(item, str(exc))
             pytest.fail(str(exc), pytrace=False)
         driver = driver_for(device, self.port(device))
         injected = False
@@ -179,6 +184,7 @@ class HilSession:
             try:
                 driver.open()
             except DeviceError as exc:
+                dropped(item, str(exc))
                 pytest.fail(str(exc), pytrace=False)
             if device.is_actuator:
                 self.safe.register(driver)
@@ -200,14 +206,21 @@ class HilSession:
                 driver.close()
                 try:
                     if injected:
-                        self.resync(device)
+                        self.resync(device, item)
                 finally:
                     lock.release()
 
-    def resync(self, device: Device) -> None:
+    def resync(self, device: Device, item: pytest.Item | None = None) -> None:
         """After a test's faults: the restored device must answer again before the next test opens it; if it
         does not, the faulted test's teardown says so (the blame stays with the test that had the fault)."""
         timeout = self.rig(device.rig).settings.health_timeout_s
         problem = health.probe(device, self.port(device), self.lock(device), timeout)
         if problem:
+            dropped(item, problem)
             pytest.fail(f"after this test's faults were cleared: {problem}", pytrace=False)
+
+
+def dropped(item: pytest.Item | None, message: str) -> None:
+    """Remember that the rig failed this test with `message` (see DROPPED)."""
+    if item is not None:
+        item.stash.setdefault(DROPPED, []).append(message)
