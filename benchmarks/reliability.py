@@ -163,7 +163,7 @@ def suite_args() -> list[str]:
 
 
 def busy_host(folder: Path, runs: int, hogs: int, args: list[str], kinds: list[str]) -> None:
-    failed_runs, inconclusive, host_p99 = 0, 0, []
+    failed_runs, inconclusive, host_p99, cpu_explained, shares = 0, 0, [], 0, []
     problems = []
     with cpu_hogs(hogs):
         for _ in range(runs):
@@ -174,6 +174,11 @@ def busy_host(folder: Path, runs: int, hogs: int, args: list[str], kinds: list[s
                 problems.append(", ".join(f"{c.name}: {c.message[:90]}" for c in bad[:3]) or out[-200:])
             inconclusive += sum(1 for c in cases for m in c.measurements.values()
                                 if m.get("verdict") == INCONCLUSIVE)
+            # the verdicts only the test process's CPU share explained: failures before hilci.hil.cpushare
+            cpu_explained += sum(1 for c in cases for m in c.measurements.values()
+                                 if m.get("verdict") == INCONCLUSIVE and "CPU it was ready for" in m.get("inconclusive", ""))
+            shares += [float(dict(c.properties)["host.cpu.share"]) for c in cases
+                       if "host.cpu.share" in dict(c.properties)]
             for c in cases:
                 p99 = dict(c.properties).get("host.wakeup.p99_ms")
                 if p99:
@@ -191,7 +196,9 @@ def busy_host(folder: Path, runs: int, hogs: int, args: list[str], kinds: list[s
     host = f"host wake-up p99 per test: median {sorted(host_p99)[len(host_p99) // 2]:.2f} ms, worst " \
            f"{max(host_p99):.2f} ms" if host_p99 else "host wake-up latency not recorded"
     print(f"bench: busy host ({hogs} CPU-bound processes on {os.cpu_count()} cores): runs with a failure no "
-          f"fault caused {failed_runs}/{runs} (goal 0); inconclusive timing verdicts {inconclusive}; {host}")
+          f"fault caused {failed_runs}/{runs} (goal 0); inconclusive timing verdicts {inconclusive} "
+          f"({cpu_explained} explained by the test process's CPU share, median share "
+          f"{sorted(shares)[len(shares) // 2] if shares else float('nan'):.2f}); {host}")
     for problem in problems:
         print(f"bench: busy host failure: {problem}")
     print(f"bench: busy host, fault injected under the same load: caught {caught}/{len(kinds)}")

@@ -13,7 +13,7 @@ import pytest
 
 from hilci.hil import cpushare, devicelog
 from hilci.hil.faults import FaultError, parse_targeted
-from hilci.hil.plugin import failureclass, junitxml
+from hilci.hil.plugin import failureclass, junitxml, retry
 from hilci.hil.plugin.fixtures import CALL_CPU, CALL_START, KEY, register_device_fixtures
 from hilci.hil.plugin.injection import FaultPlan
 from hilci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, HilSession
@@ -47,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--engine", default=None, metavar="PATH",
                     help="model engine to test instead of the rig's `engine` (the pipeline passes the engine "
                          "its convert stage built)")
+    group.addoption("--hil-retries", type=int, default=1, metavar="N",
+                    help="run a test whose device dropped out again, up to N times, after bringing the device "
+                         "back (power cycle, else reconnect); code failures are never retried (default 1)")
     group.addoption("--hil-logs", default="reports/hil-logs", metavar="DIR",
                     help="where a failing test's device traffic is written, one file per test "
                          "(default reports/hil-logs)")
@@ -122,6 +125,16 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if hil_items:
         raise pytest.UsageError(f"{hil_items[0].nodeid} is a HIL test: give the rig with --rig PATH "
                                 "(e.g. --rig hil_tests/rigs/sim.yaml)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """HIL tests run through `retry`: an infrastructure failure is retried after its device is brought back."""
+    hil = item.config.stash.get(KEY, None)
+    retries = item.config.getoption("hil_retries")
+    if hil is None or retries <= 0:
+        return None
+    return retry.run(item, nextitem, hil, retries)
 
 
 @pytest.hookimpl(tryfirst=True)

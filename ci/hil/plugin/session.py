@@ -21,6 +21,7 @@ from hilci.hil import health
 from hilci.hil.hostclock import HostClock
 from hilci.hil.locks import DeviceBusy, DeviceLock
 from hilci.hil.plugin.injection import FaultPlan
+from hilci.hil.plugin.recovery import PowerMixin
 from hilci.hil.rig import Device, Rig
 from hilci.hil.safestate import SafeState
 from hilci.hil.timing import TimingVerdicts
@@ -34,6 +35,7 @@ FAULTED = pytest.StashKey[list]()
 # What the rig did to a test (a device unhealthy at session start, a lock that timed out, a device that did not
 # open or answer after the test's faults were cleared): a failure that says so is the rig's (`infrastructure`).
 DROPPED = pytest.StashKey[list]()
+USED = pytest.StashKey[list]()  # every device a test asked for: what a retry brings back first
 EMULATED_TIMEOUT_RETRIES = 2  # an emulated servo a busy host did not schedule in time is asked again
 
 
@@ -81,7 +83,7 @@ class Emulation:
                 pass
 
 
-class HilSession:
+class HilSession(PowerMixin):
     """The rigs of this pytest session, their ports, health verdicts, locks, faults and safe state."""
 
     def __init__(self, rigs: list[Rig], faults: FaultPlan):
@@ -128,6 +130,7 @@ class HilSession:
         except RuntimeError as exc:  # timing verdicts stay strict without the host's figure; say so once
             self.timing.clock = None
             print(f"hil: {exc}; timing verdicts are judged without the host's latency")
+        self.verify_power()
         self.health = health.check(self.devices(), self.port, self.lock,
                                    lambda d: self.rig(d.rig).settings.health_timeout_s)
         self.state_file = self.emulation.folder / "state.json"
@@ -163,6 +166,8 @@ class HilSession:
         """Lock, open and yield the device's driver; on every exit, actuators go safe, then close and unlock."""
         from hilci.hil.drivers import DeviceError, driver_for
 
+        if item is not None:
+            item.stash.setdefault(USED, []).append(device)
         problem = self.health.get(device.label, "")
         if problem:
             if item is None:
