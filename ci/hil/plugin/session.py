@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hilci.hil import health
+from hilci.hil import guard, health
 from hilci.hil.hostclock import HostClock
 from hilci.hil.locks import DeviceBusy, DeviceLock
 from hilci.hil.plugin.injection import FaultPlan
@@ -184,7 +184,7 @@ class HilSession(PowerMixin):
             dropped(item, str(exc))
             pytest.fail(str(exc), pytrace=False)
         driver = driver_for(device, self.port(device))
-        injected = False
+        injected, held = False, None
         try:
             try:
                 driver.open()
@@ -193,6 +193,7 @@ class HilSession(PowerMixin):
                 pytest.fail(str(exc), pytrace=False)
             if device.is_actuator:
                 self.safe.register(driver)
+                held = guard.mark(lock, self.rig(device.rig).path, device.name, self.port(device))
             if self.rig(device.rig).emulate and hasattr(driver, "timeout_retries"):
                 driver.timeout_retries = EMULATED_TIMEOUT_RETRIES
             if item is not None:
@@ -207,6 +208,8 @@ class HilSession(PowerMixin):
             try:
                 if device.is_actuator:
                     self.safe.make_safe(driver)
+                    if held is not None:  # safe: the clean release the rig guard looks for
+                        guard.unmark(held)
             finally:
                 driver.close()
                 try:
