@@ -38,7 +38,7 @@ def run(item: pytest.Item, nextitem: pytest.Item | None, hil: HilSession, retrie
         failed = infrastructure_failure(reports)
         if failed is None:
             break
-        devices = list(dict.fromkeys(item.stash.get(USED, [])))
+        devices = list({d.label: d for d in item.stash.get(USED, [])}.values())  # each once, in order
         first = first_line(failed)
         outcomes = [(d, *hil.recover(d)) for d in devices]
         back = all(not problem for _, _, problem in outcomes)
