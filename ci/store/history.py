@@ -35,6 +35,20 @@ def measurements_of(junit_file: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def failures_of(junit_file: Path) -> dict[str, int]:
+    """How many testcases of a stage's JUnit failed for each class (`failure`, `infrastructure`), were the
+    host's (`host`, inconclusive) or were run again (`retried`): the HIL plugin's testcase properties."""
+    out: dict[str, int] = {}
+    if not junit_file.is_file():
+        return out
+    for case in junit.read_cases(junit_file):
+        if case.failure_class:
+            out[case.failure_class] = out.get(case.failure_class, 0) + 1
+        if case.retried:
+            out["retried"] = out.get("retried", 0) + 1
+    return out
+
+
 def _number(text: str) -> Any:
     try:
         return float(text)

@@ -151,6 +151,7 @@ class StoreSession:
                                      duration_s=duration_s, status=str(status), key=key,
                                      measurements=measurements, environment=environment_facts(), cached=cached)
         record["emulated"] = bool(stage.matrix and rig_is_emulated(rig))
+        record["failures"] = {} if junit_file is None else history.failures_of(junit_file)
         note = history.append(self.store, record, self.root / LOCAL_DIR, self.trust.write_ns)
         if note == "kept":
             self.spooled += 1
