@@ -98,7 +98,9 @@ def test_the_dag_file_imports_without_errors(described):
 def test_the_task_graph_is_the_definition_s_needs_per_board(described):
     tasks = described["tasks"]
     graph = expected_graph(PIPELINE)
-    assert set(tasks) == set(graph) | {"plan", "choose"}
+    assert set(tasks) == set(graph) | {"plan", "choose", "verdict"}
+    # the last task: Airflow judges a run by its leaves, and `report` succeeds after failed stages too
+    assert set(tasks["verdict"]["upstream"]) == set(graph) and tasks["verdict"]["trigger_rule"] == "none_failed"
     assert tasks["plan"]["upstream"] == [] and tasks["choose"]["upstream"] == ["plan"]
     for task, needs in graph.items():
         # every stage waits for the plan's choice: cached stages are skipped before a pod is asked for
@@ -178,6 +180,23 @@ def _project(root: Path) -> Path:
     return root
 
 
+def _dag_test(project: Path, spec: str, home: Path) -> dict:
+    """`hilci airflow --write` in the project, `airflow db migrate` (SQLite), then dag.test() in local mode."""
+    dag_file = project / "dags" / "hilci_pipeline.py"
+    proc = subprocess.run([sys.executable, "-m", "hilci", "airflow", "--write"], cwd=project, env=child_env(
+        PYTHONPATH=str(ROOT), HILCI_PIPELINE=spec, AIRFLOW_HOME=str(home)), capture_output=True, text=True,
+        timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and dag_file.is_file(), proc.stderr
+    # dag.test() runs what the DAG processor found in the dags folder (a bundle): the project's dags/
+    airflow_env = {"AIRFLOW__CORE__DAGS_FOLDER": str(dag_file.parent), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    migrate = subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], capture_output=True,
+                             text=True, timeout=300, stdin=subprocess.DEVNULL,
+                             env=child_env(AIRFLOW_HOME=str(home), **airflow_env))
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    return _probe("run", dag_file, home, timeout=600, HILCI_ROOT=str(project), HILCI_PIPELINE=spec,
+                  HILCI_AIRFLOW_LOCAL="1", CI="true", **airflow_env)
+
+
 def _testcases(root: Path) -> set[tuple[str, str, str]]:
     return {(c.classname, c.name, str(c.status)) for c in read_cases(root / "reports" / "junit.xml")}
 
@@ -192,24 +211,10 @@ def test_local_mode_runs_the_pipeline_as_hilci_run_does(tmp_path):
                           text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-    home = tmp_path / "airflow-home"
-    dag_file = by_dag / "dags" / "hilci_pipeline.py"
-    proc = subprocess.run([sys.executable, "-m", "hilci", "airflow", "--write"], cwd=by_dag, env=child_env(
-        PYTHONPATH=str(ROOT), HILCI_PIPELINE=spec, AIRFLOW_HOME=str(home)), capture_output=True, text=True,
-        timeout=120, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0 and dag_file.is_file(), proc.stderr
-    # dag.test() runs what the DAG processor found in the dags folder (a bundle): the project's dags/
-    airflow_env = {"AIRFLOW__CORE__DAGS_FOLDER": str(dag_file.parent), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    migrate = subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], capture_output=True,
-                             text=True, timeout=300, stdin=subprocess.DEVNULL,
-                             env=child_env(AIRFLOW_HOME=str(home), **airflow_env))
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    result = _probe("run", dag_file, home, timeout=600, HILCI_ROOT=str(by_dag), HILCI_PIPELINE=spec,
-                    HILCI_AIRFLOW_LOCAL="1", CI="true", **airflow_env)
-
+    result = _dag_test(by_dag, spec, tmp_path / "airflow-home")
     assert result["state"] == "success", result
     assert result["tasks"] == {"plan": "success", "choose": "success", "gen": "success", "check": "success",
-                               "probe": "success", "report": "success"}
+                               "probe": "success", "report": "success", "verdict": "success"}
     assert _testcases(by_dag) == _testcases(by_run)
     assert (by_dag / "reports" / "index.html").is_file()
     summary = result["summary"]
@@ -228,3 +233,17 @@ def test_check_fails_on_a_stale_dag_file(tmp_path):
     assert proc.returncode == 1
     assert "differs from the rendering of the pipeline definition; run `hilci airflow --write`" in proc.stderr
     assert "-            'timeout_s': 60," in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.pipeline
+def test_a_failed_stage_fails_its_dependents_and_the_report_still_runs(tmp_path):
+    project = _project(tmp_path / "dag")
+    (project / "hilci.yaml").write_text("gen:\n  write: {out/gen/a.txt: 'a'}\ncheck:\n  value: 0.1\n")  # gate fails
+    result = _dag_test(project, "tests.test_airflow:GRAPH", tmp_path / "airflow-home")
+    assert result["state"] == "failed"
+    assert result["tasks"] == {"plan": "success", "choose": "success", "gen": "success", "check": "failed",
+                               "probe": "upstream_failed", "report": "success", "verdict": "upstream_failed"}
+    summary = result["summary"]
+    assert summary["verdict"] == "failed" and summary["counts"]["failed"] == 1
+    assert ("hilci.check", "check gate", "failed") in {(c, n, s) for c, n, s in _testcases(project)}

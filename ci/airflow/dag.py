@@ -27,6 +27,7 @@ from hilci.airflow.spec import CHOOSE_TASK, CONTAINER, WORKSPACE
 
 DAG_ID = "hilci"
 LOCAL_ENV = "HILCI_AIRFLOW_LOCAL"
+VERDICT_TASK = "verdict"
 NAMESPACE = "hilci-ci"  # deploy/namespace.yaml: Pod Security `restricted` is enforced there
 POD_START_TIMEOUT_S = 900  # a Jetson pod waits for its rig (hilci.dev/rig: 1) while another run holds it
 POD_SLACK_S = 600  # checkout and install before `hilci stage`, on top of the stage's own limit
@@ -69,7 +70,23 @@ def build_dag(spec: dict, local: bool | None = None) -> DAG:
             choose >> ops[t["id"]]
             for need in t["needs"]:
                 ops[need] >> ops[t["id"]]
+        gathering = next((t["id"] for t in tasks if t["gathers"]), None)
+        verdict = PythonOperator(task_id=VERDICT_TASK, python_callable=judge, op_kwargs={"report": gathering},
+                                 trigger_rule="none_failed")
+        for op in ops.values():
+            op >> verdict
     return dag
+
+
+def judge(report: str | None, ti=None, **_context) -> dict | None:
+    """The run's last task: Airflow judges a run by its leaves, and `report` succeeds after failed stages too.
+    Fails (upstream_failed) when a stage failed, and when the report's summary is not a pass."""
+    if report is None:
+        return None
+    summary = ti.xcom_pull(task_ids=report)
+    if not summary or summary.get("verdict") != "passed":
+        raise RuntimeError(f"the run did not pass: {summary}")
+    return summary
 
 
 def local_tasks(tasks: list[dict], rig: str) -> list[dict]:
