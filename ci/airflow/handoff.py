@@ -16,7 +16,9 @@ import re
 import sys
 from pathlib import Path
 
+from hilci.errors import UsageError
 from hilci.results.junit import read_cases
+from hilci.store.backend import StoreUnavailable
 
 XCOM_FILE = "/airflow/xcom/return.json"  # what the operator's XCom sidecar reads from the base container
 RUN_ENV = "HILCI_RUN_ID"
@@ -53,7 +55,7 @@ def _store(root: Path):
 
     url = configured_url(root, load_config(root, load_pipeline()))
     if url is None:
-        raise SystemExit("hilci: error: no store configured (the hilci-store Secret sets HILCI_STORE): "
+        raise UsageError("no store configured (the hilci-store Secret sets HILCI_STORE): "
                          "Airflow's pods hand JUnit and outputs on through the store")
     return Store(url)
 
@@ -129,7 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     if not run_id:
         print(f"hilci: error: ${RUN_ENV} is not set (the DAG sets it to the run's id)", file=sys.stderr)
         return 2
-    root = Path.cwd()
+    try:
+        return _step(args, run_id, Path.cwd())
+    except (UsageError, StoreUnavailable, OSError, ValueError) as exc:  # store faults and ours: one line, exit 2
+        print(f"hilci: error: handoff {args.step}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _step(args, run_id: str, root: Path) -> int:
     if args.step == "plan":
         plan = json.loads((root / "reports/plan.json").read_text())
         push(root, run_id)
