@@ -16,7 +16,8 @@ def describe(path: str) -> dict:
     from kubernetes.client import ApiClient
 
     bag = DagBag(dag_folder=path)
-    out = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": sorted(bag.dags)}
+    out = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": sorted(bag.dags),
+           "warnings": {k: list(map(str, v)) for k, v in bag.captured_warnings.items()}}
     if "hilci" not in bag.dags:
         return out
     dag = bag.dags["hilci"]

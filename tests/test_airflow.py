@@ -92,6 +92,7 @@ def expected_graph(pipeline: Pipeline) -> dict[str, set[str]]:
 
 def test_the_dag_file_imports_without_errors(described):
     assert described["import_errors"] == {}
+    assert described["warnings"] == {}  # no deprecated (Airflow 2) idiom
     assert described["dags"] == ["hilci"]
 
 
@@ -154,6 +155,7 @@ def test_a_stage_pod_runs_the_jenkins_stage_s_command(described):
     # the Jenkinsfile's hilciStage: `hilci stage NAME --board B --rig "${HILCI_RIG:-RIG}"`
     assert 'hilci stage hil --board orin-nx --rig "${HILCI_RIG:-hil_tests/rigs/orin-example.yaml}" || rc=$?' in script
     assert "handoff push --task hil-orin-nx" in script and script.endswith('exit "$rc"')
+    assert script.index('test -n "$HILCI_GIT_URL"') < script.index("git clone")  # no repo param: one line, exit 2
     plan = described["pods"]["plan"]["spec"]["containers"][0]["args"][0]
     assert "hilci plan --json --jenkins" in plan and "handoff plan" in plan
     report = described["pods"]["report"]["spec"]["containers"][0]["args"][0]

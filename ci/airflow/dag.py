@@ -129,6 +129,7 @@ class HilciPodOperator(KubernetesPodOperator):
 def pod_script(task: dict, kind: str) -> str:
     """The pod's shell: check out the commit, install hilci, run the step, hand its JUnit on, keep its exit code."""
     lines = ["set -eu",
+             'test -n "$HILCI_GIT_URL" || { echo "hilci: error: the run has no repo param (the URL to clone)" >&2; exit 2; }',
              'git clone --quiet "$HILCI_GIT_URL" src && cd src && git checkout --quiet "$HILCI_COMMIT"',
              "python -m pip install --quiet --no-deps --no-build-isolation -e ."]
     if kind == "plan":
