@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hilci.airflow.dagfile import DAG_FILE, render
-from hilci.airflow.spec import pod_spec, render_spec
+from hilci.airflow.spec import pod_spec, render_spec, to_run
 from hilci.errors import DefinitionError
 from hilci.example import PIPELINE
 from tests.scratch import child_env
@@ -75,3 +75,10 @@ def test_every_board_gets_its_own_cells_and_the_report_follows_all():
         assert tasks[f"convert-{board.name}"]["needs"] == ["quantize"]
         assert hil["command"] == f'hilci stage hil --board {board.name} --rig "${{HILCI_RIG:-{board.rig}}}"'
     assert set(tasks["report"]["needs"]) == set(tasks) - {"report"}
+
+
+def test_the_plan_s_cached_tasks_are_not_followed():
+    ids = [t["id"] for t in render_spec(PIPELINE, ROOT)["tasks"]]
+    plan = {"cached": ["build", "train", "quantize", "convert-orin-nx"]}  # hilci plan --json --jenkins ids
+    assert to_run(ids, plan) == ["convert-agx-orin", "hil-orin-nx", "hil-agx-orin", "report"]
+    assert to_run(ids, None) == ids  # no answer from the plan: every stage runs (and uses the store itself)

@@ -23,7 +23,7 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.sdk import DAG, Param
 
 from hilci.airflow.handoff import RUN_ENV, merge_all, summary
-from hilci.airflow.spec import CHOOSE_TASK, CONTAINER, WORKSPACE
+from hilci.airflow.spec import CHOOSE_TASK, CONTAINER, PLAN_TASK, WORKSPACE, to_run
 
 DAG_ID = "hilci"
 LOCAL_ENV = "HILCI_AIRFLOW_LOCAL"
@@ -109,8 +109,7 @@ def choose_tasks(ids: list[str], follow_all: bool = False, ti=None, **_context) 
     tasks that need it). Locally there is no pod to save: every task runs and `hilci stage` uses the cache."""
     if follow_all:
         return list(ids)
-    cached = set((ti.xcom_pull(task_ids="plan") or {}).get("cached") or [])
-    return [i for i in ids if i not in cached]
+    return to_run(ids, ti.xcom_pull(task_ids=PLAN_TASK))
 
 
 # --- cluster mode --------------------------------------------------------------------------------------------

@@ -106,3 +106,10 @@ def pod_spec(path: Path) -> dict:
     labels["hilci.dev/engine"] = "airflow"
     pod["spec"] = spec
     return pod
+
+
+def to_run(ids: list[str], plan: dict | None) -> list[str]:
+    """The tasks the choose step follows: those the plan (its XCom) did not find cached. Without a plan's answer
+    every task runs: a stage that runs uses the store itself."""
+    cached = set((plan or {}).get("cached") or [])
+    return [i for i in ids if i not in cached]
