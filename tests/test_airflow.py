@@ -1,8 +1,8 @@
 """The pipeline as an Airflow DAG: imports cleanly, follows the definition's `needs` per board, renders pods
 that pass the strict schema and our pod rules, and runs locally with `dag.test()` as `hilci run` runs.
 
-Needs the `airflow` extra (Python >= 3.11). Without it these tests fail and say so; `make test` and the build
-stage deselect the `airflow` marker where the extra is not installed (docs/airflow.md).
+Needs the `airflow` extra (Python >= 3.11). Without it these tests fail and say so; `make test` deselects the
+`airflow` marker where the extra cannot install, and the build stage's fast tier leaves out `slow` (docs/airflow.md).
 Airflow runs in child processes (tests/airflow_probe.py) with AIRFLOW_HOME in tmp_path: its settings and
 logging never reach this process.
 """
@@ -23,7 +23,9 @@ from hilci.pipeline.model import Board, Pipeline, Stage
 from hilci.results.junit import read_cases
 from tests.scratch import child_env
 
-pytestmark = pytest.mark.airflow
+# slow: each test starts Airflow in a child (4-6 s to import, more under load): never in the fast tier, which the
+# build stage runs where Airflow is not installed.
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_FILE = ROOT / "dags" / "hilci_pipeline.py"

@@ -25,7 +25,15 @@ def handoff(root: Path, store: Path, *args: str, run_id: str = RUN_ID) -> tuple[
     return proc, (json.loads(xcom.read_text()) if xcom.is_file() else {})
 
 
+def _checkout(root: Path) -> Path:
+    """A pod's workspace: a project (its hilci.yaml names the pipeline)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "hilci.yaml").write_text("pipeline: hilci.example:PIPELINE\n")
+    return root
+
+
 def _junit(root: Path, name: str, failure: str | None = None) -> None:
+    _checkout(root)
     write_suite(root / "reports" / "junit" / f"{name}.xml", name,
                 [make_case(f"{name} ok", f"hilci.{name}"), make_case(f"{name} gate", f"hilci.{name}", failure=failure)])
 
@@ -42,8 +50,7 @@ def test_junit_goes_from_each_pod_to_the_report_pod_and_the_summary_names_the_st
     assert (store / run_prefix(RUN_ID) / "junit" / "build.xml").is_file()
     assert ":" not in run_prefix(RUN_ID) and "+" not in run_prefix(RUN_ID)
 
-    report.mkdir()
-    proc, _ = handoff(report, store, "pull")
+    proc, _ = handoff(_checkout(report), store, "pull")
     assert proc.returncode == 0 and "pulled 2 JUnit file(s)" in proc.stdout
     _junit(report, "report")
     proc, summary = handoff(report, store, "publish")
@@ -55,6 +62,7 @@ def test_junit_goes_from_each_pod_to_the_report_pod_and_the_summary_names_the_st
 
 
 def test_without_a_store_or_a_run_id_the_pod_says_which(tmp_path):
+    _checkout(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "hilci.airflow.handoff", "push"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
                           env=child_env(PYTHONPATH=str(ROOT)))

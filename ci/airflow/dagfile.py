@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 
 from hilci.pipeline.model import Pipeline
-from hilci.pipeline.project import DEFAULT_PIPELINE
 
 DAG_FILE = "dags/hilci_pipeline.py"
 EXTRA = "pip install 'hilci[airflow]'"
 
 
-def render(pipeline: Pipeline, root: Path, source: str = DEFAULT_PIPELINE) -> str:
+def render(pipeline: Pipeline, root: Path, source: str) -> str:
     """The DAG file's text for `pipeline` (deterministic: equal definitions give equal bytes)."""
     from hilci.airflow.spec import render_spec
 
@@ -60,18 +59,16 @@ def register(subparsers) -> None:
 
 
 def _cmd_airflow(args) -> int:
-    import os
-
     from hilci.errors import UsageError
-    from hilci.pipeline.project import pipeline_and_root
+    from hilci.pipeline.project import project_from_args
 
     if airflow_missing():
         print(f"hilci: error: `hilci airflow` needs Apache Airflow 3 (Python >= 3.11): {EXTRA}", file=sys.stderr)
         return 2
-    pipeline, root = pipeline_and_root(args)
+    project = project_from_args(args, data_on_stdout=not (args.write or args.check))
+    pipeline, root = project.pipeline, project.root
     pipeline.validate(root)
-    source = args.pipeline or os.environ.get("HILCI_PIPELINE") or DEFAULT_PIPELINE
-    text = render(pipeline, root, source)
+    text = render(pipeline, root, project.spec)
     path = root / args.file
     if args.write:
         path.parent.mkdir(parents=True, exist_ok=True)

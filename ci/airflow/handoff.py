@@ -48,12 +48,17 @@ def write_xcom(value: dict, path: str = XCOM_FILE) -> None:
     target.write_text(json.dumps(value))
 
 
+def _pipeline(root: Path):
+    from hilci.pipeline.project import open_project
+
+    return open_project(start=root, announce=False).pipeline
+
+
 def _store(root: Path):
-    from hilci.pipeline.project import load_pipeline
     from hilci.stage.run import load_config
     from hilci.store.backend import Store, configured_url
 
-    url = configured_url(root, load_config(root, load_pipeline()))
+    url = configured_url(root, load_config(root, _pipeline(root)))
     if url is None:
         raise UsageError("no store configured (the hilci-store Secret sets HILCI_STORE): "
                          "Airflow's pods hand JUnit and outputs on through the store")
@@ -92,11 +97,10 @@ def pull(root: Path, run_id: str) -> list[str]:
 def merge_all(root: Path) -> Path | None:
     """reports/junit.xml with every stage's JUnit, the gathering stage's own included, in pipeline order: what
     `hilci run` leaves after its last stage (the report stage merged the others before it had one)."""
-    from hilci.pipeline.project import load_pipeline
     from hilci.results.junit import merge
 
     folder = root / JUNIT_DIR
-    files = [p for stage in load_pipeline().stages
+    files = [p for stage in _pipeline(root).stages
              for p in sorted({*folder.glob(f"{stage.name}.xml"), *folder.glob(f"{stage.name}-*.xml")})]
     return merge(files, root / MERGED[0]) if files else None
 
