@@ -29,7 +29,19 @@ sys.path.insert(0, str(ROOT / "images"))
 import build as image_build  # noqa: E402  (images/build.py)
 
 BENCH_TAG = "localhost/hilci-bench/cpu:code-change"
-CONTEXT = ("pyproject.toml", "constraints.txt", "README.md", "ci", "conversion")
+
+
+def build_context(dockerfile: Path = ROOT / "images" / "cpu" / "Dockerfile") -> tuple[str, ...]:
+    """What the image's COPY steps read from the checkout (their sources), so the copy never lags the Dockerfile."""
+    names: list[str] = []
+    for line in dockerfile.read_text().splitlines():
+        words = [w for w in line.split() if not w.startswith("--")]
+        if words and words[0] == "COPY":
+            names += [w for w in words[1:-1] if w not in names]
+    return tuple(names)
+
+
+CONTEXT = build_context()
 
 
 def engine() -> str:
