@@ -11,7 +11,8 @@ from hilci.results.measurements import measure
 
 
 def behave(ctx) -> None:
-    """Do what the stage's config says: write files, sleep, fail a gate, crash, or die without JUnit."""
+    """Do what the stage's config says: write files, wait for a file, sleep, fail a gate, crash, or die without
+    JUnit."""
     cfg = ctx.config
     with open(ctx.root / "runs.log", "a") as fh:  # outside every output: counts real executions
         fh.write(f"{ctx.stage.name} {os.getpid()}\n")
@@ -21,6 +22,12 @@ def behave(ctx) -> None:
         out = ctx.root / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(body + text)
+    if cfg.get("wait_for"):  # another stage's file: proves the two run at once (a line would never see it)
+        deadline = time.monotonic() + float(cfg.get("wait_s", 60))
+        while not (ctx.root / cfg["wait_for"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not (ctx.root / cfg["wait_for"]).exists():
+            cfg = {**cfg, "value": 0.0}  # the gate below fails: it never came
     if cfg.get("sleep"):
         print("sleeping", flush=True)
         (ctx.root / f"{ctx.stage.name}.pid").write_text(str(os.getpid()))
@@ -54,7 +61,15 @@ PIPELINE = Pipeline(stages=(
     stage("final", needs=("check",), cacheable=False),
 ))
 
-TIMEOUT = Pipeline(stages=(stage("slow", cacheable=False, timeout_s=1.0), stage("after", cacheable=False)))
+TIMEOUT = Pipeline(stages=(stage("slow", cacheable=False, timeout_s=1.0),
+                           stage("after", cacheable=False, needs=("slow",))))
+
+GRAPH = Pipeline(stages=(
+    stage("slow", cacheable=False),
+    stage("quick", cacheable=False),
+    stage("after", cacheable=False, needs=("quick",)),
+    stage("gather", cacheable=False, gathers=True),
+))  # slow and quick are independent, after needs quick, gather waits for all
 
 NOOP = Pipeline(stages=tuple(
     Stage(name=f"noop{i:02d}", pod="cpu", does="nothing", entry="tests.fixture_pipelines:noop", cacheable=False)
