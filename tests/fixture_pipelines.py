@@ -96,3 +96,20 @@ RIGGED = Pipeline(
 )
 
 CYCLIC = Pipeline(stages=(stage("a", needs=("b",)), stage("b", needs=("a",))))
+
+SHAPED = Pipeline(stages=(
+    stage("build", inputs=("src/*.txt", "hil/*.txt"), outputs=("out/build",)),
+    stage("train", inputs=("src/*.txt",), outputs=("out/train",)),
+    stage("quantize", inputs=("out/train/*",), outputs=("out/quantize",), needs=("train",)),
+    stage("convert", inputs=("out/quantize/*",), outputs=("out/convert",), needs=("quantize",)),
+    stage("hil", inputs=("hil/*.txt", "out/convert/*"), outputs=("out/hil",), needs=("convert",)),
+    stage("report", cacheable=False, gathers=True),
+))  # the reference pipeline's graph in miniature (benchmarks/pipeline.py --quick): hil/ is a HIL suite
+
+
+def shaped_config(unit_s: float) -> str:
+    """SHAPED's hilci.yaml: each stage sleeps a share of the real pipeline's time (build the longest)."""
+    shares = {"build": 4, "train": 2, "quantize": 2, "convert": 1, "hil": 1, "report": 0.2}
+    return "".join(f"{name}: {{sleep: {share * unit_s:g}, write: {{out/{name}/done.txt: done}}}}\n"
+                   if name != "report" else f"report: {{sleep: {share * unit_s:g}}}\n"
+                   for name, share in shares.items())
