@@ -129,6 +129,8 @@ class LocalRunner:
         last_tick = 0.0
         while not schedule.done:
             self._starting = schedule.ready()
+            if not self._starting and not self._running:  # a validated definition never gets here
+                raise RuntimeError(f"no stage can start: {schedule.stuck()}")
             while self._starting:
                 stage = self._starting[0]
                 outcome = self._begin(stage)

@@ -90,6 +90,11 @@ class Schedule:
         order = {s.name: i for i, s in enumerate(self.stages)}
         return sorted(skipped, key=lambda pair: order[pair[0].name])
 
+    def stuck(self) -> str:
+        """The pending stages and what each still waits for (for an error that should never happen)."""
+        return "; ".join(f"{s.name} waits for {', '.join(n for n in self._needs[s.name] if n not in self._ok)}"
+                         for s in self._pending)
+
     def abort(self, aborted_by: str) -> list[tuple[Stage, str]]:
         """The run was aborted: every stage not started is skipped with that reason."""
         skipped, self._pending = [(s, f"pipeline aborted by {aborted_by}") for s in self._pending], []
