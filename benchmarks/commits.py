@@ -9,9 +9,18 @@
 2. Regression detection: `noise` runs of noise-only history of a latency (3% jitter), then a 20% regression,
    each judged by the gates against the history before it: flagged on the first regressed run? false alarms?
 
---quick (what `make test` runs): the stream on the small fixture pipeline with a file:// store, 4 commits, and
-the regression check on 8 noise runs; it proves the script runs and prints its lines, never a time.
+3. Trust: a PR stream beside main, each PR build forging the outputs of main's next commit (bytes its key does not
+   see): how many forged outputs main restores (goal 0).
+4. A store frozen mid-run (it answers the run's first look, then accepts connections and never answers): the run's extra seconds over one without a store (goal:
+   one deadline, however many calls).
+5. History at scale: gate, `hilci history`, trends and gc's protected keys at 100, 1,000 and 10,000 commits x 4
+   boards on the folder store (goal: flat within 2x).
+
+--quick (what `make test` runs): the stream on the small fixture pipeline with a file:// store, 4 commits, the
+regression check on 8 noise runs, 2 PR rounds, a 1 s deadline, history at 100 and 400 commits; it proves the
+script runs and prints its lines, never a time.
 Full: python benchmarks/commits.py [--commits 40] [--stages train,quantize,convert,hil] [--noise 30]
+      [--parts gates,prs,frozen,history,stream]
 """
 
 from __future__ import annotations
@@ -159,7 +168,7 @@ def commit_stream(n: int, *, quick: bool, stages: str, timeout_s: float) -> None
                 if code == 1:  # a gate of a later stage (a busy shared host), or a regression: counted, not fatal
                     failures.append(f"commit {i}: {', '.join(bad) or 'regression gate'}: "
                                     + next((line for line in out.splitlines() if "FAILED" in line or
-                                            line.startswith("note: regression")), "").strip()[:160])
+                                            line.startswith("regression:")), "").strip()[:160])
                 for s in data["stages"]:
                     per_stage[s["name"]].append((s["status"], s["duration_s"]))
                 for name, secs in (data.get("store") or {}).get("seconds", {}).items():
@@ -233,6 +242,107 @@ def regression_detection(noise_runs: int, tmp_root: Path | None = None) -> None:
     print(f"bench: the gate said: {message}")
 
 
+# -- trust, a frozen store, history at scale (issue 16) ---------------------------------------------------------
+def _fixture_env(tmp: Path, **extra: str) -> dict[str, str]:
+    return child_env(CI="true", PYTHONPATH=str(REPO), HILCI_PIPELINE="tests.fixture_pipelines:PIPELINE", **extra)
+
+
+def pr_stream(rounds: int) -> None:
+    """A PR stream beside main: each round a PR build forges the outputs of the commit main builds next (bytes
+    its key does not see), then main builds that commit from a clean tree. Counted: forged outputs main restored."""
+    from tests.fixture_pipelines import make_project
+    from tests.test_runner import GOOD
+
+    with tempfile.TemporaryDirectory(prefix="hilci-prs-") as tmp:
+        root = make_project(Path(tmp) / "p", GOOD)
+        env = _fixture_env(Path(tmp), HILCI_STORE=(Path(tmp) / "store").as_uri())
+        poisoned = 0
+        for i in range(rounds):
+            _append(root / "src" / "input.txt", f"commit {i}\n")
+            pr = {**env, "HILCI_BRANCH": f"PR-{i}/feature x", "HILCI_COMMIT": f"{i:x}" * 40,
+                  "FIXTURE_POISON": "forged by a pull request"}
+            hilci_run(root, pr, "", 300)
+            shutil.rmtree(root / "out", ignore_errors=True)
+            main_env = {**env, "HILCI_BRANCH": "main", "HILCI_COMMIT": f"{i:x}" * 40}
+            _, _, code, out = hilci_run(root, main_env, "", 300)
+            if code != 0:
+                print(out[-2000:])
+                raise SystemExit(f"bench: main's run {i} failed with exit code {code}")
+            poisoned += "forged" in (root / "out" / "gen" / "a.txt").read_text()
+            shutil.rmtree(root / "out", ignore_errors=True)
+    print(f"bench: PR stream: {rounds} PR builds forging main's next outputs; forged outputs restored by main: "
+          f"{poisoned} (goal 0)")
+
+
+def frozen_store(deadline_s: float) -> None:
+    """A run against a store that freezes once the run found it up (it accepts connections and never answers),
+    against the same run without a store."""
+    from tests.fixture_pipelines import make_project
+    from tests.frozen_store import FreezingS3
+    from tests.test_runner import GOOD
+
+    server = FreezingS3(deadline_s)  # answers the run's first look at it, then never again
+    try:
+        with tempfile.TemporaryDirectory(prefix="hilci-frozen-") as tmp:
+            root = make_project(Path(tmp) / "p", GOOD)
+            env = _fixture_env(Path(tmp))
+            _, without, code_a, _ = hilci_run(root, {**env, "HILCI_STORE": ""}, "", 300)
+            _, frozen, code_b, out = hilci_run(root, {**env, **server.env()}, "", 300)
+    finally:
+        server.close()
+    if code_a or code_b:
+        raise SystemExit(f"bench: the frozen-store runs failed ({code_a}, {code_b}): {out[-1500:]}")
+    print(f"bench: store frozen mid-run (accepts, never answers): the run took {frozen - without:+.1f} s over the same run "
+          f"without a store; deadline {deadline_s:g} s (goal: at most one deadline plus ~1 s, however many calls)")
+
+
+def history_scale(sizes: list[int], boards: int = 4) -> None:
+    """Gate, `hilci history`, trends and gc's protected keys on a folder store holding `n` commits x `boards`
+    (one commit an hour: 10,000 commits span 14 months)."""
+    from hilci.pipeline.sections import GateSettings
+    from hilci.store import gates, history
+    from hilci.store.backend import Store
+    from hilci.store.gc import protected_keys
+
+    names = [f"board{b}" for b in range(boards)]
+    settings = GateSettings()
+    timings = {}
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="hilci-history-") as tmp:
+            store = Store(Path(tmp).as_uri())
+            rng = random.Random(5)
+            for i in range(n):
+                for board in names:
+                    record = history.make_record(
+                        origin={"commit": f"{i:040x}", "branch": "main", "build": f"#{i}"}, board=board, rig="",
+                        stage="hil", start=1e9 + i * 3600, duration_s=1.0, status="passed", key=f"{i:064x}",
+                        environment={}, measurements={"imu.jitter.p99": {"value": 5 + rng.gauss(0, 0.1),
+                                                                          "unit": "ms"}})
+                    history.append(store, record, Path(tmp))
+            now = dict(record, commit="f" * 40, build="#new")
+            t0 = time.perf_counter()
+            for board in names:
+                base = history.recent(store, "main", board, stage="hil", last=settings.window,
+                                      keep=lambda r: r["status"] == "passed")
+                gates.judge_record(dict(now, board=board), base.records, "main", settings)
+            t1 = time.perf_counter()
+            for board in history.boards(store, "main"):
+                history.recent(store, "main", board, last=30, keep=lambda r: not r.get("cached"))
+            t2 = time.perf_counter()
+            for board in names:
+                history.recent(store, "main", board, stage="hil", last=20, keep=lambda r: not r.get("cached"))
+            t3 = time.perf_counter()
+            protected_keys(store, ("main",))
+            t4 = time.perf_counter()
+        timings[n] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        print(f"bench: history at {n} commits x {boards} boards (folder store): gate {timings[n][0] * 1e3:.0f} ms, "
+              f"hilci history {timings[n][1] * 1e3:.0f} ms, trends {timings[n][2] * 1e3:.0f} ms, "
+              f"gc's protected keys {timings[n][3] * 1e3:.0f} ms")
+    small, large = min(sizes), max(sizes)
+    ratio = sum(timings[large]) / max(sum(timings[small]), 1e-9)
+    print(f"bench: history time at {large} against {small} commits: ratio {ratio:.2f} (goal flat within 2x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny: fixture pipeline, file store (make test)")
@@ -242,15 +352,29 @@ def main() -> None:
                              "dominate the stream)")
     parser.add_argument("--noise", type=int, default=30)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per hilci run")
+    parser.add_argument("--parts", default="gates,prs,frozen,history,stream",
+                        help="what the full mode runs, comma-separated (default: %(default)s)")
     args = parser.parse_args()
     if args.quick:
         commit_stream(4, quick=True, stages="", timeout_s=300)
         regression_detection(8)
+        pr_stream(2)
+        frozen_store(1.0)
+        history_scale([100, 400])
         return
-    if shutil.which("git") is None:
-        raise SystemExit("bench: git is missing")
-    regression_detection(args.noise)
-    commit_stream(args.commits, quick=False, stages=args.stages, timeout_s=args.timeout)
+    parts = set(args.parts.split(","))
+    if "gates" in parts:
+        regression_detection(args.noise)
+    if "prs" in parts:
+        pr_stream(10)
+    if "frozen" in parts:
+        frozen_store(5.0)
+    if "history" in parts:
+        history_scale([100, 1000, 10000])
+    if "stream" in parts:
+        if shutil.which("git") is None:
+            raise SystemExit("bench: git is missing")
+        commit_stream(args.commits, quick=False, stages=args.stages, timeout_s=args.timeout)
 
 
 if __name__ == "__main__":

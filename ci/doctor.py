@@ -1,10 +1,11 @@
 """`hilci doctor`, and the checks `hilci run` makes before its first stage: is everything here to run these stages?
 
-Four things are checked, and every problem is named at once, one line each: the pipeline definition (every
+Five things are checked, and every problem is named at once, one line each: the pipeline definition (every
 stage's entry and settings class exist), hilci.yaml (every section typed), the rig the matrix stages will use,
 and the tools each stage declares (`Stage.needs_tools`): a program on PATH (named with the apt-get command that
 installs it) or a Python package (for hilci's own stages, named with the extra of hilci that installs it; for a
-project's own, with its own name).
+project's own, with its own name); and a configured S3 store has credentials here (unless hilci.yaml says
+`store_optional: true`).
 """
 
 from __future__ import annotations
@@ -91,7 +92,20 @@ def preflight(root: Path, pipeline: Pipeline, stages: list[Stage], rig: Path | N
     if rig is not None and any(s.matrix for s in stages):
         problems += check_rig(root, rig)
     problems += [m.line() for m in missing_tools(stages)]
+    if not problems:
+        problems += store_problems(root, pipeline)
     return problems
+
+
+def store_problems(root: Path, pipeline: Pipeline) -> list[str]:
+    """A configured S3 store without credentials here (unless hilci.yaml says `store_optional: true`)."""
+    from hilci.pipeline import config
+    from hilci.store.backend import configured_url, missing_credentials
+
+    cfg = config.load(root, pipeline)
+    url = configured_url(root, {"store": cfg.store})
+    missing = missing_credentials(url) if url else ""
+    return [missing] if missing and not cfg.store_settings.store_optional else []
 
 
 def check_rig(root: Path, rig: Path) -> list[str]:

@@ -71,6 +71,7 @@ PIPELINE = Pipeline(
             tools=("onnx", "onnxruntime", "numpy", "tensorrt", "cuda-python"),
             archive=("artifacts/convert/**/*.onnx", "artifacts/convert/**/*.plan", "artifacts/convert/**/*.json"),
             timeout_s=1800,
+            uses_store=True,  # engines and timing caches
         ),
         Stage(
             name="hil",
@@ -97,6 +98,7 @@ PIPELINE = Pipeline(
             gathers=True,
             cacheable=False,
             archive=("reports/**",),
+            uses_store=True,  # history and regression gates
             timeout_s=600,
         ),
     ),

@@ -1,5 +1,9 @@
 """Helpers and fixtures the test modules share: `hilci()` (the CLI as a subprocess in a clean environment),
 `project` (a project folder for the fixture pipelines), `alive()` (a process check that counts a zombie as dead).
+
+And the suite's own environment: no store and no store credentials inherited from whoever runs it. The build
+stage runs these tests inside a pipeline whose environment names the team's store ($HILCI_STORE) and holds its
+keys (AWS_*); a test that starts a store or names one passes it explicitly, never through these.
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ from tests.scratch import child_env
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_PIPELINE = "tests.fixture_pipelines:PIPELINE"
+INHERITED = ("HILCI_STORE", "HILCI_STORE_TIMEOUT_S")
+
+
+def pytest_configure(config) -> None:
+    for name in list(os.environ):
+        if name in INHERITED or name.startswith("AWS_"):
+            del os.environ[name]
 
 
 def hilci(root: Path, *args: str, pipeline: str = FIXTURE_PIPELINE, env: dict[str, str] | None = None,

@@ -15,13 +15,14 @@ def behave(ctx) -> None:
     JUnit."""
     cfg = ctx.config
     with open(ctx.root / "runs.log", "a") as fh:  # outside every output: counts real executions
-        fh.write(f"{ctx.stage.name} {os.getpid()}\n")
+        fh.write(f"{ctx.stage.name} {os.getpid()} store-keys={'AWS_SECRET_ACCESS_KEY' in os.environ}\n")
     for rel, text in (cfg.get("write") or {}).items():
         src = cfg.get("copy_from")
         body = (ctx.root / src).read_text() if src else ""
         out = ctx.root / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(body + text)
+        poison = os.environ.get("FIXTURE_POISON")  # the benchmark's forged build: bytes its key does not see
+        out.write_text(body + (f"{poison}\n" if poison else text))
     if cfg.get("wait_for"):  # another stage's file: proves the two run at once (a line would never see it)
         deadline = time.monotonic() + float(cfg.get("wait_s", 60))
         while not (ctx.root / cfg["wait_for"]).exists() and time.monotonic() < deadline:
@@ -60,6 +61,9 @@ PIPELINE = Pipeline(stages=(
     stage("check", inputs=("out/gen/*.txt",), outputs=("out/check",), needs=("gen",)),
     stage("final", needs=("check",), cacheable=False),
 ))
+
+STORE_USER = Pipeline(stages=(stage("gen", inputs=("src/input.txt",), outputs=("out/gen",)),
+                              stage("final", needs=("gen",), cacheable=False, uses_store=True)))
 
 TIMEOUT = Pipeline(stages=(stage("slow", cacheable=False, timeout_s=1.0),
                            stage("after", cacheable=False, needs=("slow",))))

@@ -17,7 +17,7 @@ for (String path : args.drop(1)) {
 }
 
 def scenarios = [[0, 'train', ''], [1, 'train', ''], [2, 'train', ''], [127, 'train', ''], [1, 'hil', 'orin-nx'],
-                 [0, 'hil', 'orin-nx']]
+                 [0, 'hil', 'orin-nx'], [3, 'hil', 'orin-nx']]
 for (scenario in scenarios) {
     int rc = scenario[0]
     List calls = []

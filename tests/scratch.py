@@ -23,7 +23,8 @@ def scratch_copy(dest: Path) -> Path:
 
 def child_env(**extra: str) -> dict[str, str]:
     """This process's environment without the HILCI_* variables a surrounding `hilci run` set (the build stage
-    runs these tests inside a pipeline), plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HILCI_")}
+    runs these tests inside a pipeline) and without any store credentials (AWS_*: a test names its own store),
+    plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HILCI_", "AWS_"))}
     env.update(extra)
     return env

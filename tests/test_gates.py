@@ -138,7 +138,7 @@ def test_timing_on_an_emulated_rig_is_reported_not_gated(tmp_path: Path, emulate
     from tests.fixture_pipelines import PIPELINE
 
     root = make_project(tmp_path / "p", GOOD)
-    session = StoreSession.open(root, PIPELINE, {"store": (tmp_path / "team").as_uri()})
+    session = StoreSession.open(root, PIPELINE, {}, url=(tmp_path / "team").as_uri())
     session.origin["target"] = "main"
     for i in range(6):
         value = 13.0 if i == 5 else 2.0 + 0.01 * i

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hilci.results.junit import read_cases
+from hilci.results.junit import CODE_FAILURE, ERROR, FAILED, INFRASTRUCTURE, read_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,9 +47,16 @@ def run_hil(tmp_path: Path, rig: Path, *args: str, timeout: float = 90) -> tuple
 
 
 def expect(cases: dict, test: str, status: str, *fragments: str) -> None:
+    """`status` passed, failed (the code's: a JUnit <failure>) or infrastructure (the device dropped out: a JUnit
+    <error> classed `infrastructure`)."""
     case = cases.get(test)
     assert case is not None, f"{test} not run; ran {sorted(cases)}"
-    assert case.status == status, f"{test}: {case.status} ({case.message})"
+    if status == INFRASTRUCTURE:
+        assert (case.status, case.failure_class) == (ERROR, INFRASTRUCTURE), \
+            f"{test}: {case.status}, {case.failure_class} ({case.message})"
+    else:
+        assert case.status == status, f"{test}: {case.status} {case.failure_class} ({case.message})"
+        assert status != FAILED or case.failure_class == CODE_FAILURE, f"{test}: {case.failure_class}"
     for fragment in fragments:
         assert fragment in case.message, f"{test}: {fragment!r} not in {case.message!r}"
 
@@ -98,12 +105,12 @@ def test_per_test_disconnect_stall_reboot_then_recovery(tmp_path):
         "--hil-fault", "servo:reboot:after_s=0.05,duration_s=0.5@test_reaches_positions",
         "-k", "test_rate or test_jitter or test_data_valid or test_reaches or test_roundtrip")
     assert code == 1, out
-    expect(cases, "TestImu::test_rate[imu]", "failed", "imu at ", "disconnected")
+    expect(cases, "TestImu::test_rate[imu]", INFRASTRUCTURE, "imu at ", "disconnected")
     expect(cases, "TestImu::test_jitter[imu]", "passed")  # reconnected after the outage
-    expect(cases, "TestGnss::test_rate[gnss]", "failed", "gnss at ", "stalled")
+    expect(cases, "TestGnss::test_rate[gnss]", INFRASTRUCTURE, "gnss at ", "stalled")
     expect(cases, "TestGnss::test_jitter[gnss]", "passed")
-    expect(cases, "TestCamera::test_data_valid[camera]", "failed", "camera at ", "rebooted")
-    expect(cases, "TestServo::test_reaches_positions[servo]", "failed", "servo at ", "rebooted mid-test")
+    expect(cases, "TestCamera::test_data_valid[camera]", INFRASTRUCTURE, "camera at ", "rebooted")
+    expect(cases, "TestServo::test_reaches_positions[servo]", INFRASTRUCTURE, "servo at ", "rebooted mid-test")
     expect(cases, "TestServo::test_roundtrip[servo]", "passed")
 
 
@@ -114,7 +121,7 @@ def test_a_servo_answering_after_the_packet_timeout_fails_only_its_own_test(tmp_
     code, cases, out = run_hil(tmp_path, rig, "--hil-fault", "servo:rate_drop:delay_ms=40@test_roundtrip",
                                "-m", "actuator")
     assert code == 1, out
-    expect(cases, "TestServo::test_roundtrip[servo]", "failed", "servo at ", "after the packet timeout")
+    expect(cases, "TestServo::test_roundtrip[servo]", INFRASTRUCTURE, "servo at ", "after the packet timeout")
     for test in ("test_answers", "test_hardware_error_clear", "test_reaches_positions", "test_estop"):
         expect(cases, f"TestServo::{test}[servo]", "passed")
 
@@ -128,10 +135,10 @@ def test_silent_device_fails_only_its_own_tests(tmp_path):
         "--hil-fault", "imu:reboot:after_s=0.2,duration_s=0.2@TestImu::test_data_valid",
         "-k", "test_present or test_answers or test_hardware_error or TestImu")
     assert code == 1, out
-    expect(cases, "TestGnss::test_present[gnss]", "failed", "did not answer within 1 s")
+    expect(cases, "TestGnss::test_present[gnss]", INFRASTRUCTURE, "did not answer within 1 s")
     assert "/gnss did not answer" in cases["TestGnss::test_present[gnss]"].message  # names the port
     expect(cases, "TestImu::test_present[imu]", "passed")
-    expect(cases, "TestImu::test_data_valid[imu]", "failed", "imu at ", "went backwards", "rebooted")
+    expect(cases, "TestImu::test_data_valid[imu]", INFRASTRUCTURE, "imu at ", "went backwards", "rebooted")
     expect(cases, "TestServo::test_answers[servo]", "failed", "servo at ", "corrupt reply")
     expect(cases, "TestServo::test_hardware_error_clear[servo]", "failed", "servo at ", "corrupt reply")
 
@@ -168,6 +175,7 @@ MATRIX = {
                  ("gnss", "hw_error", "TestGnss::test_data_valid", "fix quality 0 below limit 1"),
                  ("servo", "hw_error", "test_answers", "hardware alert")],
 }
+DROPOUTS = ("disconnect", "stall", "reboot")  # the faults in which a device drops out
 ORDER = {"imu": ("TestImu", ("test_present", "test_rate", "test_jitter", "test_data_valid", "test_no_drops")),
          "gnss": ("TestGnss", ("test_present", "test_rate", "test_jitter", "test_data_valid", "test_no_drops")),
          "camera": ("TestCamera", ("test_present", "test_rate", "test_jitter", "test_data_valid", "test_no_drops")),
@@ -188,7 +196,9 @@ def test_a_fault_fails_its_own_test_and_the_later_ones_recover(tmp_path, kind):
     for device, _, test, fragment in rows:
         cls, order = ORDER[device]
         faulted = test.rpartition("::")[2]
-        expect(cases, f"{cls}::{faulted}[{device}]", "failed", f"{device} ", fragment)  # names device and fault
+        # names device and fault; a device that dropped out is the rig's (infrastructure), the rest the code's
+        expect(cases, f"{cls}::{faulted}[{device}]", INFRASTRUCTURE if kind in DROPOUTS else "failed", f"{device} ",
+               fragment)
         for other in order:  # before and after it: the fault is this test's alone
             if other != faulted:
                 expect(cases, f"{cls}::{other}[{device}]", "passed")

@@ -34,7 +34,7 @@ def _env(i: int) -> dict[str, str]:
 
 
 def test_every_run_appends_a_record_per_stage_with_its_measurements(measured: Path):
-    files = sorted((measured / ".hilci-cache" / "history" / "main" / "local").glob("*.json"))
+    files = sorted((measured / ".hilci-cache" / "history" / "main" / "local").rglob("*.json"))
     records = [json.loads(f.read_text()) for f in files]
     checks = [r for r in records if r["stage"] == "check"]
     assert [r["measurements"]["check.score"]["value"] for r in checks] == list(VALUES)
@@ -77,7 +77,7 @@ def test_compare_shows_the_differences_of_two_commits(measured: Path):
     proc = hilci(measured, "compare", "0" * 8, "3" * 8, env=_env(9))
     assert proc.returncode == 0, proc.stderr
     row = next(line for line in proc.stdout.splitlines() if "check.score" in line)
-    assert row.split() == ["local", "check.score", "0.9", "0.7", "-22.2%", "pt"]
+    assert row.split() == ["local", "check.score", "0.9", "0.7", "-22.2%", "pt", "changed", "(no", "direction)"]
     proc = hilci(measured, "compare", "0" * 8, "deadbeef", env=_env(9))
     assert proc.returncode == 2 and "no history for commit deadbeef" in proc.stderr
 

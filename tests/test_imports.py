@@ -112,10 +112,17 @@ def test_the_cycle_finder_finds_a_circle():
     assert import_cycles(Graph()) == [["a", "b", "c"]]
 
 
+# The one private name, with why: pytest has no public way to run a test's phases without reporting them, which a
+# retry of an infrastructure failure needs (only the last attempt is reported); pytest-rerunfailures imports the
+# same function. Anything else here fails the test, and so does this entry once the import is gone.
+PRIVATE_PYTEST = {"ci/hil/plugin/retry.py: from _pytest.runner import runtestprotocol"}
+
+
 def test_only_public_pytest_apis():
     """pytest's private `_pytest` package changes between releases without notice: the library and the HIL
     suites use `pytest` only (public hooks, fixtures and `pytest.*` names)."""
-    private = re.compile(r"^\s*(from\s+_pytest[\s.]|import\s+_pytest\b)", flags=re.M)
-    found = [str(p.relative_to(ROOT)) for folder in ("ci", "conversion", "hil_tests")
-             for p in sorted((ROOT / folder).rglob("*.py")) if private.search(p.read_text())]
-    assert found == [], f"private pytest imports in {found}"
+    private = re.compile(r"^\s*(?:from\s+_pytest[\s.]|import\s+_pytest\b).*$", flags=re.M)
+    found = {f"{p.relative_to(ROOT)}: {m.group().strip()}" for folder in ("ci", "conversion", "hil_tests")
+             for p in sorted((ROOT / folder).rglob("*.py")) for m in private.finditer(p.read_text())}
+    assert found == PRIVATE_PYTEST, f"private pytest imports: {sorted(found - PRIVATE_PYTEST)}; " \
+                                    f"gone, remove from PRIVATE_PYTEST: {sorted(PRIVATE_PYTEST - found)}"

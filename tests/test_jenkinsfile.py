@@ -147,6 +147,10 @@ def test_groovy_parses_renderings_and_runs_the_exit_code_mapping(harness):
     # the rig YAML the rig device plugin mounted ($HILCI_RIG), else the repository's
     assert f'sh:hilci stage hil --board orin-nx --rig "${{HILCI_RIG:-{rig}}}"' in hil["calls"]
     assert by[0, "hil"]["passed"] and by[0, "hil"]["key"] == "hil-orin-nx"
+    infra = by[3, "hil"]  # only the rig failed: the stage not built, the build unstable, never a code FAILURE
+    assert not infra["passed"]
+    assert any(c.startswith("catchError:UNSTABLE/NOT_BUILT:") and "only infrastructure failed (exit 3)" in c
+               for c in infra["calls"]), infra["calls"]
     # a missing stash (its stage never ran) is reported, not fatal
     assert any(c.startswith("echo:no stash 'missing-x'") for c in ok["calls"])
 

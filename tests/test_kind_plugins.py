@@ -86,6 +86,7 @@ def test_init_writes_a_project_that_runs_and_refuses_to_overwrite(project: Path)
 
 
 @pytest.mark.slow  # a whole `hilci run`: the emulated IMU suite
+@pytest.mark.pipeline
 def test_init_then_run_is_green(project: Path):
     proc = hilci(project, "run", timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -51,6 +51,7 @@ def fixture_project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "proj", "gen: {}\n")
 
 
+@pytest.mark.pipeline
 def test_run_n_from_a_subfolder_plans_the_root_as_run_does(fixture_project: Path):
     # failed on the old code: `run -n` planned in the working directory ("unknown pod template")
     proc = hilci(fixture_project / "src", "run", "-n", pipeline="tests.fixture_pipelines:PIPELINE")
@@ -67,6 +68,7 @@ def test_run_n_refuses_an_empty_only_as_run_does(fixture_project: Path):
         assert "--only needs stage names" in proc.stderr
 
 
+@pytest.mark.pipeline
 def test_run_n_uses_the_pipelines_own_default_rig(tmp_path: Path):
     # failed on the old code: the plan took hil_tests/rigs/sim.yaml whatever the pipeline said
     root = make_project(tmp_path / "proj", "")
@@ -78,6 +80,7 @@ def test_run_n_uses_the_pipelines_own_default_rig(tmp_path: Path):
     assert "real rig rigs/bench.yaml: always reruns" in proc.stdout
 
 
+@pytest.mark.pipeline
 def test_a_project_names_its_pipeline_in_hilci_yaml_and_every_command_says_which(tmp_path: Path):
     root = tmp_path / "repo"
     (root / "ci").mkdir(parents=True)  # a folder of the project's own named like hilci's: no collision

@@ -21,6 +21,12 @@ def register(subparsers) -> None:
     p.add_argument("--for", dest="duration", type=float, default=0.0, metavar="SECONDS",
                    help="stop after SECONDS (default: run until Ctrl-C)")
     p.set_defaults(func=emulate)
+    from hilci.hil import guard
+
+    g = subparsers.add_parser("rig-guard", help="make a rig's actuators safe when their holder dies uncleanly",
+                              description=guard.__doc__)
+    guard.add_arguments(g)
+    g.set_defaults(func=guard.guard)
 
 
 def emulate(args) -> int:

@@ -17,6 +17,8 @@ import attrs
 from hilci.errors import YamlFileError
 from hilci.hil.discovery import device_kind, kinds
 from hilci.hil.faults import Fault, FaultError, parse_fault
+from hilci.hil.power import PowerSettings
+from hilci.hil.power import check as check_power
 from hilci.hil.registry import MAX_TIMEOUT_S, DeviceKind, check_device
 from hilci.util.settings import (
     SettingsError,
@@ -72,6 +74,7 @@ class RigFile(RigSettings):
     engine: str | None = text(None, allow_none=True, help="model engine: .onnx, .plan or .engine")
     budgets: Budgets = nested(Budgets)
     devices: dict = mapping(help="device name -> its kind (`driver:`) and settings")
+    power: dict = mapping(help="the whole rig's power switch (hilci.hil.power); a device may have its own")
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class Device:
     driver: str
     settings: Any  # an instance of the kind's settings class
     faults: tuple[Fault, ...] = ()
+    power: PowerSettings | None = None  # its own switch (the rig's, if any, is `Rig.power`)
 
     @property
     def kind(self) -> DeviceKind:
@@ -108,7 +112,8 @@ class Device:
         return self.kind.is_actuator
 
     def with_settings(self, **changes: Any) -> Device:
-        return Device(self.rig, self.name, self.driver, attrs.evolve(self.settings, **changes), self.faults)
+        return Device(self.rig, self.name, self.driver, attrs.evolve(self.settings, **changes), self.faults,
+                      self.power)
 
 
 @dataclass(frozen=True)
@@ -123,9 +128,14 @@ class Rig:
     engine: Path | None
     budgets: Budgets
     settings: RigSettings
+    power: PowerSettings | None = None  # the whole rig's switch
 
     def of_driver(self, driver: str) -> list[Device]:
         return [d for d in self.devices.values() if d.driver == driver]
+
+    def power_of(self, device: Device) -> PowerSettings | None:
+        """The switch that powers `device`: its own, else the rig's, else none."""
+        return device.power or self.power
 
 
 def load_rig(path: str | Path, base: Path | None = None) -> Rig:
@@ -160,7 +170,24 @@ def load_rig(path: str | Path, base: Path | None = None) -> Rig:
             engine_path = (base or Path.cwd()) / engine_path
     platform = top.platform or ("emulated" if top.emulate else "jetson")
     return Rig(path=path, name=top.name, platform=platform, emulate=top.emulate, devices=devices,
-               engine=engine_path, budgets=top.budgets, settings=rig_settings)
+               engine=engine_path, budgets=top.budgets, settings=rig_settings,
+               power=_power(where, "power", top.power, top.emulate))
+
+
+def _power(where: str, field_path: str, raw: Any, emulate: bool) -> PowerSettings | None:
+    """A power switch as the rig declares it, checked: one line naming the file and the field."""
+    if raw is None or raw == {}:
+        return None
+    try:
+        power = build(PowerSettings, raw, file=where, prefix=f"{field_path}.")
+    except SettingsError as exc:
+        raise RigError(str(exc)) from None
+    problem = check_power(power)
+    if problem:
+        raise RigError(f"{where}: {field_path}.{problem}")
+    if power.switch == "emulated" and not emulate:
+        raise RigError(f"{where}: {field_path}.switch: an emulated switch needs an emulated rig (emulate: true)")
+    return power
 
 
 def _device(where: str, rig: str, name: str, raw: Any, emulate: bool, window_s: float) -> Device:
@@ -176,7 +203,7 @@ def _device(where: str, rig: str, name: str, raw: Any, emulate: bool, window_s: 
                        + (nearest(driver, names) if isinstance(driver, str) else f" (drivers: {', '.join(names)})"))
     if name in registered and name != driver:
         raise RigError(f"{where}: {field_path}: a device named {name!r} must use driver {name!r}")
-    values = {k: v for k, v in raw.items() if k not in ("driver", "faults")}
+    values = {k: v for k, v in raw.items() if k not in ("driver", "faults", "power")}
     try:
         dev_settings = build(kind.settings, values, file=where, prefix=f"{field_path}.")
     except SettingsError as exc:
@@ -202,4 +229,5 @@ def _device(where: str, rig: str, name: str, raw: Any, emulate: bool, window_s: 
                                       allowed=kind.faults))
         except FaultError as exc:
             raise RigError(str(exc)) from None
-    return Device(rig=rig, name=name, driver=driver, settings=dev_settings, faults=tuple(parsed))
+    return Device(rig=rig, name=name, driver=driver, settings=dev_settings, faults=tuple(parsed),
+                  power=_power(where, f"{field_path}.power", raw.get("power"), emulate))

@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from hilci.hil import cpushare
+from hilci.hil.cpushare import CpuShare
 from hilci.hil.hostclock import HostClock, HostLatency, is_timing, judge
 from hilci.results.measurements import INCONCLUSIVE, Measurement
 
@@ -30,21 +32,21 @@ class TimingVerdicts:
         return time.perf_counter_ns()
 
     def weigh(self, nodeid: str, since_ns: int, measurements: Iterable[Measurement],
-              lenient: bool = True) -> list[tuple[str, str]]:
-        """Judge the timing results of one test against the host over its window; the properties to add.
-        `lenient=False` (a test with an injected fault) shows the host's figure but keeps every verdict."""
+              lenient: bool = True, cpu: CpuShare | None = None) -> list[tuple[str, str]]:
+        """Judge the timing results of one test against the host over its window (its wake-up latency, and
+        `cpu`, the test process's CPU share); the properties to add. `lenient=False` (a test with an injected
+        fault) shows the host's figures but keeps every verdict."""
         timing = [m for m in measurements if is_timing(m)]
-        if not timing or self.clock is None:
+        if not timing:
             return []
-        host = self.clock.window(since_ns)
-        if host is None:
-            return []
+        host = self.clock.window(since_ns) if self.clock is not None else None
         if self.emulated and lenient:
             for m in timing:
                 judge(m, host)
+                cpushare.judge(m, cpu)
                 if m.verdict == INCONCLUSIVE:
                     self.inconclusive.append((nodeid, m.message()))
-        return host.properties()
+        return (host.properties() if host is not None else []) + (cpu.properties() if cpu is not None else [])
 
     def session(self) -> HostLatency | None:
         return self.clock.session() if self.clock is not None else None
@@ -57,6 +59,6 @@ class TimingVerdicts:
             lines.append(f"hil: {host.text()} during the session")
         if self.inconclusive:
             lines.append(f"hil: {len(self.inconclusive)} inconclusive timing verdict(s): the host was too late "
-                         "to judge the emulated device (not counted as failures)")
+                         "or too busy to judge the emulated device (not counted as failures)")
             lines += [f"  {nodeid}: {message}" for nodeid, message in self.inconclusive]
         return lines

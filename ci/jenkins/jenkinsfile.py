@@ -100,7 +100,8 @@ import groovy.transform.Field
 // Which stages passed, by "stage" or "stage-board": a stage runs only when every stage it needs passed.
 @Field Map<String, Boolean> passed = [:]
 
-// Runs one hilci stage and maps pytest's exit codes: 0 passed, 1 a gate failed (UNSTABLE), above 1 an error.
+// Runs one hilci stage and maps pytest's exit codes: 0 passed, 1 a gate failed (UNSTABLE), 3 only the rig failed
+// (infrastructure: the stage NOT_BUILT, the build UNSTABLE, never a code FAILURE), else an error.
 // On a Jetson the rig device plugin hands the pod its rig YAML ($HILCI_RIG); elsewhere the repository's is used.
 def hilciStage(String stage, int timeoutS, String board = '') {
     String args = board ? "${stage} --board ${board} --rig " + '"${HILCI_RIG:-' + rigFor(board) + '}"' : stage
@@ -119,6 +120,10 @@ def hilciStage(String stage, int timeoutS, String board = '') {
         passed[key] = true
     } else if (rc == 1) {
         unstable("hilci stage ${args}: a gate failed (exit 1)")
+    } else if (rc == 3) {
+        catchError(buildResult: 'UNSTABLE', stageResult: 'NOT_BUILT') {
+            error("hilci stage ${args}: only infrastructure failed (exit 3): the rig, not the code; see the tests' hil.failure_class")
+        }
     } else if (rc != null) {
         catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {
             error("hilci stage ${args}: the stage could not run (exit ${rc})")

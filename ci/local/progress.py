@@ -140,6 +140,9 @@ def outcome_detail(outcome: StageOutcome, junit_dir: Path | None) -> str:
     return detail
 
 
+REGRESSION = "regression: "  # how the runner words a gated regression (one that fails the run)
+
+
 def summary_table(outcomes: list[StageOutcome], notes: list[str], junit_dir: Path | None = None,
                   width: int | None = None) -> str:
     """The table printed at the end of `hilci run`; details wrap within `width` (the terminal's by default)."""
@@ -158,8 +161,11 @@ def summary_table(outcomes: list[StageOutcome], notes: list[str], junit_dir: Pat
         lines += [" " * indent + more for more in wrapped[1:]]
         if n == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
-    lines += [f"note: {n}" for n in notes]
+    regressed = [n for n in notes if n.startswith(REGRESSION)]  # a gated regression fails the run: not a note
+    lines += [n if n.startswith(REGRESSION) else f"note: {n}" for n in notes]
     total = max((o.start_s + o.duration_s for o in outcomes), default=0.0)  # wall time: stages overlap
     passed = sum(o.ok for o in outcomes)
-    lines.append(f"{passed}/{len(outcomes)} stages passed in {total:.1f} s; reports/index.html, reports/junit.xml")
+    verdict = f"; FAILED: {len(regressed)} measurement(s) regressed" if regressed else ""
+    lines.append(f"{passed}/{len(outcomes)} stages passed{verdict} in {total:.1f} s; reports/index.html, "
+                 "reports/junit.xml")
     return "\n".join(lines) + "\n"

@@ -211,7 +211,7 @@ class LocalRunner:
         junit_file = self._junit(stage)
         junit_file.unlink(missing_ok=True)  # a stale file must never pass for this run's result
         self.progress.started(stage)
-        run = self.process.start(stage, rig, self._log_path(stage))
+        run = self.process.start(stage, rig, self._log_path(stage), store_env=self.store.child_env())
         self._running[stage.name] = Running(stage, run, start, time.time(), found, rig_file)
         return None
 

@@ -23,6 +23,7 @@ from hilci.stage.child import Child
 from hilci.stage.context import ABORT_GRACE_S
 from hilci.stage.progress import PROGRESS_ENV, StageProgress, progress_file, read_progress
 from hilci.stage.run import EXIT_FAILED, EXIT_OK
+from hilci.store.backend import without_store_credentials
 
 STAGE_ABORT_GRACE_S = ABORT_GRACE_S + 10.0  # the stage forwards an abort to its tool and writes its JUnit
 
@@ -81,21 +82,26 @@ class StageProcess:
         cmd = [sys.executable, "-m", "hilci", "stage", stage.name]
         return cmd + ["--rig", str(rig)] if rig is not None else cmd
 
-    def environment(self, inside: Path) -> dict[str, str]:
+    def environment(self, stage: Stage, inside: Path, store_env: dict[str, str] | None = None) -> dict[str, str]:
         env = {**os.environ, **self.env, "HILCI_ROOT": str(self.root), "PYTHONUNBUFFERED": "1",
                "HILCI_STAGE_CACHE": "0",  # the runner keeps the cache and the history itself
                PROGRESS_ENV: str(inside)}
         if self.pipeline_spec:
             env["HILCI_PIPELINE"] = self.pipeline_spec
+        if not stage.uses_store:  # the runner keeps the cache: a stage that does not use the store gets no keys
+            env = without_store_credentials(env)
+        env.update(store_env or {})  # a store found down stays down for the stage (one deadline a run)
         return env
 
-    def start(self, stage: Stage, rig: Path | None, log_file: Path) -> RunningStage:
+    def start(self, stage: Stage, rig: Path | None, log_file: Path,
+              store_env: dict[str, str] | None = None) -> RunningStage:
         """Start the stage's child in its own process group, its output in `log_file`."""
         inside = progress_file(self.root, stage.name)
         inside.unlink(missing_ok=True)
         log = open(log_file, "wb")
         try:
-            child = Child.start(self.command(stage, rig), cwd=self.root, env=self.environment(inside), stdout=log)
+            child = Child.start(self.command(stage, rig), cwd=self.root,
+                                env=self.environment(stage, inside, store_env), stdout=log)
         except BaseException:
             log.close()
             raise

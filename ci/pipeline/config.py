@@ -16,13 +16,14 @@ from typing import Any
 
 from hilci.errors import ConfigError, DefinitionError, SettingsError, YamlFileError
 from hilci.pipeline.model import Pipeline, Stage
-from hilci.pipeline.sections import GateSettings
+from hilci.pipeline.sections import GateSettings, StoreSettings
 from hilci.util.settings import as_dict, build, nearest
 from hilci.util.yamlfile import load_yaml
 
 STORE = "store"  # top-level key: the URL of the stage store (hilci.store); HILCI_STORE overrides it
 REGRESSIONS = "regressions"  # top-level key: the regression gates' settings (hilci.store.gates.GateSettings)
 PROJECT_KEYS = ("pipeline", "kinds", "boards")  # read before the pipeline exists (hilci.pipeline.project)
+STORE_KEYS = ("trusted_branches", "store_optional")  # top-level keys typed by StoreSettings
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Config:
     sections: dict[str, Any] = field(default_factory=dict)
     store: str | None = None
     regressions: Any = None  # GateSettings, when the file has the section
+    store_settings: StoreSettings = field(default_factory=StoreSettings)
 
     def settings(self, stage: str) -> Any:
         """The stage's settings object (its class's defaults when the file has no section)."""
@@ -73,7 +75,7 @@ def read(root: Path, pipeline: Pipeline) -> tuple[Config, list[str]]:
     if not isinstance(data, dict):
         return config, [f"{shown}: expected a mapping of stage names to settings, got {type(data).__name__}"]
     problems: list[str] = []
-    known = (*pipeline.names, STORE, REGRESSIONS, *PROJECT_KEYS)
+    known = (*pipeline.names, STORE, REGRESSIONS, *STORE_KEYS, *PROJECT_KEYS)
     for key in data:
         if key not in known:
             problems.append(f"{shown}: {key}: unknown section{nearest(str(key), known)}")
@@ -81,6 +83,10 @@ def read(root: Path, pipeline: Pipeline) -> tuple[Config, list[str]]:
     if store is not None and (not isinstance(store, str) or not store.strip()):
         problems.append(f"{shown}: {STORE}: expected a URL or a path, got {store!r}"[:200])
     config.store = store if isinstance(store, str) and store.strip() else None
+    try:
+        config.store_settings = build(StoreSettings, {k: data[k] for k in STORE_KEYS if k in data}, file=shown)
+    except SettingsError as exc:
+        problems.append(str(exc))
     if data.get(REGRESSIONS) is not None:
         try:
             config.regressions = build(GateSettings, data[REGRESSIONS], file=shown, prefix=f"{REGRESSIONS}.")

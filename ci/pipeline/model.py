@@ -83,6 +83,7 @@ class Stage:
     timeout_s: float = 1800.0
     archive: tuple[str, ...] = ()  # repo-relative globs Jenkins archives with fingerprints
     gathers: bool = False  # in Jenkins: runs even after failed stages and unstashes every stage's reports
+    uses_store: bool = False  # its body reads or writes the store itself (engines, history): it gets the keys
 
     @property
     def command(self) -> str:

@@ -37,3 +37,14 @@ class GateSettings:
         """Each named measurement's settings, typed like the rest (called by hilci.pipeline.config)."""
         for name, spec in self.measurements.items():
             typed.build(MeasurementGate, spec, file=file, prefix=f"regressions.measurements.{name}.")
+
+
+@typed.settings
+class StoreSettings:
+    """hilci.yaml's top-level settings of the shared store, beside `store:` (all optional)."""
+
+    trusted_branches: list = typed.str_list(["main", "master", "release/*"],
+                                            help="branches (shell globs) whose builds write what they all read; "
+                                                 "every other build writes under branches/<name>/ only")
+    store_optional: bool = typed.flag(False, help="a configured store without credentials: go on without it "
+                                                  "(default: a usage error)")

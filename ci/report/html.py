@@ -23,7 +23,7 @@ from pathlib import Path
 
 from hilci.report.facts import group_failures, produced_duration, stage_detail, stage_of, suite_properties
 from hilci.results import junit
-from hilci.results.junit import CaseRecord
+from hilci.results.junit import INFRASTRUCTURE, CaseRecord
 from hilci.results.measurements import STAT_FIELDS
 from hilci.results.view import (
     INFO,
@@ -209,9 +209,16 @@ def render_html(title: str, rows: list[StageRow], cases: list[CaseRecord],
 def header_html(title: str, rows: list[StageRow], cases: list[CaseRecord], facts: list[tuple[str, str]]) -> str:
     bad = [r for r in rows if r.status in ("failed", "error")]
     failed_tests = sum(c.status in ("failed", "error") for c in cases)
+    rigs = sum(c.status in ("failed", "error") and c.failure_class == INFRASTRUCTURE for c in cases)
     if bad:
         verdict_line = (f"<span class='badge failed'>{esc(bad[0].status.upper())}</span> "
-                        f"{len(bad)} of {len(rows)} stages did not pass · {failed_tests} of {len(cases)} tests failed")
+                        f"{len(bad)} of {len(rows)} stages did not pass · {failed_tests} of {len(cases)} tests failed"
+                        + (f" ({rigs} for the rig: infrastructure)" if rigs else ""))
+    elif failed_tests:  # every stage passed, yet a testcase failed (a regression gate): the run failed
+        regressed = sum(c.status in ("failed", "error") and c.suite == "hilci.regressions" for c in cases)
+        why = f" ({regressed} regressed)" if regressed else ""
+        verdict_line = (f"<span class='badge failed'>FAILED</span> {len(rows)} stages passed · "
+                        f"{failed_tests} of {len(cases)} tests failed{why}")
     else:
         verdict_line = f"<span class='badge passed'>PASSED</span> {len(rows)} stages · {len(cases)} tests"
     counts = defaultdict(int)
@@ -322,6 +329,8 @@ def failures_html(cases: list[CaseRecord], rows: list[StageRow]) -> str:
     out = [f"<section><h2>Failures ({count(failed, 'test')}, {count(len(groups), 'cause')})</h2>"]
     for g in groups:
         kind = "failed measurement" if g.measured else g.status
+        if all(c.failure_class == INFRASTRUCTURE for c in g.cases):
+            kind = "infrastructure"  # the device or rig, not the code: Jenkins shows it as an error
         names = [case_link(c) for c in g.cases]
         shown = ", ".join(names[:6])
         rest = (f"<details><summary>and {len(names) - 6} more</summary>{', '.join(names[6:])}</details>"
@@ -500,12 +509,19 @@ def histogram_svg(fields: dict[str, str], width: int = 320, height: int = 150) -
     return "".join(svg)
 
 
+def case_status(case: CaseRecord) -> str:
+    """A testcase's status with its class when the rig failed it, and whether it was run again."""
+    text = case.status + (" (infrastructure)" if case.failure_class == INFRASTRUCTURE and case.status != "passed"
+                          else "")
+    return text + (f", retried: {case.retried}" if case.retried else "")
+
+
 def testcases_html(cases: list[CaseRecord]) -> str:
     out = [f"<section><details><summary><h2>All testcases ({len(cases)})</h2></summary><div class='scroll'>"
            "<table><tr><th>stage</th><th>classname</th><th>test</th><th>status</th><th>time</th></tr>"]
     for c in cases:
         out.append(f"<tr class='{c.status}'><td>{esc(stage_of(c))}</td><td>{esc(c.classname)}</td>"
-                   f"<td>{esc(c.name)}</td><td>{c.status}</td><td class='num'>{c.time:.3f} s</td></tr>")
+                   f"<td>{esc(c.name)}</td><td>{esc(case_status(c))}</td><td class='num'>{c.time:.3f} s</td></tr>")
     out.append("</table></div></details></section>")
     return "\n".join(out)
 

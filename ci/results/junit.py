@@ -21,6 +21,12 @@ PASSED, FAILED, ERROR, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Sta
 # A failing testcase's device traffic: the log file's path, relative to the folder the tests ran in (the
 # project root), so the report under reports/ links it wherever the run's files are opened or archived.
 DEVICE_LOG_PROPERTY = "hil.log"
+# Why a testcase failed: our code or a model gate (`failure`), the device or rig (`infrastructure`: a port gone,
+# a device silent or rebooting, a lock that timed out), or the host (`host`: a verdict it made inconclusive).
+# An infrastructure failure is also written as `<error type="infrastructure">`, which Jenkins shows as an error.
+FAILURE_CLASS_PROPERTY = "hil.failure_class"
+RETRIED_PROPERTY = "hil.retried"  # set on a test run again after its device was brought back: why
+CODE_FAILURE, INFRASTRUCTURE, HOST = "failure", "infrastructure", "host"
 
 
 @dataclass
@@ -43,6 +49,19 @@ class CaseRecord:
     @property
     def device_log(self) -> str:
         return dict(self.properties).get(DEVICE_LOG_PROPERTY, "")
+
+    @property
+    def failure_class(self) -> str:
+        """`failure`, `infrastructure` or `host` as the HIL plugin classed the testcase; a failed testcase
+        without a class (a gate, a stage error) is a `failure`; '' for one that passed or was skipped."""
+        named = dict(self.properties).get(FAILURE_CLASS_PROPERTY, "")
+        if named:
+            return named
+        return CODE_FAILURE if self.status in (FAILED, ERROR) else ""
+
+    @property
+    def retried(self) -> str:
+        return dict(self.properties).get(RETRIED_PROPERTY, "")
 
 
 def make_case(name: str, classname: str, *, time: float = 0.0,

@@ -33,6 +33,7 @@ from hilci.util.provenance import commit
 from hilci.util.settings import as_dict
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+EXIT_INFRASTRUCTURE = 3  # every failed testcase was the rig's (`hil.failure_class=infrastructure`), none the code's
 
 
 def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
@@ -44,6 +45,7 @@ def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
         data["store"] = config.store
     if config.regressions is not None:
         data["regressions"] = as_dict(config.regressions)
+    data.update(as_dict(config.store_settings))  # trusted_branches, store_optional
     return data
 
 
@@ -163,6 +165,10 @@ def _write_junit(ctx: StageContext, code: int, start: float) -> int:
             part.unlink()
     if ctx.aborted and code in (EXIT_OK, EXIT_FAILED):  # aborted after the body had finished
         code = 128 + ctx.aborted
+    if code == EXIT_FAILED:
+        bad = [c for c in junit.read_cases(out) if c.status in (junit.FAILED, junit.ERROR)]
+        if bad and all(c.failure_class == junit.INFRASTRUCTURE for c in bad):
+            code = EXIT_INFRASTRUCTURE
     return code
 
 

@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from hilci.pipeline.model import Stage
-from hilci.store.backend import CorruptBlob, Store, StoreUnavailable, is_digest
+from hilci.store.backend import CorruptBlob, Store, StoreUnavailable, blob_path, is_digest
 from hilci.store.keys import expand
+from hilci.store.trust import DEFAULT_TRUSTED, Trust
 
 ENTRY_FORMAT = 2
 
 
-def entry_path(stage: str, key: str) -> str:
-    return f"entries/{stage}/{key}.json"
+def entry_path(stage: str, key: str, ns: str = "") -> str:
+    return f"{ns}entries/{stage}/{key}.json"
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Hit:
     files: dict[str, bytes]
     junit: bytes
     log: bytes
+    ns: str = ""  # the namespace the entry came from ('' = the shared layout trusted branches write)
 
     @property
     def created(self) -> float:
@@ -53,9 +55,10 @@ class Hit:
 class StageCache:
     """Entries of one store, read and written for one run; failures of the store never fail the run."""
 
-    def __init__(self, root: Path, store: Store) -> None:
+    def __init__(self, root: Path, store: Store, trust: Trust | None = None) -> None:
         self.root = root
         self.store = store
+        self.trust = trust or Trust("main", DEFAULT_TRUSTED)
         self.discarded: list[str] = []  # why entries were thrown away in this run, for the summary
         self.unavailable = ""  # why the store was dropped for this run ('' while it answers)
         self.timings: dict[str, float] = {}  # seconds spent in the store per stage (lookup, restore, save)
@@ -73,16 +76,32 @@ class StageCache:
 
     # -- reading --------------------------------------------------------------------------------------------
     def read_record(self, stage: Stage, key: str) -> dict | None:
-        """The entry's record if present and well-formed, else None (a malformed one is discarded and named)."""
-        rel = entry_path(stage.name, key)
-        data = self.store.read_bytes(rel)
-        if data is None:
-            return None
-        problem, record = check_record(data, stage, key)
-        if problem:
-            self._discard(stage.name, key, problem)
-            return None
-        return record
+        """The entry's record if present, well-formed and written by a branch this build may restore from."""
+        found = self.find(stage, key)
+        return found[0] if found else None
+
+    def find(self, stage: Stage, key: str) -> tuple[dict, str] | None:
+        """(record, namespace) of the first usable entry in the namespaces this build reads; a malformed one,
+        or one written by a branch not allowed there, is discarded and named."""
+        for ns in self.trust.read_ns:
+            data = self.store.read_bytes(entry_path(stage.name, key, ns))
+            if data is None:
+                continue
+            problem, record = check_record(data, stage, key)
+            if not problem and not self.trust.may_restore(record["branch"], ns):
+                problem = (f"written by branch {record['branch']!r}, which may not write what "
+                           f"{self.trust.branch!r} restores")
+            if problem:
+                self._discard(stage.name, key, problem, ns)
+                continue
+            return record, ns
+        return None
+
+    def blobs_present(self, record: dict, ns: str) -> bool:
+        """Whether every blob an entry names is in its namespace or the shared layout."""
+        where = (ns, "") if ns else ("",)
+        return all(any(self.store.exists(blob_path(d, n)) for n in where)
+                   for d in [*record["files"].values(), record["junit"], record["log"]])
 
     def lookup(self, stage: Stage, key: str) -> Hit | None:
         """A whole, verified entry for (stage, key), or None; any store failure is a miss."""
@@ -90,27 +109,34 @@ class StageCache:
             return None
         t0 = time.perf_counter()
         try:
-            record = self.read_record(stage, key)
-            if record is None:
+            found = self.find(stage, key)
+            if found is None:
                 return None
+            record, ns = found
+            where, own = ((ns, "") if ns else ("",)), self.trust.write_ns
+
+            def blob(digest: str) -> bytes:
+                return self.store.get_blob(digest, where, own)
+
             try:
-                files = {rel: self.store.get_blob(d) for rel, d in record["files"].items()}
-                junit = self.store.get_blob(record["junit"])
-                log = self.store.get_blob(record["log"])
+                files = {rel: blob(d) for rel, d in record["files"].items()}
+                junit, log = blob(record["junit"]), blob(record["log"])
             except CorruptBlob as exc:
-                self._discard(stage.name, key, str(exc))
+                self._discard(stage.name, key, str(exc), ns)
                 return None
-            return Hit(stage.name, key, record, files, junit, log)
+            return Hit(stage.name, key, record, files, junit, log, ns)
         except StoreUnavailable as exc:
             self._drop(exc)
             return None
         finally:
             self._timed(stage.name, t0)
 
-    def _discard(self, stage: str, key: str, problem: str) -> None:
+    def _discard(self, stage: str, key: str, problem: str, ns: str = "") -> None:
         self.discarded.append(f"{stage}: cache entry {key[:12]} discarded ({problem}); rebuilding")
+        if ns != self.trust.write_ns:  # not ours to delete (a branch build reading the shared layout)
+            return
         try:
-            self.store.delete(entry_path(stage, key))
+            self.store.delete(entry_path(stage, key, ns))
         except StoreUnavailable as exc:
             self._drop(exc)
 
@@ -136,15 +162,20 @@ class StageCache:
             return False
         t0 = time.perf_counter()
         try:
+            ns = self.trust.write_ns
             present = tuple(o for o in stage.outputs if (self.root / o).exists())
-            files = {str(p.relative_to(self.root)): self.store.put_blob(p)
-                     for p in expand(self.root, present, f"stage {stage.name!r} outputs")}
+            found = expand(self.root, present, f"stage {stage.name!r} outputs")
+            kept = [p for p in found if not _through_symlink(self.root, p)]
+            if len(kept) < len(found):  # a link's target is not the stage's output: never uploaded, never followed
+                self.discarded.append(f"{stage.name}: {len(found) - len(kept)} symlink(s) in its outputs not saved "
+                                      f"({', '.join(str(p.relative_to(self.root)) for p in found if p not in kept)[:200]})")
+            files = {str(p.relative_to(self.root)): self.store.put_blob(p, ns) for p in kept}
             record = {"format": ENTRY_FORMAT, "stage": stage.name, "key": key, "created": time.time(),
-                      "files": files, "junit": self.store.put_blob(junit), "log": self.store.put_blob(log),
+                      "files": files, "junit": self.store.put_blob(junit, ns), "log": self.store.put_blob(log, ns),
                       "parts": parts, "commit": str(origin.get("commit", "unknown")),
                       "branch": str(origin.get("branch", "unknown")), "build": str(origin.get("build", "local")),
                       "sizes": {rel: (self.root / rel).stat().st_size for rel in files}}
-            self.store.write_bytes(entry_path(stage.name, key),
+            self.store.write_bytes(entry_path(stage.name, key, ns),
                                    json.dumps(record, indent=1, sort_keys=True, default=str).encode())
             return True
         except StoreUnavailable as exc:
@@ -157,7 +188,8 @@ class StageCache:
         """The newest well-formed entry of a stage (any key; on `board` if given): what a miss is explained
         against."""
         try:
-            listed = sorted(self.store.list(f"entries/{stage.name}"), key=lambda item: item.mtime, reverse=True)
+            listed = sorted((item for ns in self.trust.read_ns for item in self.store.list(f"{ns}entries/{stage.name}")),
+                            key=lambda item: item.mtime, reverse=True)
         except StoreUnavailable as exc:
             self._drop(exc)
             return None
@@ -170,6 +202,17 @@ class StageCache:
                 if parts and (board is None or (isinstance(parts, dict) and parts.get("board") == board)):
                     return record
         return None
+
+
+def _through_symlink(root: Path, path: Path) -> bool:
+    """Whether `path` is a symlink or lies under one (below `root`)."""
+    rel = path.relative_to(root)
+    current = root
+    for part in rel.parts:
+        current = current / part
+        if current.is_symlink():
+            return True
+    return False
 
 
 def check_record(data: bytes, stage: Stage, key: str) -> tuple[str, dict]:

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gc.add_argument("--keep-days", type=float, default=30.0, help="keep entries younger than this (default 30)")
     gc.add_argument("--max-gb", type=float, default=50.0, help="evict oldest entries above this size (default 50)")
     gc.add_argument("--protect", action="append", default=[], metavar="BRANCH",
-                    help="protected branch (repeatable; default: main and master)")
+                    help="protected branch (repeatable; default: the trusted branches of hilci.yaml with history)")
     gc.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     gc.set_defaults(func=cmd_gc)
     show = ssub.add_parser("url", help="print the store URL in use (without credentials)")
@@ -114,7 +114,14 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(f"hilci: error: {session.notes[0]}", file=sys.stderr)
             return 2
         branch = args.branch or session.origin["branch"]
-        hist = history.load(session.store, branch, args.board)
+        ns = session.trust.history_ns(branch)
+        hist = history.History()
+        for board in [args.board] if args.board else history.boards(session.store, branch, ns):
+            part = history.recent(session.store, branch, board, ns, last=args.last,
+                                  keep=lambda r: not r.get("cached") and bool(r["measurements"]))
+            hist.records += part.records
+            hist.skipped += part.skipped
+        hist.records.sort(key=lambda r: r["start"])
     finally:
         session.close()
     for skipped in hist.skipped:
@@ -135,6 +142,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"{'when (UTC)':<20}  {'commit':<8}  {'board':<10}  {'value':>10}  verdict")
         for record, value in points:
             verdict = record["measurements"][args.measurement].get("verdict", "")
+            if args.measurement in (record.get("regressed") or ()):  # its limits passed; its gate did not
+                verdict = "regressed"
             print(f"{record['start_utc']:<20}  {record['commit'][:7]:<8}  {record['board']:<10}  {value:>10.4g}  "
                   f"{verdict}")
         return 0
@@ -189,15 +198,44 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     values[(r["board"], name)] = (float(fields["value"]), str(fields.get("unit") or ""))
         sides.append(values)
     a, b = sides
-    print(f"{'board':<10}  {'measurement':<32}  {args.rev_a[:10]:>12}  {args.rev_b[:10]:>12}  {'change':>8}")
+    settings = _gate_settings(session.config)
+    print(f"{'board':<10}  {'measurement':<32}  {args.rev_a[:10]:>12}  {args.rev_b[:10]:>12}  {'change':>10}  "
+          f"{'unit':<6}  verdict")
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)
         unit = (vb or va)[1]
-        change = f"{(vb[0] - va[0]) / abs(va[0]) * 100:+.1f}%" if va and vb and va[0] else ""
+        change, verdict = "", ""
+        if va and vb:
+            change, verdict = compare_values(key[1], unit, va[0], vb[0], settings)
         fa = f"{va[0]:.4g}" if va else "-"
         fb = f"{vb[0]:.4g}" if vb else "-"
-        print(f"{key[0]:<10}  {key[1]:<32}  {fa:>12}  {fb:>12}  {change:>8} {unit}")
+        print(f"{key[0]:<10}  {key[1]:<32}  {fa:>12}  {fb:>12}  {change:>10}  {unit:<6}  {verdict}")
     return 0
+
+
+def _gate_settings(config: dict):
+    from hilci.pipeline.sections import GateSettings
+    from hilci.util import settings as typed
+
+    return typed.build(GateSettings, config.get("regressions"), file="hilci.yaml", prefix="regressions.")
+
+
+def compare_values(name: str, unit: str, old: float, new: float, settings) -> tuple[str, str]:
+    """The change from `old` to `new` (a percentage only over a positive baseline, else the difference) and
+    whether it is better or worse by the measurement's direction ('changed' when it has none)."""
+    from hilci.pipeline.sections import HIGHER, LOWER
+    from hilci.store.gates import direction_of
+
+    diff = new - old
+    change = f"{diff / old * 100:+.1f}%" if old > 0 else f"{diff:+.4g}"
+    if diff == 0:
+        return change, "same"
+    direction = (settings.measurements.get(name) or {}).get("direction") or direction_of(name, unit)
+    if direction == LOWER:
+        return change, "better" if diff < 0 else "worse"
+    if direction == HIGHER:
+        return change, "better" if diff > 0 else "worse"
+    return change, "changed (no direction)"
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -211,11 +249,22 @@ def cmd_gc(args: argparse.Namespace) -> int:
         if session.store is None:
             raise UsageError(session.notes[0])
         report = collect(session.store, keep_days=args.keep_days, max_gb=args.max_gb,
-                         protect=tuple(args.protect) or DEFAULT_PROTECT, dry_run=args.dry_run)
+                         protect=tuple(args.protect) or _trusted_branches(session), dry_run=args.dry_run)
     finally:
         session.close()
     print(("dry run: " if args.dry_run else "") + report.text(session.display))
     return 0
+
+
+def _trusted_branches(session) -> tuple[str, ...]:
+    """The branches with history in the shared layout that hilci.yaml's `trusted_branches` match (main, master,
+    release/* by default)."""
+    from urllib.parse import unquote
+
+    from hilci.store.trust import is_trusted
+
+    found = [unquote(n) for n in session.store.names("history")]
+    return tuple(b for b in found if is_trusted(b, session.trust.patterns)) or DEFAULT_PROTECT
 
 
 def cmd_url(args: argparse.Namespace) -> int:

@@ -102,8 +102,13 @@ def judge(name: str, value: float, unit: str, baseline: list[tuple[dict, float]]
     else:
         limit = 0.0
     last = window[-1][0]
-    change = (value - mean) / abs(mean) * 100 if mean else 0.0
-    text = (f"{name} {_fmt(value)}{u}, {change:+.0f}% {'over' if change >= 0 else 'under'} baseline "
+    if mean > 0:
+        change = (value - mean) / mean * 100
+        delta = f"{change:+.0f}% {'over' if change >= 0 else 'under'}"
+    else:  # a percentage of a baseline at or below zero means nothing: the difference instead
+        delta = f"{_fmt(value - mean)}{u} {'over' if value >= mean else 'under'}"
+        delta = delta if delta.startswith("-") else "+" + delta
+    text = (f"{name} {_fmt(value)}{u}, {delta} baseline "
             f"{_fmt(mean)}{u} ({branch}, {len(window)} runs up to {str(last.get('commit', '?'))[:7]})")
     regressed = worse > 0 and rel > tolerance and worse > limit
     return Judgement(name, "regression" if regressed else "ok", text, value, baseline=mean, runs=len(window),

@@ -2,7 +2,9 @@
 
 Never evicted: an entry that the last green run of a protected branch used (the cache keys of the newest
 passed or cached record per stage and board on that branch), and blobs younger than `BLOB_GRACE_S` (a writer
-may be uploading an entry's blobs right now, its record not yet written).
+may be uploading an entry's blobs right now, its record not yet written; a writer that reuses a blob touches
+it, so a blob just chosen for reuse is young again). Also removed: `.tmp-*` files and unfinished multipart
+uploads that killed writers left, older than the same grace period.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ class GcReport:
     evicted_entries: list[str] = field(default_factory=list)
     protected: list[str] = field(default_factory=list)
     deleted_blobs: int = 0
+    partial: int = 0  # .tmp-* files and unfinished multipart uploads of killed writers
     freed_bytes: int = 0
     total_bytes: int = 0
 
     def text(self, display: str) -> str:
         return (f"{display}: evicted {len(self.evicted_entries)} entries, kept {self.kept_entries} "
                 f"({len(self.protected)} protected by the last green run of a protected branch); deleted "
-                f"{self.deleted_blobs} blobs, freed {self.freed_bytes / 1e6:.1f} MB; "
+                f"{self.deleted_blobs} blobs, freed {self.freed_bytes / 1e6:.1f} MB; removed {self.partial} "
+                f"partial upload(s) of killed writers; "
                 f"{self.total_bytes / 1e6:.1f} MB left")
 
 
@@ -38,11 +42,10 @@ def protected_keys(store: Store, branches: tuple[str, ...]) -> set[str]:
     """Cache keys used by the newest green record of each stage and board on each protected branch."""
     keys: set[str] = set()
     for branch in branches:
-        newest: dict[tuple[str, str], dict] = {}
-        for record in history.load(store, branch).records:
-            if record.get("status") in ("passed", "cached") and record.get("cache_key"):
-                newest[(record["stage"], record["board"])] = record  # records come oldest first
-        keys.update(r["cache_key"] for r in newest.values())
+        for board in history.boards(store, branch):  # the newest green record per stage: a few reads each
+            found = history.recent(store, branch, board, last=1, keep=lambda r: r.get("status") in
+                                   ("passed", "cached") and bool(r.get("cache_key")))
+            keys.update(r["cache_key"] for r in found.records)
     return keys
 
 
@@ -84,17 +87,25 @@ def collect(store: Store, *, keep_days: float, max_gb: float, protect: tuple[str
         else:
             alive.append(item)
 
-    def size_of(items) -> int:
-        used = set().union(*(refs[i.rel] for i in items)) if items else set()
-        return sum(blobs[d].size for d in used if d in blobs)
-
+    # oldest first until the blobs still referenced fit the budget: reference counts, one pass (not a union of
+    # every live entry's blobs per eviction, which is quadratic in the number of entries)
+    count: dict[str, int] = {}
+    for item in alive:
+        for d in refs[item.rel]:
+            count[d] = count.get(d, 0) + 1
+    size = sum(blobs[d].size for d in count if d in blobs)
     budget = max_gb * 1e9
-    while size_of(alive) > budget:
-        victim = next((i for i in alive if key_of(i.rel) not in keep), None)
-        if victim is None:
+    gone: set[str] = set()
+    for victim in [i for i in alive if key_of(i.rel) not in keep]:
+        if size <= budget:
             break
-        alive.remove(victim)
+        gone.add(victim.rel)
         report.evicted_entries.append(victim.rel)
+        for d in refs[victim.rel]:
+            count[d] -= 1
+            if count[d] == 0 and d in blobs:
+                size -= blobs[d].size
+    alive = [i for i in alive if i.rel not in gone]
     report.kept_entries = len(alive)
     used = set().union(*(refs[i.rel] for i in alive)) if alive else set()
     if not dry_run:  # records first: a reader must never find a record whose blobs are gone
@@ -107,4 +118,5 @@ def collect(store: Store, *, keep_days: float, max_gb: float, protect: tuple[str
             if not dry_run:
                 store.delete(item.rel)
     report.total_bytes = sum(i.size for d, i in blobs.items() if d in used)
+    report.partial = store.clean_partial(now - BLOB_GRACE_S, dry_run)
     return report

@@ -56,9 +56,9 @@ def make_plan(session: StoreSession, stages: list[Stage], *, rig: Path | None, j
                 row.why = ["no cache: " + ("store unavailable" if session.store is None else "--no-cache")]
                 continue
             try:
-                record = session.cache.read_record(stage, row.key)
-                if record is not None and not all(session.store.exists(f"blobs/{d[:2]}/{d}") for d in
-                                                  [*record["files"].values(), record["junit"], record["log"]]):
+                found = session.cache.find(stage, row.key)
+                record, ns = found if found else (None, "")
+                if record is not None and not session.cache.blobs_present(record, ns):
                     session.cache.discarded.append(f"{stage.name}: cache entry {row.key[:12]} discarded "
                                                    "(a blob is missing); rebuilding")
                     record = None
@@ -66,7 +66,7 @@ def make_plan(session: StoreSession, stages: list[Stage], *, rig: Path | None, j
                     origin = f"cached from {record['commit'][:12]} ({record['build']})"
                     row.decision, row.cached_from, row.why = CACHED, origin, [f"{origin}: inputs unchanged"]
                     if jenkins:
-                        _write_cached_junit(session, stage, board, record, origin)
+                        _write_cached_junit(session, stage, board, record, origin, ns)
                     continue
                 latest = session.cache.latest_record(stage, board if stage.matrix else None)
             except StoreUnavailable as exc:
@@ -80,11 +80,12 @@ def make_plan(session: StoreSession, stages: list[Stage], *, rig: Path | None, j
     return rows
 
 
-def _write_cached_junit(session: StoreSession, stage: Stage, board: str, record: dict, origin: str) -> None:
+def _write_cached_junit(session: StoreSession, stage: Stage, board: str, record: dict, origin: str,
+                        ns: str = "") -> None:
     from hilci.store.cache import Hit
 
     try:
-        data = session.store.get_blob(record["junit"])
+        data = session.store.get_blob(record["junit"], (ns, "") if ns else ("",), session.trust.write_ns)
     except CorruptBlob as exc:
         session.cache.discarded.append(f"{stage.name}: cached JUnit unreadable ({exc})")
         return

@@ -12,13 +12,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hilci.errors import UsageError
 from hilci.pipeline.model import Pipeline, Stage
 from hilci.pipeline.sections import GateSettings
 from hilci.results import junit
 from hilci.store import gates, history
-from hilci.store.backend import LOCAL_DIR, Store, StoreUnavailable, configured_url, store_url
+from hilci.store.backend import (
+    ENV_DOWN,
+    LOCAL_DIR,
+    Store,
+    StoreUnavailable,
+    configured_url,
+    display_url,
+    missing_credentials,
+    store_url,
+)
 from hilci.store.cache import Hit, StageCache, entry_path
 from hilci.store.keys import key_for, rig_is_emulated
+from hilci.store.trust import Trust, trust_for
 from hilci.util import settings as typed
 from hilci.util.provenance import environment_facts, provenance
 
@@ -60,31 +71,50 @@ class StoreSession:
     judgements: list[gates.Judgement] = field(default_factory=list)
     spooled: int = 0
     gating: bool = True  # regressions fail the run; only with a configured (shared) store, where history is CI's
+    trust: Trust = field(default_factory=lambda: Trust("local", ("*",)))
     _memo: dict = field(default_factory=dict)
 
     @classmethod
-    def open(cls, root: Path, pipeline: Pipeline, config: dict, use_cache: bool = True) -> StoreSession:
-        url = store_url(root, config)
-        gating = configured_url(root, config) is not None
+    def open(cls, root: Path, pipeline: Pipeline, config: dict, use_cache: bool = True,
+             url: str | None = None) -> StoreSession:
+        """The session on `url` when given (a caller's own store wins over $HILCI_STORE), else the configured
+        store, else the repository's `.hilci-cache`."""
+        gating = url is not None or configured_url(root, config) is not None
+        url = url or store_url(root, config)
         origin = provenance(root).as_dict()
+        # a shared store splits trusted from untrusted writers; the repository's own folder is the user's alone
+        trust = trust_for(origin["branch"], config) if gating else Trust(origin["branch"], ("*",))
+        missing = missing_credentials(url)
+        if missing and not config.get("store_optional"):
+            raise UsageError(missing)
+        if missing:  # the user said the store is optional: a note, every stage a miss
+            session = cls(root, pipeline, config, None, None, origin, gating=gating, trust=trust)
+            session.notes.append(f"store unavailable: {missing.split('; set them')[0]} (store_optional: true)")
+            return session
         store = Store(url)
         try:
             store.probe()
         except StoreUnavailable as exc:
-            session = cls(root, pipeline, config, None, None, origin, gating=gating)
+            session = cls(root, pipeline, config, None, None, origin, gating=gating, trust=trust)
             session.notes.append(f"store unavailable: {exc}; stages run as misses, history is kept locally")
             store.close()
             return session
         sent = history.flush_spool(store, root / LOCAL_DIR) if not store.local else 0
-        session = cls(root, pipeline, config, store, StageCache(root, store) if use_cache else None, origin,
-                      gating=gating)
+        session = cls(root, pipeline, config, store, StageCache(root, store, trust) if use_cache else None, origin,
+                      gating=gating, trust=trust)
         if sent:
             session.notes.append(f"{sent} history record(s) kept while the store was away were sent")
         return session
 
     @property
     def display(self) -> str:
-        return self.store.display if self.store else store_url(self.root, self.config)
+        return self.store.display if self.store else display_url(store_url(self.root, self.config))
+
+    def child_env(self) -> dict[str, str]:
+        """What a stage subprocess needs to know of this run's store: that it is down, when it is."""
+        down = self.store.down if self.store is not None else next(
+            (n for n in self.notes if n.startswith("store unavailable")), "")
+        return {ENV_DOWN: down} if down else {}
 
     # -- the stage cache ------------------------------------------------------------------------------------
     def key(self, stage: Stage, rig: Path | None, board: str = "local") -> tuple[str, dict]:
@@ -121,7 +151,8 @@ class StoreSession:
                                      duration_s=duration_s, status=str(status), key=key,
                                      measurements=measurements, environment=environment_facts(), cached=cached)
         record["emulated"] = bool(stage.matrix and rig_is_emulated(rig))
-        note = history.append(self.store, record, self.root / LOCAL_DIR)
+        record["failures"] = {} if junit_file is None else history.failures_of(junit_file)
+        note = history.append(self.store, record, self.root / LOCAL_DIR, self.trust.write_ns)
         if note == "kept":
             self.spooled += 1
         elif note:
@@ -137,17 +168,18 @@ class StoreSession:
                                prefix="regressions.")
         branch = self.origin["target"]
         out: list[gates.Judgement] = []
-        loaded: dict[str, history.History] = {}
         for record in self.records:
             if record["cached"] or not record["measurements"]:  # judged once, when it was measured
                 continue
-            try:
-                if record["board"] not in loaded:
-                    loaded[record["board"]] = history.load(self.store, branch, record["board"])
+            this = (record.get("commit"), record.get("build"))
+            try:  # the baseline's window of green runs, read newest first: O(window), not O(history)
+                base = history.recent(self.store, branch, record["board"], self.trust.history_ns(branch),
+                                      stage=record["stage"], last=settings.window,
+                                      keep=lambda r, stage=record["stage"], this=this:
+                                      gates.baseline_for([r], stage, this) != [])
             except StoreUnavailable as exc:
                 self.notes.append(f"regression gates skipped: {exc}")
                 return out
-            base = loaded[record["board"]]
             judged = gates.judge_record(record, base.records, branch, settings)
             if record.get("emulated"):  # an emulated rig's timing follows the shared host: reported, not gated
                 for j in judged:
@@ -156,7 +188,8 @@ class StoreSession:
             out += judged
             if any(j.regressed for j in judged):  # a regressed run is not green: never part of a baseline,
                 record["status"] = "regressed"   # and its entry goes, so the next run measures again
-                history.append(self.store, record, self.root / LOCAL_DIR)
+                record["regressed"] = [j.name for j in judged if j.regressed]
+                history.append(self.store, record, self.root / LOCAL_DIR, self.trust.write_ns)
                 self._drop_entry(record)
         self.judgements = out
         return out
@@ -166,7 +199,11 @@ class StoreSession:
         if self.store is None:
             return
         try:
-            hist = history.load(self.store, self.origin["branch"])
+            branch, ns = self.origin["branch"], self.trust.write_ns
+            hist = history.History()
+            for board in history.boards(self.store, branch, ns):  # only this commit's records are read
+                hist.records += history.recent(self.store, branch, board, ns, last=10_000,
+                                               commit=self.origin["commit"][:12]).records
         except StoreUnavailable as exc:
             self.notes.append(f"regression gates skipped: {exc}")
             return
@@ -177,7 +214,7 @@ class StoreSession:
         if not record.get("cache_key") or self.store is None:
             return
         try:
-            self.store.delete(entry_path(record["stage"], record["cache_key"]))
+            self.store.delete(entry_path(record["stage"], record["cache_key"], self.trust.write_ns))
         except StoreUnavailable:
             return
         self.notes.append(f"{record['stage']}: cache entry {record['cache_key'][:12]} dropped: its measurements "
@@ -218,11 +255,12 @@ class StoreSession:
         for record in self.records:
             if record["cached"] or not record["measurements"]:
                 continue
-            try:
-                hist = history.load(self.store, record["branch"], record["board"])
+            try:  # the last `runs` measured runs of this stage on this board: O(runs) reads
+                same = history.recent(self.store, record["branch"], record["board"],
+                                      self.trust.history_ns(record["branch"]), stage=record["stage"], last=runs,
+                                      keep=lambda r: not r.get("cached")).records
             except StoreUnavailable:
                 return out
-            same = [r for r in hist.records if r["stage"] == record["stage"]]
             for name, fields in sorted(record["measurements"].items()):
                 points = [(r, v) for r, v in history.values(same, name)][-runs:]
                 if len(points) < 2:
@@ -244,13 +282,27 @@ class StoreSession:
     def close(self) -> list[str]:
         """Notes for the summary: discarded entries, an unavailable store, spooled records."""
         notes = list(self.notes)
+        if self.cache and self.cache.unavailable:  # first: the one note that says why and what it cost
+            notes.insert(0, f"store unavailable during the run: {self.cache.unavailable}")
         if self.spooled:
             notes.append(f"{self.spooled} history record(s) kept in {self.root / LOCAL_DIR / history.SPOOL} "
                          "until the store is back")
         if self.cache:
             notes = self.cache.discarded + notes
-            if self.cache.unavailable:
-                notes.append(f"store unavailable during the run: {self.cache.unavailable}")
         if self.store:
             self.store.close()
+        return _said_once(notes, self.store.down if self.store else "")
+
+
+def _said_once(notes: list[str], reason: str) -> list[str]:
+    """The notes with `reason` (why the store went down, which every call it failed repeats) given in full once;
+    later notes say 'the store is down' instead."""
+    if not reason:
         return notes
+    out, said = [], False
+    for note in notes:
+        if reason in note:
+            note = note.replace(reason, "the store is down") if said else note
+            said = True
+        out.append(note)
+    return out

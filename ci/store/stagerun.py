@@ -65,6 +65,13 @@ def run_stage_with_store(root: Path, pipeline: Pipeline, name: str, rig: Path | 
             if hit is not None:
                 session.cache.restore(hit, up)
                 log(f"restored the outputs of {up.name} from {session.display} ({hit.origin})")
+            else:  # neither stashed nor stored (evicted, a store that went away): rebuilt here, not missed later
+                log(f"the outputs of {up.name} are neither in the workspace nor in {session.display}: "
+                    f"rebuilding {up.name} first")
+                code = run_stage(root, pipeline, up.name, rig=rig, board=up_board)
+                if code != EXIT_OK:
+                    log(f"{up.name} (rebuilt for {stage.name}) did not pass (exit {code})")
+                    return code
         key, parts = ("", {})
         out = junit_path(root, stage, board)
         if cacheable_on(stage, rig_file):

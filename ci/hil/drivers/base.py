@@ -28,6 +28,7 @@ class Driver:
         self.port = port or device.port
         self.is_open = False
         self.reconnects = 0
+        self.dropouts: list[str] = []  # the messages of errors in which the device dropped out (see `gone`)
         self.traffic = TrafficLog(self.label)  # what the device said (and was told), for the test's log
 
     @property
@@ -36,6 +37,19 @@ class Driver:
 
     def error(self, what: str) -> DeviceError:
         return DeviceError(f"{self.label}: {what}")
+
+    def gone(self, what: str) -> DeviceError:
+        """An error in which the device dropped out (its port gone, silent, rebooted), remembered: a test that
+        fails with this message failed because of the rig, not the code (an `infrastructure` failure)."""
+        exc = self.error(what)
+        self.dropouts.append(str(exc))
+        return exc
+
+    def rebooted(self, why: str) -> str:
+        """A stream that restarted: `why`, remembered as a drop-out in the words a suite reports it
+        ("LABEL: rebooted: WHY")."""
+        self.dropouts.append(f"{self.label}: rebooted: {why}")
+        return why
 
     def open(self, timeout: float | None = None) -> Driver:
         """Open the port, retrying with back-off (0.05 s doubling to 0.5 s) until `timeout`: ports come back
@@ -53,7 +67,7 @@ class Driver:
             retry(attempt, on=(OSError, serial.SerialException, DeviceError), timeout_s=timeout,
                   backoff=Backoff(first_s=0.05, max_s=0.5))
         except (OSError, serial.SerialException, DeviceError) as exc:
-            raise self.error(f"cannot open ({exc}) within {timeout:g} s") from None
+            raise self.gone(f"cannot open ({exc}) within {timeout:g} s") from None
         self.is_open = True
         return self
 
@@ -130,7 +144,7 @@ class SerialStreamDriver(Driver):
             return self.serial.read(max(1, waiting))
         except (OSError, serial.SerialException) as exc:
             self._close()
-            raise self.error(f"disconnected ({exc})") from None
+            raise self.gone(f"disconnected ({exc})") from None
 
     def alive(self) -> None:
         """A parser saw a whole, valid message: the stall clock of `stream` starts again."""
@@ -144,7 +158,7 @@ class SerialStreamDriver(Driver):
             chunk = self.read_chunk()
             if not chunk:
                 if time.monotonic() - self._alive_at > stall_s:
-                    raise self.error(f"stalled: no {what} for {stall_s:g} s")
+                    raise self.gone(f"stalled: no {what} for {stall_s:g} s")
                 continue
             yield chunk, time.perf_counter_ns()
 
@@ -162,5 +176,5 @@ class SerialStreamDriver(Driver):
         more(probe, RESUME_S)
         if probe.restart:
             cap.restart = probe.restart
-            cap.error = (f"{self.label}: rebooted: {probe.restart} (silent, back after "
-                         f"{time.monotonic() - started + tail_s:.1f} s)")
+            cap.error = str(self.gone(f"rebooted: {probe.restart} (silent, back after "
+                                      f"{time.monotonic() - started + tail_s:.1f} s)"))

@@ -50,7 +50,7 @@ class _CameraApi:
     def health(self, timeout: float) -> dict[str, Any]:
         cap = self.capture(timeout, 1)
         if not cap.frames:
-            raise self.error(f"did not answer within {timeout:g} s")
+            raise self.gone(f"did not answer within {timeout:g} s")
         h, w = cap.frames[0].image.shape[:2]
         return {"height": h, "width": w}
 
@@ -117,7 +117,7 @@ class _StreamCamera(_CameraApi, SerialStreamDriver):
             if self.last_seq is not None:
                 if seq <= self.last_seq:
                     cap.restarts += 1
-                    cap.restart = cap.restart or f"frame counter restarted ({self.last_seq} -> {seq})"
+                    cap.restart = cap.restart or self.rebooted(f"frame counter restarted ({self.last_seq} -> {seq})")
                 else:
                     cap.drops += seq - self.last_seq - 1
             self.last_seq = seq

@@ -79,7 +79,8 @@ class GnssDriver(SerialStreamDriver):
             gap_s = (now_ns - cap.arrivals_ns[-1]) / 1e9 if cap.arrivals_ns else 0.0
             if (cap.fix_quality and cap.fix_quality[-1] > 0 and quality == 0 and not cap.restart
                     and gap_s > 2.5 / self.device.settings.rate_hz):
-                cap.restart = f"silent {gap_s:.1f} s, then no fix (quality {cap.fix_quality[-1]} -> 0): a cold start"
+                cap.restart = self.rebooted(f"silent {gap_s:.1f} s, then no fix (quality {cap.fix_quality[-1]} -> 0): "
+                                           "a cold start")
             cap.arrivals_ns.append(now_ns)
             cap.fix_quality.append(int(msg.gps_qual or 0))
             cap.satellites.append(int(msg.num_sats or 0))
@@ -98,5 +99,5 @@ class GnssDriver(SerialStreamDriver):
     def health(self, timeout: float) -> dict[str, Any]:
         cap = self.capture(timeout, max_epochs=1)
         if not cap.arrivals_ns:
-            raise self.error(f"did not answer within {timeout:g} s")
+            raise self.gone(f"did not answer within {timeout:g} s")
         return {"fix_quality": cap.fix_quality[-1]}

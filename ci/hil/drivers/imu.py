@@ -94,7 +94,7 @@ class ImuDriver(SerialStreamDriver):
                               & ~msg.onboard_control_sensors_health)
         elif msg.get_type() == "HIGHRES_IMU":
             if cap.time_usec and msg.time_usec <= cap.time_usec[-1] and not cap.restart:
-                cap.restart = f"time_usec went backwards ({cap.time_usec[-1]} -> {msg.time_usec} us)"
+                cap.restart = self.rebooted(f"time_usec went backwards ({cap.time_usec[-1]} -> {msg.time_usec} us)")
             cap.arrivals_ns.append(now_ns)
             cap.time_usec.append(msg.time_usec)
             cap.accel.append((msg.xacc, msg.yacc, msg.zacc))
@@ -102,5 +102,5 @@ class ImuDriver(SerialStreamDriver):
     def health(self, timeout: float) -> dict[str, Any]:
         cap = self.capture(timeout, max_messages=2)
         if len(cap.arrivals_ns) < 2:
-            raise self.error(f"did not answer within {timeout:g} s")
+            raise self.gone(f"did not answer within {timeout:g} s")
         return {"senders": sorted(cap.senders)}

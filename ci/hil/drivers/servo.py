@@ -99,8 +99,8 @@ class ServoDriver(Driver):
     def _check(self, dxl_id: int, what: str, result: int, error: int) -> None:
         if result != dxl.COMM_SUCCESS:
             hint = LATE_HINT if result == dxl.COMM_RX_TIMEOUT and self.late else COMM_HINTS.get(result, "")
-            raise self.error(f"id {dxl_id}: {what}: {self.packet.getTxRxResult(result)}"
-                             + (f" ({hint})" if hint else ""))
+            fail = self.gone if result == dxl.COMM_RX_TIMEOUT else self.error  # no answer: the servo is silent
+            raise fail(f"id {dxl_id}: {what}: {self.packet.getTxRxResult(result)}" + (f" ({hint})" if hint else ""))
         if error & 0x80:
             self.alerts.add(dxl_id)
         if error & 0x7F:
@@ -123,7 +123,7 @@ class ServoDriver(Driver):
             except (OSError, serial.SerialException, termios.error) as exc:  # a vanished pty: termios.error too
                 self._close()
                 self.is_open = False
-                raise self.error(f"disconnected ({exc})") from None
+                raise self.gone(f"disconnected ({exc})") from None
             if out[-2] != dxl.COMM_RX_TIMEOUT:
                 return out
             self.late = self._drain() > 0 or self.late  # the unanswered request's answer may still come
@@ -195,7 +195,7 @@ class ServoDriver(Driver):
                     break
                 except DeviceError:
                     if time.monotonic() > deadline:
-                        raise self.error(f"did not answer within {timeout:g} s (id {dxl_id})") from None
+                        raise self.gone(f"did not answer within {timeout:g} s (id {dxl_id})") from None
                     time.sleep(0.05)
         return {"models": models}
 
@@ -206,7 +206,7 @@ class ServoDriver(Driver):
             try:
                 self.ping(dxl_id)
                 if dxl_id in self.torque_touched and not self.torque_enabled(dxl_id):
-                    return f"{self.label}: id {dxl_id} rebooted mid-test (torque went off; first symptom: {exc})"
+                    return str(self.gone(f"id {dxl_id} rebooted mid-test (torque went off; first symptom: {exc})"))
                 return str(exc)
             except DeviceError:
                 time.sleep(0.05)

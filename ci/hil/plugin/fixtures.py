@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from hilci.hil import cpushare
 from hilci.hil.plugin.session import FAULTED, HilSession
 from hilci.hil.rig import Device, Rig
 from hilci.results.measurements import replace_properties
@@ -18,6 +19,7 @@ from hilci.util.provenance import commit
 
 KEY = pytest.StashKey[HilSession]()
 CALL_START = pytest.StashKey[int]()  # perf_counter_ns when the test's call phase began
+CALL_CPU = pytest.StashKey[dict]()  # the test process's threads' CPU times then (hilci.hil.cpushare.sample)
 
 
 def hil_session(request: pytest.FixtureRequest) -> HilSession:
@@ -116,12 +118,13 @@ def gate(request):
         item = request.node
         hil = request.config.stash.get(KEY, None)
         faulted = item.stash.get(FAULTED, [])
-        host = hil.timing.weigh(item.nodeid, item.stash.get(CALL_START, 0), measurements,
-                                lenient=not faulted) if hil else []
+        host = hil.timing.weigh(item.nodeid, item.stash.get(CALL_START, 0), measurements, lenient=not faulted,
+                                cpu=cpushare.since(item.stash.get(CALL_CPU, None))) if hil else []
         for m in measurements:  # in place of the UNSET rows the test declared (hooks.declare_measurements)
             replace_properties(item.user_properties, m)
         if host:  # one figure per testcase: the latest window, which covers every gate of the test
-            item.user_properties[:] = [p for p in item.user_properties if not p[0].startswith("host.wakeup.")]
+            item.user_properties[:] = [p for p in item.user_properties
+                                       if not p[0].startswith(("host.wakeup.", "host.cpu."))]
             item.user_properties.extend(host)
         failed = [m.message() for m in measurements if m.failed]
         if failed:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from hilci.errors import UsageError
-from hilci.hil import devicelog
+from hilci.hil import cpushare, devicelog
 from hilci.hil.discovery import kinds
 from hilci.hil.faults import FaultError, parse_targeted
-from hilci.hil.plugin import junitxml
-from hilci.hil.plugin.fixtures import CALL_START, KEY, register_device_fixtures
+from hilci.hil.plugin import failureclass, junitxml, retry
+from hilci.hil.plugin.fixtures import CALL_CPU, CALL_START, KEY, register_device_fixtures
 from hilci.hil.plugin.injection import FaultPlan
 from hilci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, HilSession
 from hilci.hil.rig import ENGINE_SUFFIXES, RigError, load_rig
@@ -51,6 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--engine", default=None, metavar="PATH",
                     help="model engine to test instead of the rig's `engine` (the pipeline passes the engine "
                          "its convert stage built)")
+    group.addoption("--hil-retries", type=int, default=1, metavar="N",
+                    help="run a test whose device dropped out again, up to N times, after bringing the device "
+                         "back (power cycle, else reconnect); code failures are never retried (default 1)")
     group.addoption("--hil-logs", default="reports/hil-logs", metavar="DIR",
                     help="where a failing test's device traffic is written, one file per test "
                          "(default reports/hil-logs)")
@@ -92,7 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     hil = HilSession(rigs, FaultPlan(faults))
     config.stash[KEY] = hil
     config.add_cleanup(hil.close)
-    junitxml.register(config)
+    junitxml.register(config)  # device traffic, late suite properties, infrastructure failures as <error>
     # SIGTERM (Jenkins's abort) or Ctrl-C: actuators safe before anything else, then the usual teardown
     pytest_interrupt.guard(config).on_abort.append(hil.safe.make_all_safe)
     worker_state = os.environ.get(STATE_ENV) if hasattr(config, "workerinput") else None
@@ -135,8 +138,19 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """HIL tests run through `retry`: an infrastructure failure is retried after its device is brought back."""
+    hil = item.config.stash.get(KEY, None)
+    retries = item.config.getoption("hil_retries")
+    if hil is None or retries <= 0:
+        return None
+    return retry.run(item, nextitem, hil, retries)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     item.stash[CALL_START] = time.perf_counter_ns()  # the window the host's latency is judged over
+    item.stash[CALL_CPU] = cpushare.sample()  # and the test process's CPU share
     problems = item.stash.get(UNHEALTHY, None)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
@@ -186,9 +200,11 @@ def declare_measurements(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
-    """A failing test's device traffic: written to --hil-logs/<test>.log, named in the testcase's `hil.log`
-    property, and carried to its JUnit `system-out`."""
+    """A failing test's class (`failureclass`) and device traffic: written to --hil-logs/<test>.log, named in
+    the testcase's `hil.log` property, and carried to its JUnit `system-out`."""
     report = yield
+    if item.config.stash.get(KEY, None) is not None:
+        failureclass.note(item, report)
     drivers = item.stash.get(OPEN_DRIVERS, [])
     if report.failed and report.when == "call" and drivers:
         text = devicelog.render([d.traffic for d in drivers])

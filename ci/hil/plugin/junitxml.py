@@ -1,5 +1,7 @@
 """What the plugin adds to the JUnit file pytest writes: suite properties known only at the end of the session
-(the host's wake-up latency) and a failing testcase's `system-out` (its device traffic).
+(the host's wake-up latency), a failing testcase's `system-out` (its device traffic), and an infrastructure
+failure (`hil.failure_class=infrastructure`) written as `<error type="infrastructure">`, which Jenkins shows as an
+error, not a test failure.
 
 pytest's public `record_*` fixtures cannot add either (a fixture has ended before they are known), so the plugin
 amends the file once pytest's own `pytest_sessionfinish` has written it, finding a testcase by the classname and
@@ -15,6 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+
+from hilci.results.junit import FAILURE_CLASS_PROPERTY, INFRASTRUCTURE
 
 PLUGIN_NAME = "hilci-junit-amendments"
 # characters XML 1.0 cannot carry; written as #xNN, as pytest writes them in its own output
@@ -45,16 +49,19 @@ class JUnitAmendments:
         self.path = path
         self.suite: list[tuple[str, str]] = []
         self.outputs: dict[str, str] = {}  # test id -> text for its testcase's system-out
+        self.infrastructure: set[str] = set()  # test ids whose failure was the rig's
 
     def pytest_runtest_logreport(self, report) -> None:
         text = getattr(report, "hil_traffic", None)
         if text:
             self.outputs[report.nodeid] = text
+        if report.failed and dict(report.user_properties).get(FAILURE_CLASS_PROPERTY) == INFRASTRUCTURE:
+            self.infrastructure.add(report.nodeid)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self, session):
         result = yield  # pytest's JUnit plugin writes the file in here
-        if (self.suite or self.outputs) and self.path.is_file():
+        if (self.suite or self.outputs or self.infrastructure) and self.path.is_file():
             self.amend()
         return result
 
@@ -69,7 +76,9 @@ class JUnitAmendments:
                 suite.insert(0, props)
             for name, value in self.suite:
                 ET.SubElement(props, "property", name=name, value=xml_text(str(value)))
-        wanted = {junit_case_key(nodeid, self.config.option.junitprefix): text for nodeid, text in self.outputs.items()}
+        prefix = self.config.option.junitprefix
+        self.mark_infrastructure(root, {junit_case_key(nodeid, prefix) for nodeid in self.infrastructure})
+        wanted = {junit_case_key(nodeid, prefix): text for nodeid, text in self.outputs.items()}
         for case in root.iter("testcase"):
             text = wanted.get((case.get("classname", ""), case.get("name", "")))
             if text is None:
@@ -79,6 +88,28 @@ class JUnitAmendments:
                 out = ET.SubElement(case, "system-out")
             out.text = (out.text or "") + xml_text(text)
         tree.write(self.path, encoding="utf-8", xml_declaration=True)
+
+
+    @staticmethod
+    def mark_infrastructure(root: ET.Element, keys: set[tuple[str, str]]) -> None:
+        """`<failure>` -> `<error type="infrastructure">` for the rig's failures, with the suites' counts moved."""
+        for suite in [root] if root.tag == "testsuite" else list(root.iter("testsuite")):
+            moved = 0
+            for case in suite.iter("testcase"):
+                if (case.get("classname", ""), case.get("name", "")) not in keys:
+                    continue
+                node = case.find("failure")
+                if node is None:
+                    node = case.find("error")
+                elif node is not None:
+                    node.tag = "error"
+                    moved += 1
+                if node is not None:
+                    node.set("type", INFRASTRUCTURE)
+            for holder in {suite, root}:
+                if moved and holder.get("failures") is not None:
+                    holder.set("failures", str(int(holder.get("failures")) - moved))
+                    holder.set("errors", str(int(holder.get("errors", "0")) + moved))
 
 
 def register(config: pytest.Config) -> None:

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from hilci.hil import health
+from hilci.hil import guard, health
 from hilci.hil.hostclock import HostClock
 from hilci.hil.locks import DeviceBusy, DeviceLock, RigLock
 from hilci.hil.plugin.injection import FaultPlan
+from hilci.hil.plugin.recovery import PowerMixin
 from hilci.hil.rig import Device, Rig
 from hilci.hil.safestate import SafeState
 from hilci.hil.timing import TimingVerdicts
@@ -31,6 +32,10 @@ OPEN_DRIVERS = pytest.StashKey[list]()  # the drivers a test opened: their traff
 # The devices that carried an injected fault during a test (a --hil-fault, a hil_fault mark or the rig's own
 # `faults:`): the device's fault, by construction, so the host is never given the benefit of the doubt there.
 FAULTED = pytest.StashKey[list]()
+# What the rig did to a test (a device unhealthy at session start, a lock that timed out, a device that did not
+# open or answer after the test's faults were cleared): a failure that says so is the rig's (`infrastructure`).
+DROPPED = pytest.StashKey[list]()
+USED = pytest.StashKey[list]()  # every device a test asked for: what a retry brings back first
 EMULATED_TIMEOUT_RETRIES = 2  # an emulated servo a busy host did not schedule in time is asked again
 
 
@@ -78,7 +83,7 @@ class Emulation:
                 pass
 
 
-class HilSession:
+class HilSession(PowerMixin):
     """The rigs of this pytest session, their ports, health verdicts, locks, faults and safe state."""
 
     def __init__(self, rigs: list[Rig], faults: FaultPlan):
@@ -128,6 +133,7 @@ class HilSession:
         except RuntimeError as exc:  # timing verdicts stay strict without the host's figure; say so once
             self.timing.clock = None
             print(f"hil: {exc}; timing verdicts are judged without the host's latency")
+        self.verify_power()
         self.health = health.check(self.devices(), self.port, self.lock,
                                    lambda d: self.rig(d.rig).settings.health_timeout_s)
         self.state_file = self.emulation.folder / "state.json"
@@ -178,28 +184,34 @@ class HilSession:
         """Lock, open and yield the device's driver; on every exit, actuators go safe, then close and unlock."""
         from hilci.hil.drivers import DeviceError, driver_for
 
+        if item is not None:
+            item.stash.setdefault(USED, []).append(device)
         problem = self.health.get(device.label, "")
         if problem:
             if item is None:
                 pytest.fail(problem, pytrace=False)
             # fail in the call phase (a failure, not a setup error); the test body never runs
             item.stash.setdefault(UNHEALTHY, []).append(problem)
+            item.stash.setdefault(DROPPED, []).append(problem)
             yield None
             return
         lock = self.lock(device)
         try:
             lock.acquire()
         except DeviceBusy as exc:
+            dropped(item, str(exc))
             pytest.fail(str(exc), pytrace=False)
         driver = driver_for(device, self.port(device))
-        injected = False
+        injected, held = False, None
         try:
             try:
                 driver.open()
             except DeviceError as exc:
+                dropped(item, str(exc))
                 pytest.fail(str(exc), pytrace=False)
             if device.is_actuator:
                 self.safe.register(driver)
+                held = guard.mark(lock, self.rig(device.rig).path, device.name, self.port(device))
             if self.rig(device.rig).emulate and hasattr(driver, "timeout_retries"):
                 driver.timeout_retries = EMULATED_TIMEOUT_RETRIES
             if item is not None:
@@ -214,18 +226,27 @@ class HilSession:
             try:
                 if device.is_actuator:
                     self.safe.make_safe(driver)
+                    if held is not None:  # safe: the clean release the rig guard looks for
+                        guard.unmark(held)
             finally:
                 driver.close()
                 try:
                     if injected:
-                        self.resync(device)
+                        self.resync(device, item)
                 finally:
                     lock.release()
 
-    def resync(self, device: Device) -> None:
+    def resync(self, device: Device, item: pytest.Item | None = None) -> None:
         """After a test's faults: the restored device must answer again before the next test opens it; if it
         does not, the faulted test's teardown says so (the blame stays with the test that had the fault)."""
         timeout = self.rig(device.rig).settings.health_timeout_s
         problem = health.probe(device, self.port(device), self.lock(device), timeout)
         if problem:
+            dropped(item, problem)
             pytest.fail(f"after this test's faults were cleared: {problem}", pytrace=False)
+
+
+def dropped(item: pytest.Item | None, message: str) -> None:
+    """Remember that the rig failed this test with `message` (see DROPPED)."""
+    if item is not None:
+        item.stash.setdefault(DROPPED, []).append(message)
