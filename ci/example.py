@@ -1,5 +1,8 @@
 """The one pipeline definition: stages of DESIGN.md's table, in order. Both engines read this.
 
+Each stage's `needs` says what it reads from another stage, and nothing more, so both engines run a stage as
+soon as that is ready: `train` and `build` side by side, `hil` on the engine `convert` made (not on `build`).
+
 The `quantize`, `convert` and `hil` stages join through their own modules (`hilci.conversion.stages`,
 `hilci.builtin.hil`); each stage's `entry` is what `hilci stage NAME` calls.
 """
@@ -35,7 +38,7 @@ PIPELINE = Pipeline(
             needs_tools=("torch", "sklearn"),
             inputs=MODEL_CODE,
             outputs=("artifacts/train",),
-            needs=("build",),
+            needs=(),  # reads only the data and its own code: it trains while `build` runs its tests
             tools=("torch", "scikit-learn", "numpy"),
             archive=("artifacts/train/**",),
             timeout_s=3600,
@@ -91,7 +94,7 @@ PIPELINE = Pipeline(
             does="merge JUnit, HTML report",
             entry="hilci.builtin.stages:report",
             settings="hilci.builtin.settings:ReportSettings",
-            needs=(),
+            needs=(),  # gathers: it waits for every other stage, whatever `needs` says
             gathers=True,
             cacheable=False,
             archive=("reports/**",),

@@ -11,7 +11,8 @@ from hilci.results.measurements import measure
 
 
 def behave(ctx) -> None:
-    """Do what the stage's config says: write files, sleep, fail a gate, crash, or die without JUnit."""
+    """Do what the stage's config says: write files, wait for a file, sleep, fail a gate, crash, or die without
+    JUnit."""
     cfg = ctx.config
     with open(ctx.root / "runs.log", "a") as fh:  # outside every output: counts real executions
         fh.write(f"{ctx.stage.name} {os.getpid()} store-keys={'AWS_SECRET_ACCESS_KEY' in os.environ}\n")
@@ -22,6 +23,12 @@ def behave(ctx) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         poison = os.environ.get("FIXTURE_POISON")  # the benchmark's forged build: bytes its key does not see
         out.write_text(body + (f"{poison}\n" if poison else text))
+    if cfg.get("wait_for"):  # another stage's file: proves the two run at once (a line would never see it)
+        deadline = time.monotonic() + float(cfg.get("wait_s", 60))
+        while not (ctx.root / cfg["wait_for"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not (ctx.root / cfg["wait_for"]).exists():
+            cfg = {**cfg, "value": 0.0}  # the gate below fails: it never came
     if cfg.get("sleep"):
         print("sleeping", flush=True)
         (ctx.root / f"{ctx.stage.name}.pid").write_text(str(os.getpid()))
@@ -58,7 +65,15 @@ PIPELINE = Pipeline(stages=(
 STORE_USER = Pipeline(stages=(stage("gen", inputs=("src/input.txt",), outputs=("out/gen",)),
                               stage("final", needs=("gen",), cacheable=False, uses_store=True)))
 
-TIMEOUT = Pipeline(stages=(stage("slow", cacheable=False, timeout_s=1.0), stage("after", cacheable=False)))
+TIMEOUT = Pipeline(stages=(stage("slow", cacheable=False, timeout_s=1.0),
+                           stage("after", cacheable=False, needs=("slow",))))
+
+GRAPH = Pipeline(stages=(
+    stage("slow", cacheable=False),
+    stage("quick", cacheable=False),
+    stage("after", cacheable=False, needs=("quick",)),
+    stage("gather", cacheable=False, gathers=True),
+))  # slow and quick are independent, after needs quick, gather waits for all
 
 NOOP = Pipeline(stages=tuple(
     Stage(name=f"noop{i:02d}", pod="cpu", does="nothing", entry="tests.fixture_pipelines:noop", cacheable=False)
@@ -85,3 +100,20 @@ RIGGED = Pipeline(
 )
 
 CYCLIC = Pipeline(stages=(stage("a", needs=("b",)), stage("b", needs=("a",))))
+
+SHAPED = Pipeline(stages=(
+    stage("build", inputs=("src/*.txt", "hil/*.txt"), outputs=("out/build",)),
+    stage("train", inputs=("src/*.txt",), outputs=("out/train",)),
+    stage("quantize", inputs=("out/train/*",), outputs=("out/quantize",), needs=("train",)),
+    stage("convert", inputs=("out/quantize/*",), outputs=("out/convert",), needs=("quantize",)),
+    stage("hil", inputs=("hil/*.txt", "out/convert/*"), outputs=("out/hil",), needs=("convert",)),
+    stage("report", cacheable=False, gathers=True),
+))  # the reference pipeline's graph in miniature (benchmarks/pipeline.py --quick): hil/ is a HIL suite
+
+
+def shaped_config(unit_s: float) -> str:
+    """SHAPED's hilci.yaml: each stage sleeps a share of the real pipeline's time (build the longest)."""
+    shares = {"build": 4, "train": 2, "quantize": 2, "convert": 1, "hil": 1, "report": 0.2}
+    return "".join(f"{name}: {{sleep: {share * unit_s:g}, write: {{out/{name}/done.txt: done}}}}\n"
+                   if name != "report" else f"report: {{sleep: {share * unit_s:g}}}\n"
+                   for name, share in shares.items())

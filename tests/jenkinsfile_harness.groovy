@@ -63,7 +63,7 @@ class Spec {
     List<Spec> children = []
 }
 
-def declarative = { Map fault ->
+def declarative = { String file, Map fault ->
     Map env = [:]
     Map state = [build: 'SUCCESS', stage: 'SUCCESS', current: '', firstError: null]
     List stack = []
@@ -77,7 +77,7 @@ def declarative = { Map fault ->
     b.setVariable('scm', 'scm')
     b.setVariable('POD_LABEL', 'pod-label')
     def record = { String part -> { Object body -> stack.last().parts[part] = body } }
-    for (part in ['agent', 'when', 'steps', 'post', 'options', 'parameters', 'stages', 'matrix', 'axes',
+    for (part in ['agent', 'when', 'steps', 'post', 'options', 'parameters', 'stages', 'matrix', 'axes', 'parallel', 'environment',
                   'always', 'unsuccessful', 'beforeAgent', 'beforeOptions', 'expression', 'name', 'values']) {
         b.setVariable(part, record(part))
     }
@@ -129,7 +129,21 @@ def declarative = { Map fault ->
                 state.firstError = after ?: state.firstError
                 continue
             }
+            if (stage.parts.parallel) {  // branches run side by side: a failure in one skips none of the others
+                Object before = state.firstError, after = null
+                for (Spec branch in collect(stage.parts.parallel, 'parallel').children) {
+                    after = after ?: state.firstError
+                    state.firstError = before
+                    runStages([branch], board)
+                }
+                state.firstError = after ?: state.firstError
+                continue
+            }
             if (!whenSays(stage)) { skipped << "${label}: when".toString(); continue }
+            if (stage.parts.stages) {  // a sequence inside a parallel branch
+                runStages(collect(stage.parts.stages, 'stages').children, board)
+                continue
+            }
             if (stage.parts.agent instanceof Closure && fault.podFails == stage.name) {
                 fail(label, new IllegalStateException('pod failed after its attempts'))
                 continue
@@ -195,7 +209,7 @@ def declarative = { Map fault ->
             try { collect(top.parts.post, 'post').parts.always?.call() } catch (Exception e) { fail('pipeline post', e) }
         }
     })
-    new GroovyShell(b).parse(new File(runFile)).run()
+    new GroovyShell(b).parse(new File(file)).run()
     return [fault: fault, result: state.build, ran: ran, skipped: skipped, threw: threw, published: published]
 }
 
@@ -203,5 +217,12 @@ def faults = [[:], [rc: [train: 1]], [rc: [train: 2]], [pipFails: 'build'], [pip
               [podFails: 'train'], [podFails: 'jetson'], [noXml: 'quantize', rc: [quantize: 2]], [agentLost: 'quantize'],
               [podFails: 'report']]
 for (fault in faults) {
-    println 'DECL ' + JsonOutput.toJson(declarative(fault))
+    println 'DECL ' + JsonOutput.toJson(declarative(runFile, fault))
+}
+// 4. the same runs on a second file ($HILCI_GRAPH_FILE, a rendering with parallel branches), as `GRAPH {json}`.
+String graphFile = System.getenv('HILCI_GRAPH_FILE')
+if (graphFile) {
+    for (fault in faults + [[rc: [build: 2]], [podFails: 'build']]) {
+        println 'GRAPH ' + JsonOutput.toJson(declarative(graphFile, fault))
+    }
 }

@@ -208,3 +208,43 @@ def test_abort_on_an_emulated_rig_leaves_no_folder_and_no_process(held, tmp_path
     assert helpers == [], "emulator or host clock processes outlived the abort"
     cases = {c.name.partition("[")[0]: c for c in junit.read_cases(proj / "reports" / "junit" / "hil.xml")}
     assert cases["test_first"].status == "passed" and cases["test_hold"].message.startswith("aborted by SIGTERM")
+
+
+HANGING_UNIT_TESTS = '''
+import os, time
+
+def test_quick():
+    assert 1 + 1 == 2
+
+def test_hangs():
+    with open(os.environ["HOLD_MARKER"] + ".build", "w") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(60)
+'''
+
+
+def test_abort_of_hilci_run_reaches_every_running_stage(held, tmp_path):
+    """`build` (its unit tests hanging) and `hil` (a servo held torqued) run side by side, as the graph lets
+    them; SIGTERM to `hilci run` reaches both: the servo ends torque-off, both JUnit files keep what finished
+    and name the interrupted test, neither pytest outlives the abort, and the exit code is 128+15."""
+    proj, handle = held
+    (proj / "tests").mkdir()
+    (proj / "tests" / "test_unit.py").write_text(HANGING_UNIT_TESTS)
+    proc = subprocess.Popen([sys.executable, "-m", "hilci", "run", "--only", "build,hil", "--jobs", "2",
+                             "--no-cache", "--rig", str(proj / "rig.yaml")],
+                            cwd=proj, env=hold_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    motor = lambda: handle.command({"cmd": "state"})["motors"]["1"]  # noqa: E731
+    build_marker = tmp_path / "holding.build"
+    if not wait_for(lambda: build_marker.exists() or proc.poll() is not None, 120, interval=0.05) \
+            or proc.poll() is not None:
+        proc.kill()
+        pytest.fail("the unit tests never started: " + proc.communicate(timeout=30)[0])
+    out = _abort_when_holding(proc, tmp_path / "holding", signal.SIGTERM, motor)  # both hold now
+    assert proc.returncode == 128 + signal.SIGTERM.value, out
+    _assert_aborted_cleanly(proj / "reports" / "junit" / "hil.xml", tmp_path, signal.SIGTERM, motor, out)
+    cases = {c.name: c for c in junit.read_cases(proj / "reports" / "junit" / "build.xml")}
+    assert cases["test_quick"].status == "passed", out
+    assert cases["test_hangs"].message.startswith("aborted by SIGTERM"), out
+    assert not alive(int(build_marker.read_text())), "the unit tests outlived the abort"
+    assert "[build] started" in out and "[hil] started" in out

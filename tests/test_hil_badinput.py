@@ -139,7 +139,13 @@ def test_a_bad_rig_is_one_line_in_pytest_in_the_stage_and_in_emulate(tmp_path):
     pytest_run = run(["-m", "pytest", "hil_tests", "--rig", str(path), "-q", "-p", "no:cacheprovider"])
     assert pytest_run.returncode == 4, pytest_run.stdout + pytest_run.stderr
     one_line_error(pytest_run, *where)
-    stage = run(["-m", "hilci", "stage", "hil", "--rig", str(path)])
+    # the stage in a project of its own: in the repository it would write (and first delete) the reports of a
+    # `hil` stage that `hilci run` may be running beside the build stage that runs this test
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "hil_tests").symlink_to(ROOT / "hil_tests")
+    (proj / "hilci.yaml").write_text("pipeline: hilci.example:PIPELINE\n")
+    stage = run(["-m", "hilci", "stage", "hil", "--rig", str(path)], cwd=proj)
     assert stage.returncode == 2, stage.stdout + stage.stderr
     one_line_error(stage, *where)
     emulate = run(["-m", "hilci", "emulate", str(path), "--for", "1"])

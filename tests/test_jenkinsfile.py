@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -99,12 +100,14 @@ def test_stage_order_and_lock_come_from_the_definition(matrix_text):
     assert names == ["plan", "build", "train", "quantize", "jetson: convert, hil", "convert", "hil", "report"]
 
 
-def _groovy_run(*files: Path, run_file: Path) -> str:
+def _groovy_run(*files: Path, run_file: Path, graph_file: Path | None = None) -> str:
     groovy = shutil.which("groovy")
     if groovy is None:
         pytest.fail("Debian's groovy (2.4.21) is not installed: `apt-get install groovy` "
                     "(the Makefile's `deps` target and .ci/run install it); the Jenkinsfile cannot be parsed")
     env = dict(os.environ, JAVA_HOME=os.environ.get("JAVA_HOME", JAVA_HOME))
+    if graph_file is not None:
+        env["HILCI_GRAPH_FILE"] = str(graph_file)
     proc = subprocess.run([groovy, str(HARNESS), str(run_file), *map(str, files)], capture_output=True,
                           text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -119,7 +122,8 @@ def harness(tmp_path_factory, matrix_text) -> tuple[str, Path, Path]:
     matrix_file.write_text(matrix_text)
     broken = tmp_path / "Jenkinsfile.broken"
     broken.write_text(matrix_text.replace("        stage('train') {\n", "        stage('train') {{\n", 1))
-    return _groovy_run(ROOT / "Jenkinsfile", matrix_file, broken, run_file=matrix_file), matrix_file, broken
+    return (_groovy_run(ROOT / "Jenkinsfile", matrix_file, broken, run_file=matrix_file,
+                        graph_file=ROOT / "Jenkinsfile"), matrix_file, broken)
 
 
 def test_groovy_parses_renderings_and_runs_the_exit_code_mapping(harness):
@@ -268,3 +272,121 @@ def test_cli_check_passes_on_the_committed_file_and_fails_on_drift(tmp_path, mon
     bad.write_text((ROOT / "Jenkinsfile").read_text().replace("    stages {\n", "    stagez {\n", 1))
     assert cli.main(["jenkinsfile", "--check", "--file", str(bad)]) == 1
     assert "the pipeline has no 'stages' block" in capsys.readouterr().err
+
+
+# --- the graph: parallel branches following the definition's needs -----------------------------------------------
+
+def _waits_for(tree) -> dict[str, set[str]]:
+    """Each leaf stage of a parsed Jenkinsfile: the leaf stages that must have ended before it starts, read from
+    the structure (a sequence waits for what came before; parallel branches and matrix cells for none of each
+    other)."""
+    waits: dict[str, set[str]] = {}
+
+    def sequence(items, before: set[str]) -> set[str]:
+        for item in items:
+            if item.name == "stage" and item.block is not None:
+                before = one(item, before)
+        return before
+
+    def one(stage, before: set[str]) -> set[str]:
+        name = stage.strings()[0]
+        if stage.children("steps"):
+            waits[name] = set(before)
+            return before | {name}
+        after = set(before)
+        for inner in stage.children("stages"):
+            after = sequence(inner.block, after)
+        for par in stage.children("parallel"):
+            after = set().union(*(sequence([branch], before) for branch in par.block)) | before
+        for mat in stage.children("matrix"):
+            for inner in mat.children("stages"):
+                after = sequence(inner.block, after)
+        return after
+
+    top = next(i for i in tree.block if i.name == "pipeline")
+    sequence(top.children("stages")[0].block, set())
+    return waits
+
+
+def _has_passed(item) -> set[str]:
+    """The stages a stage's `when` asks `hasPassed` of, with its matrix's `when` (which applies to every cell)."""
+    out: set[str] = set()
+    while item is not None:
+        for when in item.children("when"):
+            for expr in when.walk():
+                out |= set(re.findall(r"hasPassed \( '([\w-]+)'", expr.text()))
+        item = item.parent
+    return out
+
+
+def test_the_committed_jenkinsfile_follows_the_definitions_needs():
+    """Parsed back: every stage's `when` asks its needs (a matrix cell also its matrix's), starts only after all
+    it needs (directly or not),
+    and stages the definition leaves independent run side by side as parallel branches (build beside the model
+    chain); the matrix waits for the branches before it, the one thing Declarative forces."""
+    tree = parse((ROOT / "Jenkinsfile").read_text())
+    waits = _waits_for(tree)
+    leaves = {i.strings()[0]: i for i in tree.walk() if i.name == "stage" and i.children("steps")}
+    assert set(waits) == set(PIPELINE.names) | {"plan"}
+    for stage in PIPELINE.stages:
+        closure = {s.name for s in PIPELINE.needs_closure(stage)}
+        assert closure <= waits[stage.name], (stage.name, waits[stage.name])
+        assert "plan" in waits[stage.name]
+        if stage.gathers:
+            assert waits[stage.name] == set(PIPELINE.names) - {stage.name} | {"plan"}
+            continue
+        asked = _has_passed(leaves[stage.name])
+        assert set(stage.needs) <= asked <= closure, (stage.name, asked)
+    assert "build" not in waits["train"] and "train" not in waits["build"]  # independent: side by side
+    assert "build" not in waits["quantize"] and "quantize" not in waits["build"]
+    pars = [i for i in tree.walk() if i.name == "parallel"]
+    assert len(pars) == 1 and [b.strings()[0] for b in pars[0].block] == ["build", "train, quantize"]
+
+
+def test_a_line_of_needs_renders_no_parallel_and_a_join_keeps_one_chain(matrix_text):
+    assert "parallel {" not in matrix_text  # matrix_pipeline: train needs build, a line
+    joined = Pipeline(stages=(
+        Stage(name="a", pod="cpu", does="a", entry="hilci.builtin.stages:build"),
+        Stage(name="b", pod="cpu", does="b", entry="hilci.builtin.stages:build"),
+        Stage(name="c", pod="cpu", does="c", entry="hilci.builtin.stages:build", needs=("a", "b")),
+        Stage(name="d", pod="cpu", does="d", entry="hilci.builtin.stages:build"),
+    ))
+    text = render(joined)
+    check(text, joined, ROOT)
+    waits = _waits_for(parse(text))
+    assert waits["c"] >= {"a", "b"} and "d" not in waits["a"] and "a" not in waits["d"]
+
+
+def test_checker_refuses_a_matrix_inside_a_parallel_branch():
+    text = (ROOT / "Jenkinsfile").read_text()
+    matrix = text[text.index("        stage('jetson: convert, hil') {"):text.index("        stage('report') {")]
+    moved = text.replace(matrix, "").replace("                stage('train, quantize') {",
+                                             _indent(matrix, 8) + "                stage('train, quantize') {", 1)
+    with pytest.raises(JenkinsfileError, match="'matrix' inside a parallel branch"):
+        check(moved, PIPELINE, ROOT)
+
+
+def _indent(block: str, n: int) -> str:
+    return "".join((" " * n + line) if line.strip() else line for line in block.splitlines(keepends=True))
+
+
+def _graph_runs(out: str) -> dict[str, dict]:
+    runs = [json.loads(line[6:]) for line in out.splitlines() if line.startswith("GRAPH ")]
+    return {json.dumps(r["fault"], sort_keys=True): r for r in runs}
+
+
+def test_in_the_graph_a_failed_stage_stops_only_what_needs_it(harness):
+    """The committed Jenkinsfile run as Declarative runs it: build failing (exit 2) or its pod lost stops none
+    of the model chain beside it; the report runs once whatever happened."""
+    runs = _graph_runs(harness[0])
+    assert len(runs) == 13, harness[0][-3000:]
+    for key, r in runs.items():
+        assert len([s for s in r["ran"] if s.startswith("report@")]) == 1, (key, r)
+    everything = runs[json.dumps({})]
+    assert everything["result"] == "SUCCESS"
+    assert {"build@build", "train@train", "quantize@quantize", "hil-orin-nx@hil", "hil-agx-orin@hil"} \
+        <= set(everything["ran"])
+    failed = runs[json.dumps({"rc": {"build": 2}})]
+    assert failed["result"] == "FAILURE" and "hil-agx-orin@hil" in failed["ran"], failed  # hil did not need build
+    lost = runs[json.dumps({"podFails": "build"})]
+    assert {"train@train", "quantize@quantize"} <= set(lost["ran"]) and "report@post" in lost["ran"], lost

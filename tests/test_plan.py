@@ -159,7 +159,7 @@ def test_the_rendered_plan_step_marks_what_the_plan_printed_as_cached_and_passed
                       ["convert", "orin-nx", "cached=true", "passed=true"],
                       ["convert", "agx-orin", "cached=false", "passed=false"]]
     text = (REPO / "Jenkinsfile").read_text()
-    train = text.split("stage('train') {")[1].split("steps {")[0]
-    assert "expression { !isCached('train') && hasPassed('build') }" in train
+    quantize = text.split("stage('quantize') {")[1].split("steps {")[0]
+    assert "expression { !isCached('quantize') && hasPassed('train') }" in quantize
     matrix = text.split("stage('jetson: convert, hil') {")[1].split("axes")[1].split("agent")[0]
     assert "!(isCached('convert', env.BOARD) && isCached('hil', env.BOARD))" in matrix

@@ -48,6 +48,43 @@ def test_the_live_line_shows_progress_inside_the_stage():
     assert out.getvalue().endswith("train      running   5.0 s  epoch 3/10 · FP32 training")
 
 
+def test_the_live_block_has_one_line_per_running_stage_and_keeps_the_ended_ones_above():
+    from hilci.pipeline.model import StageOutcome
+
+    out = io.StringIO()
+    build = Stage(name="build", pod="cpu", does="unit tests", entry="m:f")
+    hil = Stage(name="hil", pod="jetson", does="pytest hil_tests", entry="m:f")
+    live = LiveProgress(out)
+    live.started(build)
+    live.started(hil)
+    live.tick(build, 3.0, StageProgress(12, 40, "tests"))
+    screen = out.getvalue().rsplit("\033[J", 1)[1]  # what the last redraw put on the screen
+    assert [line[1:] for line in screen.splitlines()] == [" build      running   3.0 s  12/40 tests · unit tests",
+                                                          " hil        running   0.0 s  pytest hil_tests"]  # after the spinner
+    assert out.getvalue().endswith("pytest hil_tests")
+    live.finished(StageOutcome("build", "passed", 0.0, 4.0))
+    after = out.getvalue().rsplit("\r\033[1A\033[J", 1)  # back up over both lines of the block, then redrawn
+    assert len(after) == 2, out.getvalue()
+    lines = after[1].splitlines()
+    assert "build" in lines[0] and "ok" in lines[0] and lines[1].startswith("  hil        running")
+    live.finished(StageOutcome("hil", "failed", 0.0, 5.0, reason="imu rate low"))
+    assert out.getvalue().endswith("imu rate low\n")  # nothing left running: no live line under it
+
+
+def test_plain_lines_name_each_of_several_running_stages():
+    from hilci.local.progress import Progress
+
+    out = io.StringIO()
+    plain = Progress(out)
+    a, b = (Stage(name=n, pod="cpu", does=n, entry="m:f") for n in ("a", "b"))
+    plain.started(a)
+    plain.started(b)
+    plain.tick(a, 1.0, StageProgress(1, 4, "steps"))
+    plain.tick(b, 1.0, StageProgress(2, 4, "steps"))  # another stage's progress is not held back by a's
+    assert out.getvalue().splitlines() == ["[a] started: a", "[b] started: b", "[a] 1/4 steps (1 s)",
+                                           "[b] 2/4 steps (1 s)"]
+
+
 def test_training_reports_each_epoch(tmp_path: Path, monkeypatch):
     from hilci.conversion.train import TrainSettings, train_fp32
 

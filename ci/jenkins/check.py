@@ -264,21 +264,30 @@ def check(text: str, pipeline: Pipeline, root: Path, filename: str = "Jenkinsfil
     _check_pipeline_stages(c, leaves, methods, top)
 
 
-def _collect_stages(c: _Checker, stages: Item, leaves: dict[str, Item], matrix: Item | None) -> None:
-    """Every leaf stage (one with `steps`) by name, through nested stages, parallel and matrix blocks."""
+def _collect_stages(c: _Checker, stages: Item, leaves: dict[str, Item], matrix: Item | None,
+                    branch: bool = False) -> None:
+    """Every leaf stage (one with `steps`) by name, through nested stages, parallel and matrix blocks. Inside a
+    parallel branch or a matrix (`branch`), Declarative refuses another `parallel` or `matrix`: named here, as
+    Groovy cannot know it and Jenkins would say so only when the build starts."""
     for stage in stages.block or []:
         if stage.name != "stage" or stage.block is None:
             continue  # not ours to judge: Jenkins's linter names misplaced directives
         names = stage.strings()
         name = names[0] if names else ""
+        nested = [*stage.children("parallel"), *stage.children("matrix")]
+        if branch and nested:
+            c.fail(nested[0], f"stage '{name}': '{nested[0].name}' inside a parallel branch or a matrix: "
+                              "Declarative allows it only in a stage that is not itself in one")
         for agent in stage.children("agent"):
             _check_agent(c, agent, f"stage '{name}'", matrix)
         if stage.children("steps"):
             if name in leaves:
                 c.fail(stage, f"stage '{name}' appears twice")
             leaves[name] = stage
-        for inner in (*stage.children("stages"), *stage.children("parallel")):
-            _collect_stages(c, inner, leaves, matrix)
+        for inner in stage.children("stages"):
+            _collect_stages(c, inner, leaves, matrix, branch)
+        for inner in stage.children("parallel"):
+            _collect_stages(c, inner, leaves, matrix, True)
         for mat in stage.children("matrix"):
             _collect_matrix(c, mat, leaves)
 
@@ -294,7 +303,7 @@ def _collect_matrix(c: _Checker, matrix: Item, leaves: dict[str, Item]) -> None:
     for agent in matrix.children("agent"):
         _check_agent(c, agent, "matrix", matrix)
     for stages in matrix.children("stages"):
-        _collect_stages(c, stages, leaves, matrix)
+        _collect_stages(c, stages, leaves, matrix, True)
 
 
 def _check_agent(c: _Checker, agent: Item, where: str, matrix: Item | None) -> None:

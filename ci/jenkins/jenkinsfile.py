@@ -6,6 +6,9 @@ Every Jenkins stage runs `hilci stage NAME` (matrix stages: `--board B --rig RIG
 
 Layout of the rendering, decided by stage fields only:
 - non-matrix stages get `agent { kubernetes { yamlFile 'podtemplates/<pod>.yaml' ... } }`;
+- plain stages that no need joins run as `parallel` branches (each in its own pod; a chain of them in
+  sequence inside its branch), following the definition's `needs`; a matrix group stays a top-level step
+  (Declarative allows no matrix inside a parallel branch), so it starts when the branches before it ended;
 - consecutive matrix stages share one `matrix` over the boards (one Jetson pod per board for all of them, so
   an engine built by `convert` is the one `hil` tests) with a stage-level `lock` of that board's rig;
 - a failed stage archives its diagnostics (`podRetention onFailure()` would keep a pod only when the pod itself
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from hilci.pipeline.model import Pipeline, Stage
@@ -74,11 +78,13 @@ def render(pipeline: Pipeline, spec: str = "", definition: str = "") -> str:
         out.line("stages {")
         with out.indent():
             _plan_stage(out, pipeline)
-            for group in _groups(pipeline):
-                if group[0].matrix:
-                    _matrix(out, pipeline, group)
+            for step in layout(pipeline):
+                if isinstance(step, Parallel):
+                    _parallel(out, pipeline, step)
+                elif step[0].matrix:
+                    _matrix(out, pipeline, step)
                 else:
-                    _stage(out, pipeline, group[0])
+                    _stage(out, pipeline, step[0])
         out.line("}")
         _pipeline_post(out, pipeline)
     out.line("}")
@@ -294,6 +300,55 @@ def _groups(pipeline: Pipeline) -> list[list[Stage]]:
     return groups
 
 
+@dataclass(frozen=True)
+class Parallel:
+    """Independent chains of stages run side by side: one `parallel` branch each, every stage in its own pod."""
+
+    branches: tuple[tuple[Stage, ...], ...]
+
+    @property
+    def name(self) -> str:
+        return " | ".join(", ".join(s.name for s in branch) for branch in self.branches)
+
+
+def layout(pipeline: Pipeline) -> list[list[Stage] | Parallel]:
+    """The top-level steps after the plan, following the stages' `needs`: a run of plain stages that falls apart
+    into independent chains becomes one `parallel` stage (a branch per chain, its stages in sequence); a Jetson
+    matrix group and a gathering stage stay top-level steps of their own, because Declarative allows no `matrix`
+    (and no `parallel`) inside a parallel branch, so the matrix waits for the chains before it."""
+    steps: list[list[Stage] | Parallel] = []
+    run: list[Stage] = []
+    for group in _groups(pipeline):
+        if group[0].matrix or group[0].gathers:
+            steps += _chains(run)
+            run = []
+            steps.append(group)
+        else:
+            run.append(group[0])
+    return steps + _chains(run)
+
+
+def _chains(run: list[Stage]) -> list[list[Stage] | Parallel]:
+    """Plain stages in pipeline order, split into the chains no need joins (stages in one chain stay in order)."""
+    root = {s.name: s.name for s in run}  # union-find: each chain named by one of its stages
+
+    def top(name: str) -> str:
+        while root[name] != name:
+            name = root[name]
+        return name
+
+    for stage in run:
+        for need in stage.needs:
+            if need in root:
+                root[top(stage.name)] = top(need)
+    chains: dict[str, list[Stage]] = {}
+    for stage in run:
+        chains.setdefault(top(stage.name), []).append(stage)
+    if len(chains) < 2:
+        return [[s] for s in run]
+    return [Parallel(tuple(tuple(chain) for chain in chains.values()))]
+
+
 def matrix_group_name(group: list[Stage]) -> str:
     """The outer stage's name of a matrix group, e.g. 'jetson: convert, hil'."""
     return "jetson: " + ", ".join(s.name for s in group)
@@ -417,6 +472,28 @@ def _stage(out: _Writer, pipeline: Pipeline, stage: Stage) -> None:
         _kubernetes(out, _q(f"{pipeline.podtemplates_dir}/{stage.pod}.yaml"), stage.pod)
         _steps(out, pipeline, stage, set())
         _post(out, stage)
+    out.line("}")
+
+
+def _parallel(out: _Writer, pipeline: Pipeline, step: Parallel) -> None:
+    """Branches side by side; one that fails (or throws) stops none of the others (no failFast)."""
+    out.line(f"stage({_q(step.name)}) {{")
+    with out.indent():
+        out.line("parallel {")
+        with out.indent():
+            for branch in step.branches:
+                if len(branch) == 1:
+                    _stage(out, pipeline, branch[0])
+                    continue
+                out.line(f"stage({_q(', '.join(s.name for s in branch))}) {{")
+                with out.indent():
+                    out.line("stages {")
+                    with out.indent():
+                        for stage in branch:
+                            _stage(out, pipeline, stage)
+                    out.line("}")
+                out.line("}")
+        out.line("}")
     out.line("}")
 
 

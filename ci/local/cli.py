@@ -7,16 +7,22 @@ import argparse
 import sys
 from pathlib import Path
 
+from hilci.errors import UsageError
+from hilci.local.schedule import default_jobs
 from hilci.pipeline.model import DEFAULT_RIG
 from hilci.pipeline.project import add_pipeline_option, parse_only, project_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="run the pipeline locally, stage after stage, with the stage cache")
+    run = sub.add_parser("run", help="run the pipeline locally, each stage once its needs are ready, with the "
+                                     "stage cache")
     run.add_argument("--only", action="append", default=[], metavar="STAGE",
                      help="run only this stage (repeatable, or comma-separated)")
     run.add_argument("--from", dest="start_from", metavar="STAGE", help="start at this stage")
     run.add_argument("--rig", default=None, help=f"rig YAML for the matrix stages (default {DEFAULT_RIG})")
+    run.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                     help="stages running at once at most (default: one per CPU, here "
+                          f"{default_jobs()}); 1 runs them one after another in pipeline order")
     run.add_argument("--no-cache", action="store_true", help="run every stage, neither reading nor writing the cache")
     add_pipeline_option(run)
     run.add_argument("-n", "--dry-run", action="store_true",
@@ -44,6 +50,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         args.json, args.jenkins = False, False
         return cmd_plan(args)
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1 (got {args.jobs})")
     project = project_from_args(args)
     pipeline, root, spec = project.pipeline, project.root, project.spec
     only = parse_only(args.only)
@@ -58,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         return 2
     options = RunOptions(only=only, start_from=args.start_from, rig=rig, use_cache=not args.no_cache,
-                         pipeline_spec=spec)
+                         pipeline_spec=spec, jobs=args.jobs or default_jobs())
     return LocalRunner(root, pipeline, options).run()
 
 

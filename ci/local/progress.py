@@ -1,4 +1,5 @@
-"""What the runner shows while it works: a live line on a terminal, plain lines in CI, and the summary table.
+"""What the runner shows while it works: a live line per running stage on a terminal, plain lines in CI, and
+the summary table.
 
 Inside a stage, the live line shows how far it is (epoch 3/10, 12/40 tests) from the progress file the stage
 writes (`hilci.stage.progress`). The summary's detail column uses the terminal's whole width and wraps rather
@@ -27,13 +28,14 @@ PLAIN_PROGRESS_EVERY_S = 10.0  # CI logs: a progress line at most this often
 
 
 class Progress:
-    """Plain lines: one when a stage starts, one when it ends (CI logs, pipes, Jenkins consoles)."""
+    """Plain lines: one when a stage starts, one when it ends (CI logs, pipes, Jenkins consoles). Several
+    stages may run at once: every line names its stage."""
 
     tick_s = 0.5
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self._said: tuple[str, StageProgress | None, float] = ("", None, 0.0)
+        self._said: dict[str, tuple[StageProgress | None, float]] = {}  # per stage: last progress said, when
 
     @staticmethod
     def for_stream(stream: TextIO) -> Progress:
@@ -48,12 +50,12 @@ class Progress:
         self.write(f"[{stage.name}] started: {stage.does}\n")
 
     def tick(self, stage: Stage, elapsed_s: float, inside: StageProgress | None = None) -> None:
-        """A line when the stage's own progress changed, at most every PLAIN_PROGRESS_EVERY_S."""
-        name, last, at = self._said
+        """A line when the stage's own progress changed, at most every PLAIN_PROGRESS_EVERY_S per stage."""
+        last, at = self._said.get(stage.name, (None, -PLAIN_PROGRESS_EVERY_S))
         now = time.monotonic()
-        if inside is None or (name == stage.name and (inside == last or now - at < PLAIN_PROGRESS_EVERY_S)):
+        if inside is None or inside == last or now - at < PLAIN_PROGRESS_EVERY_S:
             return
-        self._said = (stage.name, inside, now)
+        self._said[stage.name] = (inside, now)
         self.write(f"[{stage.name}] {inside.text()} ({elapsed_s:.0f} s)\n")
 
     def finished(self, outcome: StageOutcome) -> None:
@@ -66,7 +68,8 @@ class Progress:
 
 
 class LiveProgress(Progress):
-    """One line per stage that updates in place (spinner, elapsed time, progress inside the stage)."""
+    """One line per running stage, updated in place (spinner, elapsed time, progress inside the stage), below
+    the lines of the stages that ended; the block grows and shrinks as stages start and end."""
 
     tick_s = 0.2
     SPIN = "|/-\\"
@@ -74,22 +77,42 @@ class LiveProgress(Progress):
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._n = 0
+        self._lines: dict[str, str] = {}  # running stage -> its live line, in the order they started
+        self._drawn = 0  # lines of the block now on the screen (the cursor is at the end of the last)
 
     def started(self, stage: Stage) -> None:
-        self.write(f"\r\033[K  {stage.name:<10} running   0.0 s  {stage.does}")
+        self._lines[stage.name] = f"  {stage.name:<10} running   0.0 s  {stage.does}"
+        self._write_block(self._erase())
 
     def tick(self, stage: Stage, elapsed_s: float, inside: StageProgress | None = None) -> None:
         self._n += 1
         spin = self.SPIN[self._n % len(self.SPIN)]
         what = f"{inside.text()} · {stage.does}" if inside is not None else stage.does
-        line = f"{spin} {stage.name:<10} running {elapsed_s:5.1f} s  {what}"
-        self.write(f"\r\033[K{line[:terminal_width() - 1]}")
+        self._lines[stage.name] = f"{spin} {stage.name:<10} running {elapsed_s:5.1f} s  {what}"
+        self._write_block(self._erase())
 
     def finished(self, outcome: StageOutcome) -> None:
+        self._lines.pop(outcome.name, None)
         color = {"passed": 32, "cached": 36, "skipped": 33}.get(outcome.status, 31)
         mark = MARKS.get(outcome.status, outcome.status)
         why = f"  {outcome.reason}" if outcome.reason else ""
-        self.write(f"\r\033[K  {outcome.name:<10} \033[{color}m{mark:<8}\033[0m {outcome.duration_s:5.1f} s{why}\n")
+        done = f"  {outcome.name:<10} \033[{color}m{mark:<8}\033[0m {outcome.duration_s:5.1f} s{why}\n"
+        self._write_block(self._erase() + done)
+
+    def summary(self, outcomes: list[StageOutcome], notes: list[str], junit_dir: Path | None = None) -> None:
+        self.write(self._erase())
+        self._drawn = 0
+        super().summary(outcomes, notes, junit_dir)
+
+    def _erase(self) -> str:
+        """Back to the block's first line and clear to the end of the screen."""
+        up = f"\033[{self._drawn - 1}A" if self._drawn > 1 else ""
+        return f"\r{up}\033[J"
+
+    def _write_block(self, before: str) -> None:
+        width = terminal_width() - 1  # a line that wrapped would break the count of lines to go back up
+        self._drawn = len(self._lines)
+        self.write(before + "\n".join(line[:width] for line in self._lines.values()))
 
 
 def terminal_width() -> int:
@@ -140,7 +163,7 @@ def summary_table(outcomes: list[StageOutcome], notes: list[str], junit_dir: Pat
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
     regressed = [n for n in notes if n.startswith(REGRESSION)]  # a gated regression fails the run: not a note
     lines += [n if n.startswith(REGRESSION) else f"note: {n}" for n in notes]
-    total = sum(o.duration_s for o in outcomes)
+    total = max((o.start_s + o.duration_s for o in outcomes), default=0.0)  # wall time: stages overlap
     passed = sum(o.ok for o in outcomes)
     verdict = f"; FAILED: {len(regressed)} measurement(s) regressed" if regressed else ""
     lines.append(f"{passed}/{len(outcomes)} stages passed{verdict} in {total:.1f} s; reports/index.html, "

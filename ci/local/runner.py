@@ -1,17 +1,21 @@
-"""The local runner (`hilci run`): each stage as a `hilci stage NAME` subprocess, in order, with the stage cache.
+"""The local runner (`hilci run`): each stage as a `hilci stage NAME` subprocess, with the stage cache.
 
-It stops at the first stage that does not pass and reports the rest as skipped with the reason; a stage that
-crashes, times out or is aborted still gets a testcase carrying the error and its log tail. Whatever happens,
-the JUnit gathered so far, the merged reports/junit.xml and reports/index.html are written.
+A stage starts as soon as the stages it needs have passed or were restored from the cache, so independent
+stages run side by side (at most `--jobs` at once); a stage whose need did not pass is skipped with the reason
+and the stages that do not depend on it still run; a stage that crashes, times out or is aborted still gets a
+testcase carrying the error and its log tail. Whatever happens, the JUnit gathered so far, the merged
+reports/junit.xml and reports/index.html are written.
 
 Each job is its own piece: the order and skip policy (`schedule`), the stage cache (`cached`), the supervised
 stage process and what its exit means (`stageprocess`), the JUnit for a stage that wrote none (`substitute`)
-and the reports (`reports`); this class runs them in turn and handles an abort.
+and the reports (`reports`); this class polls the running stages from its main thread (the one that gets
+signals) and, on an abort, forwards it to every running stage at once.
 """
 
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,10 +26,12 @@ from hilci.local import substitute
 from hilci.local.cached import Consulted, StageCache
 from hilci.local.progress import Progress
 from hilci.local.reports import write_run_reports
-from hilci.local.schedule import Schedule, select_stages
+from hilci.local.schedule import Schedule, default_jobs, select_stages
 from hilci.local.stageprocess import (
     STAGE_ABORT_GRACE_S,
+    Exited,
     RunAborted,
+    RunningStage,
     StageProcess,
     count_inconclusive,
     outcome_of,
@@ -42,6 +48,21 @@ __all__ = ["LocalRunner", "RunOptions", "select_stages", "count_inconclusive", "
 PASSED, FAILED, ERROR, CACHED, SKIPPED = Status.PASSED, Status.FAILED, Status.ERROR, Status.CACHED, Status.SKIPPED
 
 
+POLL_S = 0.02  # with several stages running, how often each is looked at
+
+
+@dataclass
+class Running:
+    """A stage whose child runs: when it started, what the cache said, where its rig is."""
+
+    stage: Stage
+    run: RunningStage
+    start: float  # seconds since the run started
+    wall_start: float
+    found: Consulted
+    rig_file: Path | None
+
+
 @dataclass
 class RunOptions:
     only: tuple[str, ...] = ()
@@ -49,6 +70,7 @@ class RunOptions:
     rig: Path | None = None
     use_cache: bool = True
     pipeline_spec: str = ""  # "module:attr" handed to the children; "" = the default definition
+    jobs: int = field(default_factory=default_jobs)  # stages running at once at most
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -65,12 +87,15 @@ class LocalRunner:
         self.cache = StageCache(self.store)
         self.process = StageProcess(root, env=options.env, pipeline_spec=options.pipeline_spec)
         self.outcomes: list[StageOutcome] = []
+        self._running: dict[str, Running] = {}  # stages whose child runs now
+        self._starting: list[Stage] = []  # stages the schedule let start, not yet started (an abort skips none)
         self._t0 = 0.0
         self._aborting = False
 
     # -- the run -------------------------------------------------------------------------------------------
     def run(self) -> int:
-        schedule = Schedule(select_stages(self.pipeline, self.options.only, self.options.start_from))
+        schedule = Schedule(select_stages(self.pipeline, self.options.only, self.options.start_from),
+                            jobs=self.options.jobs)
         self._check_rig(schedule.stages)
         for name in ("junit", "logs"):
             (self.root / "reports" / name).mkdir(parents=True, exist_ok=True)
@@ -78,18 +103,16 @@ class LocalRunner:
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         aborted: RunAborted | None = None
         try:
-            while (stage := schedule.next()) is not None:
-                try:
-                    outcome = self._run_one(stage)
-                except RunAborted as exc:
-                    aborted = exc
-                    outcome = self._aborted(stage, exc)
-                self.outcomes.append(outcome)
-                for later, why in schedule.finished(stage, outcome, str(aborted) if aborted else ""):
-                    self.outcomes.append(self._skipped(later, why))
+            try:
+                self._run_graph(schedule)
+            except RunAborted as exc:
+                aborted = exc
+                self._abort(schedule, exc)
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
+            order = {name: i for i, name in enumerate(self.pipeline.names)}
+            self.outcomes.sort(key=lambda o: order.get(o.name, len(order)))  # pipeline order, however they ended
             regressions = [j for j in self.store.judge() if j.regressed] if not aborted else []
             self.write_reports()
         word = "regression" if self.store.gating else "regression (reported, not gated: no shared store)"
@@ -100,6 +123,64 @@ class LocalRunner:
         if aborted:
             return 128 + aborted.signum
         return self.exit_code(regressions=bool(regressions))
+
+    def _run_graph(self, schedule: Schedule) -> None:
+        """Start every stage whose needs are met (up to --jobs), poll the running ones, until none is left."""
+        last_tick = 0.0
+        while not schedule.done:
+            self._starting = schedule.ready()
+            if not self._starting and not self._running:  # a validated definition never gets here
+                raise RuntimeError(f"no stage can start: {schedule.stuck()}")
+            while self._starting:
+                stage = self._starting[0]
+                outcome = self._begin(stage)
+                self._starting.pop(0)
+                if outcome is not None:  # restored from the cache: its dependents may start at once
+                    self._finish(schedule, stage, outcome)
+            if not self._running:
+                continue
+            ended = [(r, exited) for r in list(self._running.values()) if (exited := r.run.poll()) is not None]
+            for r, exited in ended:
+                del self._running[r.stage.name]
+                self._finish(schedule, r.stage, self._end(r, exited))
+            now = time.monotonic()
+            if not ended and now - last_tick >= self.progress.tick_s:
+                last_tick = now
+                for r in self._running.values():
+                    self.progress.tick(r.stage, self._elapsed() - r.start, r.run.progress())
+            if not ended:
+                self._wait_a_little()
+
+    def _wait_a_little(self) -> None:
+        """Until a running stage may have ended: on its exit at once when one runs, else a short poll."""
+        runs = list(self._running.values())
+        if len(runs) == 1:
+            try:
+                runs[0].run.child.proc.wait(timeout=self.progress.tick_s)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            time.sleep(POLL_S)
+
+    def _finish(self, schedule: Schedule, stage: Stage, outcome: StageOutcome) -> None:
+        self.outcomes.append(outcome)
+        for later, why in schedule.finished(stage, outcome):
+            self.outcomes.append(self._skipped(later, why))
+
+    def _abort(self, schedule: Schedule, exc: RunAborted) -> None:
+        """Every running stage gets the signal at once (each makes its actuators safe and writes its JUnit);
+        a stage caught between its start and its child is aborted too; the rest are skipped."""
+        runs = list(self._running.values())
+        StageProcess.abort_all([r.run for r in runs], exc.signum)
+        for r in runs:
+            self.outcomes.append(self._aborted(r.stage, exc, r.start))
+        for later, why in schedule.abort(str(exc)):
+            self.outcomes.append(self._skipped(later, why))
+        told = {o.name for o in self.outcomes}
+        for stage in schedule.stages:  # caught between the schedule and its child, or while it was being judged
+            if stage.name not in told:
+                self.outcomes.append(self._aborted(stage, exc, self._elapsed()))
+        self._running, self._starting = {}, []
 
     def exit_code(self, regressions: bool = False) -> int:
         bad = [o for o in self.outcomes if o.status in (FAILED, ERROR)]
@@ -119,18 +200,20 @@ class LocalRunner:
         raise RunAborted(signum)
 
     # -- one stage -----------------------------------------------------------------------------------------
-    def _run_one(self, stage: Stage) -> StageOutcome:
+    def _begin(self, stage: Stage) -> StageOutcome | None:
+        """A cache hit's outcome (restored), or None once the stage's child has started."""
         start = self._elapsed()
         rig = self._rig_for(stage)
         rig_file = self.root / rig if rig is not None else None
         found = self.cache.consult(stage, rig_file)
         if found.hit is not None:
             return self._cached(stage, found, start, rig_file)
-        wall_start = time.time()
-        outcome = self._execute(stage, rig, start)
-        outcome.cache_key = found.key
-        self.cache.keep(stage, found, outcome, wall_start, self._junit(stage), self._log_path(stage), rig_file)
-        return outcome
+        junit_file = self._junit(stage)
+        junit_file.unlink(missing_ok=True)  # a stale file must never pass for this run's result
+        self.progress.started(stage)
+        run = self.process.start(stage, rig, self._log_path(stage), store_env=self.store.child_env())
+        self._running[stage.name] = Running(stage, run, start, time.time(), found, rig_file)
+        return None
 
     def _cached(self, stage: Stage, found: Consulted, start: float, rig_file: Path | None) -> StageOutcome:
         reason = self.cache.restore(stage, found, self._junit(stage), self._log_path(stage))
@@ -140,24 +223,19 @@ class LocalRunner:
         self.cache.record_cached(stage, outcome, self._junit(stage), rig_file)
         return outcome
 
-    def _execute(self, stage: Stage, rig: Path | None, start: float) -> StageOutcome:
-        junit_file, log_file = self._junit(stage), self._log_path(stage)
-        junit_file.unlink(missing_ok=True)  # a stale file must never pass for this run's result
-        self.progress.started(stage)
-        exited = self.process.run(stage, rig, log_file, self.progress.tick_s,
-                                  lambda inside: self.progress.tick(stage, self._elapsed() - start, inside),
-                                  store_env=self.store.child_env())
-        duration = self._elapsed() - start
-        outcome = outcome_of(self.root, stage, exited, junit_file, start, duration, self._log_rel(stage))
+    def _end(self, r: Running, exited: Exited) -> StageOutcome:
+        stage, junit_file, log_file = r.stage, self._junit(r.stage), self._log_path(r.stage)
+        duration = self._elapsed() - r.start
+        outcome = outcome_of(self.root, stage, exited, junit_file, r.start, duration, self._log_rel(stage))
         if exited.timed_out or not junit_file.is_file():  # the stage wrote no JUnit to go by
             substitute.error_junit(junit_file, log_file, stage, outcome.reason, duration)
+        outcome.cache_key = r.found.key
         self.progress.finished(outcome)
+        self.cache.keep(stage, r.found, outcome, r.wall_start, junit_file, log_file, r.rig_file)
         return outcome
 
     # -- outcomes that never ran a child to its end ------------------------------------------------------
-    def _aborted(self, stage: Stage, exc: RunAborted) -> StageOutcome:
-        self.process.stop()
-        start = self.outcomes[-1].start_s + self.outcomes[-1].duration_s if self.outcomes else 0.0
+    def _aborted(self, stage: Stage, exc: RunAborted, start: float) -> StageOutcome:
         duration = self._elapsed() - start
         reason = substitute.aborted_junit(self._junit(stage), self._log_path(stage), stage, f"aborted by {exc}",
                                           duration)

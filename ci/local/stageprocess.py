@@ -2,22 +2,24 @@
 
 The child runs in its own process group (`hilci.stage.child`), its output in reports/logs/<stage>.log, its
 progress shown while it runs; past the stage's timeout it is stopped, and an abort of the run is forwarded
-to it with time to stop its own tools and write its JUnit.
+to every running stage at once, with time to stop its own tools and write its JUnit.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from hilci.pipeline.model import Stage, StageOutcome, Status
 from hilci.results import junit
 from hilci.results.measurements import INCONCLUSIVE
-from hilci.stage.child import KILL_GRACE_S, Child
+from hilci.stage.child import Child
 from hilci.stage.context import ABORT_GRACE_S
 from hilci.stage.progress import PROGRESS_ENV, StageProgress, progress_file, read_progress
 from hilci.stage.run import EXIT_FAILED, EXIT_OK
@@ -42,14 +44,39 @@ class Exited:
     timed_out: bool
 
 
+class RunningStage:
+    """One stage's `hilci stage NAME` child while it runs: polled by the runner, never waited on, so several run
+    at once and the runner's main thread (the only one that gets signals) stays free to forward an abort."""
+
+    def __init__(self, stage: Stage, child: Child, log: IO, inside: Path, started: float):
+        self.stage = stage
+        self.child = child
+        self.log = log
+        self.inside = inside
+        self.started = started  # time.monotonic() at the start
+
+    def poll(self) -> Exited | None:
+        """Its exit once it has ended (stopped here when past the stage's timeout), else None."""
+        code = self.child.proc.poll()
+        if code is None and time.monotonic() - self.started > self.stage.timeout_s:
+            return self._close(self.child.stop(signal.SIGTERM), True)
+        return None if code is None else self._close(code, False)
+
+    def progress(self) -> StageProgress | None:
+        return read_progress(self.inside)
+
+    def _close(self, code: int, timed_out: bool) -> Exited:
+        self.log.close()
+        return Exited(code, timed_out)
+
+
 class StageProcess:
-    """Runs `hilci stage NAME` for one stage of the run in `root`."""
+    """Starts `hilci stage NAME` for stages of the run in `root`, and stops them all on an abort."""
 
     def __init__(self, root: Path, *, env: dict[str, str], pipeline_spec: str = ""):
         self.root = root
         self.env = env
         self.pipeline_spec = pipeline_spec
-        self.child: Child | None = None
 
     def command(self, stage: Stage, rig: Path | None) -> list[str]:
         cmd = [sys.executable, "-m", "hilci", "stage", stage.name]
@@ -66,29 +93,33 @@ class StageProcess:
         env.update(store_env or {})  # a store found down stays down for the stage (one deadline a run)
         return env
 
-    def run(self, stage: Stage, rig: Path | None, log_file: Path, tick_s: float,
-            on_tick: Callable[[StageProgress | None], None], store_env: dict[str, str] | None = None) -> Exited:
-        """Run the stage to its end, its timeout or an abort (`RunAborted` from the signal handler: the
-        child gets the signal and STAGE_ABORT_GRACE_S, then the abort goes on up)."""
+    def start(self, stage: Stage, rig: Path | None, log_file: Path,
+              store_env: dict[str, str] | None = None) -> RunningStage:
+        """Start the stage's child in its own process group, its output in `log_file`."""
         inside = progress_file(self.root, stage.name)
         inside.unlink(missing_ok=True)
-        with open(log_file, "wb") as log:
-            try:
-                self.child = Child.start(self.command(stage, rig), cwd=self.root, env=self.environment(stage, inside, store_env),
-                                         stdout=log)
-                code, timed_out = self.child.wait(stage.timeout_s, tick_s=tick_s,
-                                                  on_tick=lambda _s: on_tick(read_progress(inside)))
-            except RunAborted as exc:  # forwarded: the stage stops its tool (actuators safe), writes its JUnit
-                self.stop(exc.signum, grace_s=STAGE_ABORT_GRACE_S)
-                raise
-            finally:
-                self.child = None
-        return Exited(code, timed_out)
+        log = open(log_file, "wb")
+        try:
+            child = Child.start(self.command(stage, rig), cwd=self.root,
+                                env=self.environment(stage, inside, store_env), stdout=log)
+        except BaseException:
+            log.close()
+            raise
+        return RunningStage(stage, child, log, inside, time.monotonic())
 
-    def stop(self, first: int = signal.SIGTERM, grace_s: float = KILL_GRACE_S) -> None:
-        """Stop the stage's process group if one is running (an abort that came between two steps)."""
-        if self.child is not None:
-            self.child.stop(first, grace_s)
+    @staticmethod
+    def abort_all(running: list[RunningStage], signum: int, grace_s: float = STAGE_ABORT_GRACE_S) -> None:
+        """Forward an abort to every running stage's group at once, so each stops its tool (actuators safe
+        first) and writes its JUnit; all within one shared `grace_s`, then SIGKILL."""
+        for run in running:
+            run.child.signal(signum)
+        deadline = time.monotonic() + grace_s
+        for run in running:
+            try:
+                run.child.proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                run.child.stop(signal.SIGKILL)
+            run.log.close()
 
 
 def outcome_of(root: Path, stage: Stage, exited: Exited, junit_file: Path, start: float, duration: float,
