@@ -21,7 +21,7 @@ SPEC = {'plan': {'id': 'plan', 'pod': 'cpu', 'command': 'hilci plan --json --jen
             'board': None,
             'pod': 'gpu',
             'command': 'hilci stage train',
-            'needs': ['build'],
+            'needs': [],
             'timeout_s': 3600,
             'gathers': False,
             'cacheable': True},
