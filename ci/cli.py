@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "hilci.doctor",
     "hilci.jenkins.jenkinsfile",
     "hilci.jenkins.cli",
+    "hilci.jenkins.pods",
     "hilci.kube.cli",
     "hilci.kube.deviceplugin.cli",
     "hilci.conversion.cli",

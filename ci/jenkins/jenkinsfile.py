@@ -34,13 +34,31 @@ CONTAINER = "hilci"  # the container of every pod template that runs `hilci stag
 AXIS = "BOARD"
 POD_RETRIES = 2  # attempts in all (the agent's `retries`, as `retry(count:)`): not two retries after the first
 BUILD_TIMEOUT_MIN_FLOOR = 60
+# The shell steps of hilciStage and hilciPlan (the Groovy below is rendered with them): `hilci pods` runs the same.
+INSTALL_STEP = "python -m pip install --quiet --no-deps --no-build-isolation -e ."
+PLAN_STEP = "hilci plan --json --jenkins --output reports/plan.json"
+
+
+def stage_steps(pipeline: Pipeline, stage: Stage, board: str | None = None) -> list[str]:
+    """The shell steps, in order, that the Jenkinsfile's hilciStage runs for `stage` (on `board`, for matrix
+    stages) as `sh` receives them; a test runs hilciStage under Groovy and compares."""
+    args = stage.name
+    if board is not None:
+        rig = next(b.rig for b in pipeline.boards if b.name == board)
+        args = f'{stage.name} --board {board} --rig "${{HILCI_RIG:-{rig}}}"'
+    return [INSTALL_STEP, f"hilci stage {args}"]
+
+
+def plan_steps() -> list[str]:
+    """The shell steps of the plan stage's hilciPlan, in order."""
+    return [INSTALL_STEP, PLAN_STEP]
 
 
 def render(pipeline: Pipeline) -> str:
     """The Jenkinsfile text for `pipeline` (deterministic: equal definitions give equal bytes)."""
     out = _Writer()
-    out.lines(_HEADER)
-    out.lines(_PLAN_HEADER)
+    out.lines(_HEADER.replace("@INSTALL_STEP@", INSTALL_STEP))
+    out.lines(_PLAN_HEADER.replace("@INSTALL_STEP@", INSTALL_STEP).replace("@PLAN_STEP@", PLAN_STEP))
     out.line("// The rig wired to each Jetson board (ci/example.py: Pipeline.boards).")
     out.line("def rigFor(String board) {")
     rigs = ", ".join(f"{_q(b.name)}: {_q(b.rig)}" for b in pipeline.boards) or ":"
@@ -67,7 +85,7 @@ def render(pipeline: Pipeline) -> str:
         out.line("stages {")
         with out.indent():
             _plan_stage(out, pipeline)
-            for group in _groups(pipeline):
+            for group in groups(pipeline):
                 if group[0].matrix:
                     _matrix(out, pipeline, group)
                 else:
@@ -98,7 +116,7 @@ def hilciStage(String stage, int timeoutS, String board = '') {
     // stage, the report included: catchError fails this stage and the build instead, and the build goes on.
     catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {
         timeout(time: timeoutS, unit: 'SECONDS') {
-            sh(script: 'python -m pip install --quiet --no-deps --no-build-isolation -e .', label: 'install hilci')
+            sh(script: '@INSTALL_STEP@', label: 'install hilci')
             rc = sh(script: "hilci stage ${args}", returnStatus: true, label: "hilci stage ${args}")
         }
     }
@@ -161,8 +179,8 @@ _PLAN_HEADER = """\
 def hilciPlan() {
     String ids = ''
     catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {
-        sh(script: 'python -m pip install --quiet --no-deps --no-build-isolation -e .', label: 'install hilci')
-        ids = sh(script: 'hilci plan --json --jenkins --output reports/plan.json', returnStdout: true,
+        sh(script: '@INSTALL_STEP@', label: 'install hilci')
+        ids = sh(script: '@PLAN_STEP@', returnStdout: true,
                  label: 'hilci plan --json')
     }
     for (String id : ids.tokenize()) {  // stdout: the cached stages' ids, one a line; the plan is the JSON file
@@ -257,7 +275,7 @@ def _build_timeout_min(pipeline: Pipeline) -> int:
     return int(total_s // 60) + BUILD_TIMEOUT_MIN_FLOOR
 
 
-def _groups(pipeline: Pipeline) -> list[list[Stage]]:
+def groups(pipeline: Pipeline) -> list[list[Stage]]:
     """Stages in order, consecutive matrix stages grouped (they share one pod per board)."""
     groups: list[list[Stage]] = []
     for stage in pipeline.stages:
@@ -338,8 +356,9 @@ def _steps(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> 
     out.line("}")
 
 
-def _stage_body(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> None:
-    """A stage's steps: unstash, then `hilciStage`."""
+def unstash_names(pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> list[str]:
+    """The stashes a stage unstashes before its steps, in order (`in_pod`: those already unstashed in its pod;
+    updated): a gathering stage takes every JUnit and output stash, others the outputs of what they need."""
     if stage.gathers:
         others = [s for s in pipeline.stages if s is not stage]
         unstash = [PLAN_STASH] + [n for s in others for n in junit_stashes(pipeline, s)]
@@ -347,6 +366,12 @@ def _stage_body(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]
     else:
         unstash = [n for s in pipeline.needs_closure(stage) if (n := output_stash(s)) and n not in in_pod]
     in_pod.update(unstash)
+    return unstash
+
+
+def _stage_body(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> None:
+    """A stage's steps: unstash, then `hilciStage`."""
+    unstash = unstash_names(pipeline, stage, in_pod)
     if unstash:
         out.line(f"unstashAll([{', '.join(_q(n) for n in unstash)}])")
     board = f", env.{AXIS}" if stage.matrix else ""
