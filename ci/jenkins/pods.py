@@ -13,8 +13,9 @@ this machine"):
   exec` in the pod, in the Jenkinsfile's order and under its `when` rules: plan first, a stage only when what it
   needs passed and the plan did not find it cached, one Jetson pod per board for its matrix stages, the
   gathering stage (report) always;
-- stash/unstash and archiveArtifacts are copies: the stashes the Jenkinsfile names, and each pod's reports/ and
-  artifacts/ gathered into the output folder (default reports/pods/), where a build's archive would hold them;
+- stash/unstash and junit/archiveArtifacts are copies: the stashes the Jenkinsfile names, and what each stage
+  publishes and archives gathered into the output folder (default reports/pods/) at its workspace path, as a
+  build's archive holds it: reports/junit.xml and reports/index.html from the report stage;
 - the stage cache is a SeaweedFS store started here for the run, shared by all its pods on 127.0.0.1.
 
 Before any pod starts, each image runs `hilci doctor` on its stages (after the Jenkinsfile's install step): a
@@ -259,11 +260,18 @@ def unstash(run: Run, ws: Path, names: list[str], log: Path) -> None:
     _own(ws)
 
 
-def archive(ws: Path, out: Path) -> None:
-    """What the build archives and publishes from a pod: its reports/ and artifacts/, gathered into `out`."""
-    for top in ("reports", "artifacts"):
-        if (ws / top).is_dir():
-            shutil.copytree(ws / top, out / top, dirs_exist_ok=True, symlinks=True)
+def archive(ws: Path, out: Path, patterns: list[str]) -> None:
+    """What the build keeps from a pod (the stage's `junit` and `archiveArtifacts` globs, and on failure the
+    diagnostics' logs), copied into `out` at their workspace paths, as a build's archive holds them."""
+    for pattern in patterns:
+        for src in ws.glob(pattern):
+            if src.is_file():
+                target = out / src.relative_to(ws)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, target)
+
+
+DIAGNOSTICS = ["artifacts/**/*.log", "reports/logs/**/*"]  # what the Jenkinsfile's diagnostics() archives
 
 
 def should_run(run: Run, stage: Stage, board: str | None) -> tuple[bool, str]:
@@ -341,7 +349,7 @@ def _run_plan(run: Run, pod: Pod, container: str, ws: Path, log: Path, error: st
                 for i in ids:
                     run.passed[i] = True
     stash(run, ws, PLAN_STASH, ["reports/junit/*.xml"])
-    archive(ws, run.out)
+    archive(ws, run.out, ["reports/plan.json", "reports/junit/*.xml"])
     run.results.append(StageResult(PLAN_STAGE, status, time.monotonic() - t0, pod.template, message))
 
 
@@ -376,9 +384,9 @@ def _run_stage(run: Run, pod: Pod, stage: Stage, container: str, ws: Path, log: 
 
         write_suite(junit_file, f"hilci.{k}.pod", [make_case(f"{k} in its pod", f"hilci.pods.{stage.name}",
                                                              error=message[:300], details=message)])
-    archive(ws, run.out)
+    junit = f"reports/junit/{k}.xml"
+    archive(ws, run.out, [junit, *stage.archive] + (DIAGNOSTICS if status != "passed" else []))
     if not stage.gathers:
-        junit = f"reports/junit/{k}.xml"
         names = junit_stashes(run.pipeline, stage)
         board_index = [b.name for b in run.pipeline.boards].index(pod.board) if pod.board else 0
         stash(run, ws, names[board_index], [junit])
