@@ -6,9 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= train,cluster,dev
 PYTEST_ARGS ?=
+# The test tiers (markers registered in pyproject.toml). The fast tier needs no emulator process, server, browser
+# or pipeline run: a developer runs it before each commit, and the pipeline's build stage runs it (hilci.yaml
+# build.unit_test_marker says the same expression; tests/test_tiers.py checks they agree).
+FAST_TIER := not (slow or pipeline or emulator or server or browser)
 
-.PHONY: pipeline test venv lint jenkinsfile groovy chromium doctor clean deviceplugin-proto images \
-	container-tools pods
+.PHONY: pipeline test test-fast test-rest venv lint jenkinsfile groovy chromium doctor clean deviceplugin-proto \
+	images container-tools pods
 
 # Without a Docker engine (a `docker` client alone is not one) images are built and run with podman.
 CONTAINER_TOOLS := $(if $(shell docker info >/dev/null 2>&1 && echo engine),,container-tools)
@@ -50,12 +54,28 @@ doctor: groovy $(STAMP)
 pipeline: groovy $(STAMP)
 	$(BIN)/hilci run
 
+# Every test, once. When the pipeline's build stage has passed for exactly this code (`hilci plan` finds its entry
+# cached: same tests, same sources, same settings), the fast tier it ran is not run again; else every tier runs.
 # The slow tests in tests/test_images.py build the pod images and run them (make images says how).
 test: groovy chromium $(CONTAINER_TOOLS) $(STAMP)
-	$(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS)
+	@if $(BIN)/hilci plan --only build --json 2>/dev/null \
+	    | $(BIN)/python -c 'import json, sys; sys.exit("build" not in json.load(sys.stdin)["cached"])'; then \
+	  echo "make test: the build stage passed for this code (hilci plan: build cached): its fast tier is not run again"; \
+	  $(BIN)/python -m pytest tests -p no:cacheprovider -m "not ($(FAST_TIER))" $(PYTEST_ARGS); \
+	else \
+	  $(BIN)/python -m pytest tests -p no:cacheprovider $(PYTEST_ARGS); \
+	fi
+
+# The fast tier: under 3 minutes on a 2-core machine.
+test-fast: groovy $(STAMP)
+	$(BIN)/python -m pytest tests -p no:cacheprovider -m "$(FAST_TIER)" $(PYTEST_ARGS)
+
+# Every tier but the fast one: what CI runs after `make pipeline`, whose build stage ran the fast tier.
+test-rest: groovy chromium $(CONTAINER_TOOLS) $(STAMP)
+	$(BIN)/python -m pytest tests -p no:cacheprovider -m "not ($(FAST_TIER))" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ci conversion hil_tests tests benchmarks
+	$(BIN)/ruff check ci conversion hil_tests tests benchmarks images
 
 jenkinsfile: $(STAMP)
 	$(BIN)/hilci jenkinsfile --write

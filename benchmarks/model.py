@@ -38,7 +38,7 @@ def run_stages(root: Path, quick: bool = False) -> dict[str, float]:
     if quick:
         import yaml
 
-        (root / "hilci.yaml").write_text(yaml.safe_dump(QUICK))
+        (root / "hilci.yaml").write_text(yaml.safe_dump({"pipeline": "hilci.example:PIPELINE", **QUICK}))
     else:
         shutil.copy(REPO / "hilci.yaml", root / "hilci.yaml")
     times = {}

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "hilci.conversion.cli",
     "hilci.hil.cli",
     "hilci.store.cli",
+    "hilci.scaffold",
 )
 
 

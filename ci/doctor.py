@@ -3,11 +3,13 @@
 Four things are checked, and every problem is named at once, one line each: the pipeline definition (every
 stage's entry and settings class exist), hilci.yaml (every section typed), the rig the matrix stages will use,
 and the tools each stage declares (`Stage.needs_tools`): a program on PATH (named with the apt-get command that
-installs it) or a Python package (named with the extra of hilci that installs it).
+installs it) or a Python package (for hilci's own stages, named with the extra of hilci that installs it; for a
+project's own, with its own name).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Iterable
@@ -39,39 +41,55 @@ class MissingTool:
         return f"{self.tool} is missing (needed by {', '.join(self.stages)}): {self.install}"
 
 
-def install_command(tool: str) -> str:
-    """The command that installs a tool on this machine (sudo when not root; pip extras for Python packages)."""
+def install_command(tool: str, hilcis_own: bool = True) -> str:
+    """The command that installs a tool on this machine: for hilci's own stages, the extra of hilci that brings
+    it; for a project's own stages the package itself (`pip install onnx`), never an extra of hilci's; apt-get
+    (sudo when not root) for the programs hilci knows, else a plain word."""
     if tool in extras.PACKAGES:
-        return extras.package(tool).install()
-    package = APT_PACKAGES.get(tool, tool)
-    sudo = "" if os.geteuid() == 0 else "sudo "
-    return f"{sudo}apt-get install -y {package}"
+        package = extras.package(tool)
+        return package.install() if hilcis_own else f"pip install {package.distribution}"
+    if tool in APT_PACKAGES:
+        sudo = "" if os.geteuid() == 0 else "sudo "
+        return f"{sudo}apt-get install -y {APT_PACKAGES[tool]}"
+    return "install it (neither a program on PATH nor an importable Python package)"
 
 
 def is_installed(tool: str) -> bool:
     if tool in extras.PACKAGES:
         return extras.installed(tool)
-    return shutil.which(tool) is not None
+    if shutil.which(tool) is not None:
+        return True
+    try:
+        return tool.isidentifier() and importlib.util.find_spec(tool) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def missing_tools(stages: Iterable[Stage]) -> list[MissingTool]:
     """What the stages need and this machine lacks, in the order the stages first need it."""
-    needed: dict[str, list[str]] = {}
+    needed: dict[str, list[Stage]] = {}
     for stage in stages:
         for tool in stage.needs_tools:
-            needed.setdefault(tool, []).append(stage.name)
-    return [MissingTool(extras.package(tool).label if tool in extras.PACKAGES else tool, tuple(names),
-                        install_command(tool))
-            for tool, names in needed.items() if not is_installed(tool)]
+            needed.setdefault(tool, []).append(stage)
+    return [MissingTool(extras.package(tool).label if tool in extras.PACKAGES else tool,
+                        tuple(s.name for s in needers),
+                        install_command(tool, hilcis_own=all(s.entry.startswith("hilci.") for s in needers)))
+            for tool, needers in needed.items() if not is_installed(tool)]
 
 
 def preflight(root: Path, pipeline: Pipeline, stages: list[Stage], rig: Path | None) -> list[str]:
     """Every reason the stages cannot run here, one line each (empty when they can); a broken definition is
     raised as the DefinitionError it is."""
+    from hilci.hil import discovery
     from hilci.pipeline import config
 
     pipeline.validate(root)  # DefinitionError: the checks below read the definition, so it comes first, alone
-    problems = config.read(root, pipeline)[1]
+    discovery.load(root)  # the device kinds, whatever the stages: a kind that cannot load is a UsageError
+    cfg, problems = config.read(root, pipeline)
+    for stage in stages:  # path settings naming what the project lacks (`hil.tests`, `build.lint`, ...)
+        section = cfg.settings(stage.name)
+        if hasattr(section, "check_paths"):
+            problems += section.check_paths(root, f"{pipeline.config_file}: {stage.name}.")
     if rig is not None and any(s.matrix for s in stages):
         problems += check_rig(root, rig)
     problems += [m.line() for m in missing_tools(stages)]
@@ -106,12 +124,13 @@ def register(sub) -> None:
 def cmd_doctor(args) -> int:
     import sys
 
-    from hilci.pipeline.project import parse_only, pipeline_and_root
+    from hilci.pipeline.project import parse_only, project_from_args
 
-    pipeline, root = pipeline_and_root(args)
+    project = project_from_args(args)
+    pipeline, root = project.pipeline, project.root
     only = parse_only(args.only)
     stages = [pipeline.stage(n) for n in only] if only else list(pipeline.stages)
-    rig = Path(args.rig or pipeline.default_rig)
+    rig = project.rig(args.rig)
     problems = preflight(root, pipeline, stages, rig)
     for line in problems:
         print(f"hilci: {line}", file=sys.stderr)

@@ -83,78 +83,115 @@ def _opset(model) -> int:
     return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
-def lint_model(model) -> LintReport:
-    """Check every Q/DQ node of an onnx.ModelProto against the rules above."""
-    graph = model.graph
-    values = constants(graph)
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    qdq = [n for n in graph.node if n.op_type in QDQ]
-    report = LintReport(_opset(model), sum(n.op_type == "QuantizeLinear" for n in qdq),
-                        sum(n.op_type == "DequantizeLinear" for n in qdq))
-    bad = report.violations.append
-    if report.opset < MIN_OPSET:
-        bad(Violation("(model)", "opset", f"opset {report.opset} < {MIN_OPSET}"))
+class _Graph:
+    """What the rules look up in a graph: its constants, which node produces a tensor, which nodes consume it."""
 
-    def weight_of(node) -> np.ndarray | None:
+    def __init__(self, graph):
+        self.values = constants(graph)
+        self.producer = {out: node for node in graph.node for out in node.output}
+        self.consumers: dict[str, list] = {}
+        for node in graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+
+    def input(self, node, index: int) -> np.ndarray | None:
+        """The constant at input `index` of a node (None when absent, empty or not a constant)."""
+        return self.values.get(node.input[index]) if len(node.input) > index and node.input[index] else None
+
+    def weight_of(self, node) -> np.ndarray | None:
         """The constant weight a Q/DQ node quantizes (directly, or through its QuantizeLinear)."""
         src = node.input[0]
-        if src in values:
-            return values[src]
-        up = producer.get(src)
+        if src in self.values:
+            return self.values[src]
+        up = self.producer.get(src)
         if node.op_type == "DequantizeLinear" and up is not None and up.op_type == "QuantizeLinear":
-            return values.get(up.input[0])
+            return self.values.get(up.input[0])
         return None
 
+
+def lint_model(model) -> LintReport:
+    """Check every Q/DQ node of an onnx.ModelProto against the rules above."""
+    graph = _Graph(model.graph)
+    qdq = [n for n in model.graph.node if n.op_type in QDQ]
+    report = LintReport(_opset(model), sum(n.op_type == "QuantizeLinear" for n in qdq),
+                        sum(n.op_type == "DequantizeLinear" for n in qdq))
+    if report.opset < MIN_OPSET:
+        report.violations.append(Violation("(model)", "opset", f"opset {report.opset} < {MIN_OPSET}"))
     for node in qdq:
-        name = node.name or node.output[0]
-        scale = values.get(node.input[1]) if len(node.input) > 1 else None
-        zero = values.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        if scale is None:
-            bad(Violation(name, "scale-positive", "scale is not a constant"))
-            continue
-        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-            bad(Violation(name, "scale-positive", f"scale has non-positive or non-finite values (min {scale.min()})"))
-        if zero is None:
-            bad(Violation(name, "int8", "no zero point: defaults to uint8, TensorRT needs int8"))
-        else:
-            if zero.dtype != np.int8:
-                bad(Violation(name, "int8", f"zero point is {zero.dtype}, TensorRT needs int8"))
-            if np.any(zero != 0):
-                bad(Violation(name, "zero-point", f"zero point {np.unique(zero)[:4].tolist()} is not 0 (asymmetric)"))
-            if zero.shape != scale.shape:
-                bad(Violation(name, "zero-point", f"zero point shape {zero.shape} differs from scale {scale.shape}"))
-        weight = weight_of(node)
-        if weight is not None:
-            axis = _axis(node)
-            if scale.ndim != 1:
-                bad(Violation(name, "weight-scale", f"weight scale has shape {scale.shape}, needs 1-D per channel"))
-            elif axis != 0:
-                bad(Violation(name, "weight-scale", f"per-channel axis is {axis}, needs 0 (output channels)"))
-            elif scale.shape[0] != weight.shape[0]:
-                bad(Violation(name, "weight-scale",
-                              f"{scale.shape[0]} scales for {weight.shape[0]} output channels"))
-        elif scale.size != 1 or scale.ndim > 1:
-            bad(Violation(name, "activation-scale", f"activation scale has shape {scale.shape}, needs a scalar"))
-        if node.op_type == "QuantizeLinear":
-            users = consumers.get(node.output[0], [])
-            if not users or any(u.op_type != "DequantizeLinear" for u in users):
-                kinds = sorted({u.op_type for u in users}) or ["nothing"]
-                bad(Violation(name, "pair", f"QuantizeLinear feeds {', '.join(kinds)}, not DequantizeLinear"))
-            for user in users:
-                if user.op_type != "DequantizeLinear":
-                    continue
-                u_scale = values.get(user.input[1])
-                u_zero = values.get(user.input[2]) if len(user.input) > 2 and user.input[2] else None
-                if u_scale is None or u_scale.shape != scale.shape or not np.array_equal(u_scale, scale) or (
-                        (u_zero is None) != (zero is None)
-                        or (zero is not None and not np.array_equal(u_zero, zero))):
-                    bad(Violation(user.name or user.output[0], "pair",
-                                  f"scale/zero point differ from its QuantizeLinear {name}"))
+        report.violations.extend(_node_violations(graph, node))
     return report
+
+
+def _node_violations(graph: _Graph, node) -> list[Violation]:
+    name = node.name or node.output[0]
+    scale, zero = graph.input(node, 1), graph.input(node, 2)
+    if scale is None:
+        return [Violation(name, "scale-positive", "scale is not a constant")]
+    found = _scale_violations(name, scale) + _zero_point_violations(name, scale, zero)
+    weight = graph.weight_of(node)
+    found += _weight_scale_violations(name, node, scale, weight) if weight is not None else \
+        _activation_scale_violations(name, scale)
+    if node.op_type == "QuantizeLinear":
+        found += _pair_violations(graph, node, name, scale, zero)
+    return found
+
+
+def _scale_violations(name: str, scale: np.ndarray) -> list[Violation]:
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        return [Violation(name, "scale-positive", f"scale has non-positive or non-finite values (min {scale.min()})")]
+    return []
+
+
+def _zero_point_violations(name: str, scale: np.ndarray, zero: np.ndarray | None) -> list[Violation]:
+    """TensorRT's explicit quantization: an int8 zero point of 0, shaped like its scale."""
+    if zero is None:
+        return [Violation(name, "int8", "no zero point: defaults to uint8, TensorRT needs int8")]
+    found = []
+    if zero.dtype != np.int8:
+        found.append(Violation(name, "int8", f"zero point is {zero.dtype}, TensorRT needs int8"))
+    if np.any(zero != 0):
+        found.append(Violation(name, "zero-point", f"zero point {np.unique(zero)[:4].tolist()} is not 0 (asymmetric)"))
+    if zero.shape != scale.shape:
+        found.append(Violation(name, "zero-point", f"zero point shape {zero.shape} differs from scale {scale.shape}"))
+    return found
+
+
+def _weight_scale_violations(name: str, node, scale: np.ndarray, weight: np.ndarray) -> list[Violation]:
+    """A weight is quantized per output channel: a 1-D scale on axis 0, one per channel."""
+    axis = _axis(node)
+    if scale.ndim != 1:
+        return [Violation(name, "weight-scale", f"weight scale has shape {scale.shape}, needs 1-D per channel")]
+    if axis != 0:
+        return [Violation(name, "weight-scale", f"per-channel axis is {axis}, needs 0 (output channels)")]
+    if scale.shape[0] != weight.shape[0]:
+        return [Violation(name, "weight-scale", f"{scale.shape[0]} scales for {weight.shape[0]} output channels")]
+    return []
+
+
+def _activation_scale_violations(name: str, scale: np.ndarray) -> list[Violation]:
+    """An activation is quantized per tensor: one scalar scale."""
+    if scale.size != 1 or scale.ndim > 1:
+        return [Violation(name, "activation-scale", f"activation scale has shape {scale.shape}, needs a scalar")]
+    return []
+
+
+def _pair_violations(graph: _Graph, node, name: str, scale: np.ndarray, zero: np.ndarray | None) -> list[Violation]:
+    """A QuantizeLinear feeds only DequantizeLinear nodes, each with the same scale and zero point."""
+    users = graph.consumers.get(node.output[0], [])
+    found = []
+    if not users or any(u.op_type != "DequantizeLinear" for u in users):
+        kinds = sorted({u.op_type for u in users}) or ["nothing"]
+        found.append(Violation(name, "pair", f"QuantizeLinear feeds {', '.join(kinds)}, not DequantizeLinear"))
+    for user in users:
+        if user.op_type != "DequantizeLinear":
+            continue
+        u_scale = graph.values.get(user.input[1])
+        u_zero = graph.input(user, 2)
+        if u_scale is None or u_scale.shape != scale.shape or not np.array_equal(u_scale, scale) or (
+                (u_zero is None) != (zero is None) or (zero is not None and not np.array_equal(u_zero, zero))):
+            found.append(Violation(user.name or user.output[0], "pair",
+                                   f"scale/zero point differ from its QuantizeLinear {name}"))
+    return found
 
 
 def load(path: Path):

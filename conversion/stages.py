@@ -18,7 +18,7 @@ from hilci.conversion import manifest
 from hilci.conversion.settings import ConvertSettings
 from hilci.errors import StageError
 from hilci.results.measurements import distribution, measure
-from hilci.stage.run import StageContext
+from hilci.stage.context import StageContext
 from hilci.util.extras import ensure
 from hilci.util.settings import as_dict
 
@@ -71,68 +71,129 @@ def quantize(ctx: StageContext) -> None:
     cfg = ctx.config  # validated by hilci.conversion.settings.QuantizeSettings (opset >= 13: Q/DQ per channel)
     ensure("torch", "modelopt", "onnx", "onnxruntime", "sklearn")
     from hilci.conversion import lint, parity
-    from hilci.conversion import quantize as q
-    from hilci.conversion import train as tr
-    from hilci.conversion.data import load_splits
     from hilci.conversion.engines import load_engine
 
     start = time.perf_counter()
-    ckpt_path = ctx.root / CHECKPOINT
+    trained = _load_trained(ctx)
+    quantized = _quantize_model(trained, cfg)
+    _drop_gate(ctx, quantized, cfg["max_drop_pp"])
+    onnx_path, fp32_onnx = _export(ctx, trained, quantized, cfg)
+    report = _lint_gate(ctx, onnx_path)
+    engine_logits = load_engine(onnx_path).run(trained.splits.x_test)
+    par = parity.compare(quantized.reference, engine_logits, atol=cfg["atol"], rtol=cfg["rtol"],
+                         step=parity.output_step(lint.load(onnx_path)), labels=trained.splits.y_test)
+    acc = quantized.accuracy
+    metrics = {"fp32_accuracy": acc["fp32"], "ptq_accuracy": acc["ptq"], "qat_accuracy": acc["qat"],
+               "ptq_drop_pp": quantized.drop_pp("ptq"), "qat_drop_pp": quantized.drop_pp("qat"),
+               "lint": report.summary(), "parity": par.as_dict(), "quantize_s": time.perf_counter() - start,
+               "qat_device": quantized.device}
+    _write_json(ctx.artifacts / "metrics.json", metrics)
+    _write_quantize_manifests(ctx, trained, cfg, metrics, (onnx_path, "qdq-onnx"), (fp32_onnx, "fp32-onnx"),
+                              (ctx.artifacts / "reference.npz", "reference"))
+    ctx.log(f"quantize: accuracy fp32 {acc['fp32']:.4f} ptq {acc['ptq']:.4f} qat {acc['qat']:.4f}; "
+            f"{report.summary()}")
+    _parity_gate(ctx, "quantize", par, cfg["min_parity"])
+
+
+class _Trained:
+    """The FP32 checkpoint `train` left, its training settings and the data it was trained on."""
+
+    def __init__(self, path: Path, model, config: dict, splits):
+        self.path, self.model, self.config, self.splits = path, model, config, splits
+
+
+class _Quantized:
+    """The QAT model, its logits on the test set (the parity reference) and the three accuracies."""
+
+    def __init__(self, model, reference, accuracy: dict[str, float], device: str):
+        self.model, self.reference, self.accuracy, self.device = model, reference, accuracy, device
+
+    def drop_pp(self, which: str) -> float:
+        """Accuracy lost against FP32 by `which` ("ptq" or "qat"), in percentage points."""
+        return 100 * (self.accuracy["fp32"] - self.accuracy[which])
+
+
+def _load_trained(ctx: StageContext) -> _Trained:
+    """The checkpoint and the same data splits it was trained on; a checkpoint trained on other data is an error."""
+    from hilci.conversion import train as tr
+    from hilci.conversion.data import load_splits
+
+    path = ctx.root / CHECKPOINT
     try:
-        model, ckpt = tr.load_checkpoint(ckpt_path)
+        model, ckpt = tr.load_checkpoint(path)
     except tr.CheckpointError as exc:
         raise StageError(str(exc)) from None
-    train_cfg = ckpt.get("config", {})
-    splits = load_splits(model.image_size, int(train_cfg.get("seed", 0)))
+    config = ckpt.get("config", {})
+    splits = load_splits(model.image_size, int(config.get("seed", 0)))
     if ckpt.get("data", {}).get("sha256") not in (None, splits.sha256):
-        raise StageError(f"{ckpt_path}: trained on data {ckpt['data']['sha256'][:12]}, "
+        raise StageError(f"{path}: trained on data {ckpt['data']['sha256'][:12]}, "
                          f"but the data here hashes {splits.sha256[:12]}; retrain")
+    return _Trained(path, model, config, splits)
+
+
+def _quantize_model(trained: _Trained, cfg: dict[str, Any]) -> _Quantized:
+    """PTQ (calibration only, for comparison) and QAT (a short fine-tune), each judged on the test set."""
+    from hilci.conversion import quantize as q
+    from hilci.conversion import train as tr
+
+    model, splits = trained.model, trained.splits
     fp32_acc = tr.accuracy(tr.predict(model, splits.x_test), splits.y_test)
-    ptq_model = q.ptq(model, splits.x_calib)
-    ptq_acc = tr.accuracy(tr.predict(ptq_model, splits.x_test), splits.y_test)
-    qat_run = tr.TrainSettings(cfg["qat_epochs"], int(train_cfg.get("batch_size", 64)),
-                               cfg["qat_learning_rate"], int(train_cfg.get("seed", 0)))
+    ptq_acc = tr.accuracy(tr.predict(q.ptq(model, splits.x_calib), splits.x_test), splits.y_test)
+    qat_run = tr.TrainSettings(cfg["qat_epochs"], int(trained.config.get("batch_size", 64)),
+                               cfg["qat_learning_rate"], int(trained.config.get("seed", 0)))
     qat_model = q.qat(model, splits.x_calib, splits.x_train, splits.y_train, qat_run)
     reference = tr.predict(qat_model, splits.x_test)
-    qat_acc = tr.accuracy(reference, splits.y_test)
-    out = ctx.artifacts
-    onnx_path = q.export_onnx(qat_model, out / "model.onnx", model.image_size, cfg["opset"])
-    fp32_onnx = q.export_onnx(model, out / "model_fp32.onnx", model.image_size, cfg["opset"])
-    np.savez(out / "reference.npz", x=splits.x_test, y=splits.y_test, logits=reference)
+    return _Quantized(qat_model, reference, {"fp32": fp32_acc, "ptq": ptq_acc,
+                                             "qat": tr.accuracy(reference, splits.y_test)}, q.QAT_DEVICE)
+
+
+def _export(ctx: StageContext, trained: _Trained, quantized: _Quantized, cfg: dict[str, Any]) -> tuple[Path, Path]:
+    """The Q/DQ ONNX model, its FP32 twin, and the test set with the reference logits convert checks against."""
+    from hilci.conversion import quantize as q
+
+    out, size = ctx.artifacts, trained.model.image_size
+    onnx_path = q.export_onnx(quantized.model, out / "model.onnx", size, cfg["opset"])
+    fp32_onnx = q.export_onnx(trained.model, out / "model_fp32.onnx", size, cfg["opset"])
+    np.savez(out / "reference.npz", x=trained.splits.x_test, y=trained.splits.y_test, logits=quantized.reference)
+    return onnx_path, fp32_onnx
+
+
+def _lint_gate(ctx: StageContext, onnx_path: Path):
+    """TensorRT-compatibility lint of the Q/DQ model: lint.json and the `lint` testcase, in one place."""
+    from hilci.conversion import lint
+
     try:
         report = lint.lint_file(onnx_path)
     except lint.LintError as exc:
         raise StageError(str(exc)) from None
-    _write_json(out / "lint.json", {"summary": report.summary(), "opset": report.opset,
-                                    "quantize_nodes": report.quantize_nodes,
-                                    "dequantize_nodes": report.dequantize_nodes,
-                                    "violations": [vars(v) for v in report.violations]})
-    engine_logits = load_engine(onnx_path).run(splits.x_test)
-    par = parity.compare(reference, engine_logits, atol=cfg["atol"], rtol=cfg["rtol"],
-                         step=parity.output_step(lint.load(onnx_path)), labels=splits.y_test)
-    elapsed = time.perf_counter() - start
-    metrics = {"fp32_accuracy": fp32_acc, "ptq_accuracy": ptq_acc, "qat_accuracy": qat_acc,
-               "ptq_drop_pp": 100 * (fp32_acc - ptq_acc), "qat_drop_pp": 100 * (fp32_acc - qat_acc),
-               "lint": report.summary(), "parity": par.as_dict(), "quantize_s": elapsed, "qat_device": q.QAT_DEVICE}
-    _write_json(out / "metrics.json", metrics)
-    lineage = {"checkpoint": ckpt_path, "data": splits.record(), "code": _code(),
+    _write_json(ctx.artifacts / "lint.json", {"summary": report.summary(), "opset": report.opset,
+                                              "quantize_nodes": report.quantize_nodes,
+                                              "dequantize_nodes": report.dequantize_nodes,
+                                              "violations": [vars(v) for v in report.violations]})
+    ctx.case("lint", measurements=[measure("quantize.lint.violations", len(report.violations), high=0),
+                                   measure("quantize.lint.q_nodes", report.quantize_nodes, low=1),
+                                   measure("quantize.lint.dq_nodes", report.dequantize_nodes, low=1)],
+             failure=None if report.ok else f"{onnx_path.relative_to(ctx.root)}: {report.summary()}")
+    return report
+
+
+def _drop_gate(ctx: StageContext, quantized: _Quantized, max_drop_pp: float) -> None:
+    acc = quantized.accuracy
+    ctx.gate("drop", measure("quantize.qat_drop", quantized.drop_pp("qat"), "pp", high=max_drop_pp,
+                             nominal="QAT accuracy drop against FP32"),
+             measure("quantize.ptq_drop", quantized.drop_pp("ptq"), "pp"),
+             measure("quantize.fp32_accuracy", acc["fp32"]), measure("quantize.ptq_accuracy", acc["ptq"]),
+             measure("quantize.qat_accuracy", acc["qat"]))
+
+
+def _write_quantize_manifests(ctx: StageContext, trained: _Trained, cfg: dict[str, Any], metrics: dict[str, Any],
+                              *artifacts: tuple[Path, str]) -> None:
+    lineage = {"checkpoint": trained.path, "data": trained.splits.record(), "code": _code(),
                "config": _config("quantize", cfg)}
-    for path, kind in ((onnx_path, "qdq-onnx"), (fp32_onnx, "fp32-onnx"), (out / "reference.npz", "reference")):
+    for path, kind in artifacts:
         manifest.write_manifest(path, kind, inputs=lineage, root=ctx.root, metrics=metrics,
                                 settings={**cfg, "quantization": "modelopt INT8_DEFAULT_CFG", "calibrator": "max",
                                           "exporter": "torch.onnx.export(dynamo=False)"})
-    ctx.log(f"quantize: accuracy fp32 {fp32_acc:.4f} ptq {ptq_acc:.4f} qat {qat_acc:.4f}; {report.summary()}")
-    ctx.gate("drop", measure("quantize.qat_drop", metrics["qat_drop_pp"], "pp", high=cfg["max_drop_pp"],
-                             nominal="QAT accuracy drop against FP32"),
-             measure("quantize.ptq_drop", metrics["ptq_drop_pp"], "pp"),
-             measure("quantize.fp32_accuracy", fp32_acc), measure("quantize.ptq_accuracy", ptq_acc),
-             measure("quantize.qat_accuracy", qat_acc))
-    lint_ms = [measure("quantize.lint.violations", len(report.violations), high=0),
-               measure("quantize.lint.q_nodes", report.quantize_nodes, low=1),
-               measure("quantize.lint.dq_nodes", report.dequantize_nodes, low=1)]
-    ctx.case("lint", measurements=lint_ms,
-             failure=None if report.ok else f"{onnx_path.relative_to(ctx.root)}: {report.summary()}")
-    _parity_gate(ctx, "quantize", par, cfg["min_parity"])
 
 
 def _parity_gate(ctx: StageContext, stage: str, par, min_parity: float) -> None:

@@ -1,16 +1,8 @@
-"""HIL suites: the hilci plugin (entry point) supplies --rig, device fixtures and `gate`; this sets timeouts and
-loads the rig's model engine (the model path lives in `conversion`, which the framework never imports)."""
+"""HIL suites: the hilci plugin (entry point) supplies --rig, device fixtures, `gate` and each test's time limit
+(--hil-timeout); this loads the rig's model engine (the model path lives in `hilci.conversion`, which the
+framework never imports)."""
 
 import pytest
-
-DEFAULT_TIMEOUT_S = 30  # every HIL test ends, whatever a device does
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.get_closest_marker("timeout") is None:
-            # signal method: the test gets an exception, so teardown (the actuators' safe state) still runs
-            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT_S, method="signal"))
 
 
 @pytest.fixture

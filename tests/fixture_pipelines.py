@@ -39,6 +39,15 @@ def stage(name: str, **kw) -> Stage:
     return Stage(name=name, pod="cpu", does=f"test stage {name}", entry="tests.fixture_pipelines:behave", **kw)
 
 
+GOOD = """
+gen:
+  copy_from: src/input.txt
+  write: {out/gen/a.txt: "gen says hi\\n"}
+check:
+  write: {out/check/ok.txt: "checked\\n"}
+final: {}
+"""  # the hilci.yaml of a project where every stage of PIPELINE passes
+
 PIPELINE = Pipeline(stages=(
     stage("gen", inputs=("src/input.txt",), outputs=("out/gen",)),
     stage("check", inputs=("out/gen/*.txt",), outputs=("out/check",), needs=("gen",)),

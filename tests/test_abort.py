@@ -16,6 +16,9 @@ import yaml
 from hilci.hil.emulators.process import EmulatorHandle, start, wait_for
 from hilci.hil.rig import load_rig
 from hilci.results import junit
+from tests.conftest import alive
+
+pytestmark = [pytest.mark.emulator, pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,6 +67,7 @@ def make_hold_project(folder: Path) -> tuple[Path, EmulatorHandle]:
     (proj / "hil_tests").mkdir(parents=True)
     (proj / "hil_tests" / "test_hold.py").write_text(SUITE)
     (proj / "podtemplates").symlink_to(ROOT / "podtemplates")
+    (proj / "hilci.yaml").write_text("pipeline: hilci.example:PIPELINE\n")
     (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "bench", "emulate": False, "devices": {
         "servo": {"driver": "servo", "baud": 1000000, "port": handle.port}}}))
     (folder / "tmp").mkdir()
@@ -71,7 +75,7 @@ def make_hold_project(folder: Path) -> tuple[Path, EmulatorHandle]:
 
 
 @pytest.fixture
-def project(tmp_path):
+def held(tmp_path):
     proj, handle = make_hold_project(tmp_path)
     yield proj, handle
     handle.stop()
@@ -108,12 +112,12 @@ def _assert_aborted_cleanly(junit_file: Path, tmp_path: Path, sig: signal.Signal
     left = sorted(p.name for p in (tmp_path / "tmp").iterdir())
     assert left == [], f"left behind in the temporary folder: {left}"
     pid = int((tmp_path / "holding").read_text())
-    assert not _alive(pid), "the pytest child outlived the abort"
+    assert not alive(pid), "the pytest child outlived the abort"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_abort_of_hilci_stage_hil_keeps_results_and_leaves_the_servo_safe(project, tmp_path, sig):
-    proj, handle = project
+def test_abort_of_hilci_stage_hil_keeps_results_and_leaves_the_servo_safe(held, tmp_path, sig):
+    proj, handle = held
     proc = subprocess.Popen([sys.executable, "-m", "hilci", "stage", "hil", "--rig", str(proj / "rig.yaml")],
                             cwd=proj, env=hold_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -123,8 +127,8 @@ def test_abort_of_hilci_stage_hil_keeps_results_and_leaves_the_servo_safe(projec
     _assert_aborted_cleanly(proj / "reports" / "junit" / "hil.xml", tmp_path, sig, motor, out)
 
 
-def test_abort_of_hilci_run_reaches_the_stage_and_its_pytest(project, tmp_path):
-    proj, handle = project
+def test_abort_of_hilci_run_reaches_the_stage_and_its_pytest(held, tmp_path):
+    proj, handle = held
     proc = subprocess.Popen([sys.executable, "-m", "hilci", "run", "--only", "hil", "--rig", str(proj / "rig.yaml")],
                             cwd=proj, env=hold_env(tmp_path, proj), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -140,6 +144,7 @@ def test_abort_of_the_build_stage_keeps_its_unit_tests(tmp_path):
     proj = tmp_path / "proj"
     (proj / "tests").mkdir(parents=True)
     (proj / "tests" / "test_unit.py").write_text(SLOW_UNIT_TESTS)
+    (proj / "hilci.yaml").write_text("pipeline: hilci.example:PIPELINE\n")
     (tmp_path / "tmp").mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "hilci", "stage", "build"], cwd=proj, env=hold_env(tmp_path, proj),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -154,15 +159,7 @@ def test_abort_of_the_build_stage_keeps_its_unit_tests(tmp_path):
     assert cases["test_quick"].status == "passed", out
     assert cases["test_hangs"].message.startswith("aborted by SIGTERM"), out
     assert {"wheel", "ruff"} <= set(cases)  # the stage's own testcases before the abort are kept too
-    assert not _alive(int(marker.read_text()))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    assert not alive(int(marker.read_text()))
 
 
 def test_an_abort_waits_for_a_torque_off_in_progress():
@@ -184,8 +181,8 @@ def test_an_abort_waits_for_a_torque_off_in_progress():
             signal.signal(sig, handler)
 
 
-def test_abort_on_an_emulated_rig_leaves_no_folder_and_no_process(project, tmp_path):
-    proj, _ = project
+def test_abort_on_an_emulated_rig_leaves_no_folder_and_no_process(held, tmp_path):
+    proj, _ = held
     (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "sim", "emulate": True, "devices": {
         "servo": {"driver": "servo", "baud": 1000000}}}))
     proc = subprocess.Popen([sys.executable, "-m", "hilci", "stage", "hil", "--rig", str(proj / "rig.yaml")],
@@ -195,8 +192,14 @@ def test_abort_on_an_emulated_rig_leaves_no_folder_and_no_process(project, tmp_p
     if not wait_for(marker.exists, 90, interval=0.05):
         proc.kill()
         pytest.fail("the held test never started: " + proc.communicate(timeout=30)[0])
-    session = [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("hilci-session-")]
-    assert session and (session[0] / "hostclock.sock").exists()  # the emulators and the host clock run there
+    def session_folders() -> list[Path]:
+        return [p for p in (tmp_path / "tmp").iterdir() if p.name.startswith("hilci-session-")]
+
+    # the emulators and the host clock run in the session folder; on a busy host the clock may come up a
+    # little after the test started holding, so wait for its socket (bounded) rather than look once
+    assert wait_for(lambda: any((p / "hostclock.sock").exists() for p in session_folders()), 30, interval=0.05), \
+        [str(p) for p in (tmp_path / "tmp").rglob("*")]
+    session = session_folders()
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 128 + signal.SIGTERM.value, out

@@ -23,6 +23,8 @@ from hilci.hil.rig import load_rig
 from hilci.results import junit
 from hilci.results.measurements import FAIL, INCONCLUSIVE, PASS, distribution, measure, parse_properties
 
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 
 LATE = HostLatency(n=1000, p50_ms=4.0, p99_ms=18.0, max_ms=25.0)
@@ -259,7 +261,8 @@ def test_hilci_run_counts_inconclusive_verdicts_in_its_summary(tmp_path):
     proj.mkdir()
     for name in ("hil_tests", "podtemplates"):
         (proj / name).symlink_to(ROOT / name)
-    (proj / "hilci.yaml").write_text(yaml.safe_dump({"hil": {"pytest_args": ["-k", "test_roundtrip"]}}))
+    (proj / "hilci.yaml").write_text(yaml.safe_dump({"pipeline": "hilci.example:PIPELINE",
+                                                     "hil": {"pytest_args": ["-k", "test_roundtrip"]}}))
     (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "sim", "emulate": True, "health_timeout_s": 2.0,
                                                    "devices": {"servo": SERVO}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HILCI_")}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hilci import cli
 from hilci.kube.cluster import collect, format_view
 from hilci.kube.resources import GPU, RIG
 from tests.kube_standin import kube  # noqa: F401 - the fixture
+
+pytestmark = [pytest.mark.server]  # what it needs: the fast tier leaves it out
 
 NS = "hilci-ci"
 

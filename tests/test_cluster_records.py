@@ -13,6 +13,8 @@ from hilci.kube.resources import GPU, RIG
 from hilci.kube.usage import Hold, busy_share, overlaps
 from tests.kube_standin import kube  # noqa: F401 - the fixture
 
+pytestmark = [pytest.mark.server]  # what it needs: the fast tier leaves it out
+
 NS = "hilci-ci"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

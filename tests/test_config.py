@@ -24,10 +24,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SIM_RIG = ROOT / "hil_tests" / "rigs" / "sim.yaml"
 
 
+@pytest.fixture(autouse=True)
+def example_pipeline(monkeypatch):
+    """These projects hold the settings of hilci's example pipeline, named the way a run names one."""
+    monkeypatch.setenv("HILCI_PIPELINE", "hilci.example:PIPELINE")
+
+
 def project(tmp_path: Path, hilci_yaml: str | bytes | None) -> Path:
     """A project root the real pipeline can be checked in: pod templates, the sim rig and this hilci.yaml."""
     shutil.copytree(ROOT / "podtemplates", tmp_path / "podtemplates")
     (tmp_path / "hil_tests" / "rigs").mkdir(parents=True)
+    (tmp_path / "tests").mkdir()  # the build stage's unit tests (its `tests` setting)
     shutil.copy(SIM_RIG, tmp_path / "hil_tests" / "rigs" / "sim.yaml")
     if isinstance(hilci_yaml, bytes):
         (tmp_path / "hilci.yaml").write_bytes(hilci_yaml)
@@ -38,6 +45,7 @@ def project(tmp_path: Path, hilci_yaml: str | bytes | None) -> Path:
 
 def run(root: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("HILCI_ROOT", "HILCI_PIPELINE")}
+    env["HILCI_PIPELINE"] = "hilci.example:PIPELINE"  # these projects hold hilci's example's settings
     return subprocess.run([sys.executable, "-m", "hilci", "run", *args], cwd=cwd or root, env=env,
                           capture_output=True, text=True, timeout=120)
 

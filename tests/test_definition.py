@@ -10,6 +10,9 @@ from hilci.errors import DefinitionError
 from hilci.example import PIPELINE
 from hilci.pipeline.model import Board, Pipeline, Stage
 
+pytestmark = pytest.mark.smoke  # the tiny suite the build stage runs inside the e2e test
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

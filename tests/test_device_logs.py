@@ -11,10 +11,13 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hilci.hil.devicelog import MAX_LINE_CHARS, MAX_LINES, TrafficLog, log_path
 from hilci.results import junit
+
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = {
@@ -90,7 +93,7 @@ def test_hilci_run_keeps_the_device_log_with_the_stage_and_the_report_links_it(t
     proj.mkdir()
     for name in ("hil_tests", "podtemplates"):
         (proj / name).symlink_to(ROOT / name)
-    (proj / "hilci.yaml").write_text(yaml.safe_dump({"hil": {"pytest_args": [
+    (proj / "hilci.yaml").write_text(yaml.safe_dump({"pipeline": "hilci.example:PIPELINE", "hil": {"pytest_args": [
         "-k", "test_data_valid", "--hil-fault", "gnss:corrupt:fraction=1@TestGnss::test_data_valid"]}}))
     (proj / "rig.yaml").write_text(yaml.safe_dump({"name": "sim", "emulate": True, "health_timeout_s": 2.0,
                                                    "devices": {"gnss": DEVICES["gnss"]}}))

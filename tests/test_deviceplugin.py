@@ -22,6 +22,8 @@ from tests.kubelet_standin import KubeletStandIn, wire_emulated_rig
 from tests.scratch import child_env
 from tests.test_hil_emulate import Lines
 
+pytestmark = [pytest.mark.emulator, pytest.mark.server]  # what it needs: the fast tier leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 HEALTH_BOUND_S = 15.0  # the goal is 10 s (benchmarks/cluster.py measures it); this only bounds the wait
 

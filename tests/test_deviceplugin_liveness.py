@@ -101,6 +101,8 @@ def test_the_daemonset_probes_liveness_with_the_check_on_its_own_state_dir():
     assert probe[probe.index("--state-dir") + 1] == args[args.index("--state-dir") + 1]
 
 
+@pytest.mark.emulator
+@pytest.mark.server  # a kubelet stand-in and an emulated rig
 def test_the_daemonset_s_reasons_name_only_mounts_allocate_makes(tmp_path):
     """hilci.dev/why-hostpath says which host folders reach a pod: exactly those Allocate hands the kubelet."""
     from tests.kubelet_standin import wire_emulated_rig

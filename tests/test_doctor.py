@@ -16,6 +16,7 @@ from hilci import doctor
 from hilci.example import PIPELINE
 from hilci.pipeline.model import Stage
 from hilci.util import extras
+from tests.conftest import hilci
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,11 +28,9 @@ def bare_path(tmp_path: Path) -> str:
     return str(empty)
 
 
-def hilci(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("HILCI_ROOT", "HILCI_PIPELINE")}
-    env["PATH"] = bare_path(tmp_path)
-    return subprocess.run([sys.executable, "-m", "hilci", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+def hilci_bare(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`hilci ARGS` in the repository with a PATH that holds only what `bare_path` links."""
+    return hilci(ROOT, *args, pipeline="", env={"PATH": bare_path(tmp_path)})
 
 
 def test_build_declares_groovy_and_java():
@@ -39,7 +38,7 @@ def test_build_declares_groovy_and_java():
 
 
 def test_doctor_names_groovy_with_its_install_command(tmp_path):
-    proc = hilci(tmp_path, "doctor")
+    proc = hilci_bare(tmp_path, "doctor")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     sudo = "" if os.geteuid() == 0 else "sudo "
     assert f"hilci: groovy is missing (needed by build): {sudo}apt-get install -y groovy" in proc.stderr
@@ -48,13 +47,14 @@ def test_doctor_names_groovy_with_its_install_command(tmp_path):
 
 
 def test_doctor_checks_only_the_stages_asked(tmp_path):
-    proc = hilci(tmp_path, "doctor", "--only", "report")
+    proc = hilci_bare(tmp_path, "doctor", "--only", "report")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("ok: 1 stage ready")
+    assert proc.stdout.splitlines()[0] == "hilci: pipeline hilci.example:PIPELINE (hilci.yaml)"  # which pipeline
+    assert proc.stdout.splitlines()[1].startswith("ok: 1 stage ready")
 
 
 def test_run_refuses_to_start_without_groovy(tmp_path):
-    proc = hilci(tmp_path, "run", "--only", "build")
+    proc = hilci_bare(tmp_path, "run", "--only", "build")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "groovy is missing (needed by build)" in proc.stderr and "apt-get install -y groovy" in proc.stderr
     # groovy, java, make and pgrep (the unit tests run both; procps provides pgrep), one line each, and the count
@@ -73,12 +73,21 @@ def test_doctor_passes_here():
     assert "groovy" in proc.stdout
 
 
-def test_a_missing_python_package_names_its_extra():
-    stage = Stage(name="cam", pod="cpu", does="x", entry="a:b", needs_tools=("hilci_absent_pkg", "cv2"))
-    lines = [m.line() for m in doctor.missing_tools([stage])]
-    assert any(ln.startswith("hilci_absent_pkg is missing (needed by cam): ") for ln in lines)
-    if not extras.installed("cv2"):
-        assert "opencv is missing (needed by cam): pip install 'hilci[jetson]'" in lines
+def test_a_missing_python_package_names_its_extra_for_hilcis_stages_and_itself_for_a_projects(monkeypatch):
+    monkeypatch.setattr(doctor, "is_installed", lambda tool: False)  # as on a machine with none of them
+    own = Stage(name="cam", pod="cpu", does="x", entry="hilci.builtin.hil:hil", needs_tools=("cv2",))
+    theirs = Stage(name="lidar", pod="cpu", does="x", entry="robot.stages:lidar",
+                   needs_tools=("hilci_absent_pkg", "cv2", "groovy"))
+    assert [m.line() for m in doctor.missing_tools([own])] == [
+        "opencv is missing (needed by cam): pip install 'hilci[jetson]'"]
+    lines = [m.line() for m in doctor.missing_tools([theirs])]
+    # failed on the old code: a project's own tool was named with an extra of hilci's
+    assert "opencv is missing (needed by lidar): pip install opencv-python-headless" in lines
+    assert "hilci_absent_pkg is missing (needed by lidar): install it (neither a program on PATH nor an " \
+           "importable Python package)" in lines
+    assert any(ln.startswith("groovy is missing (needed by lidar): ") and ln.endswith("apt-get install -y groovy")
+               for ln in lines)
+    assert not any("hilci[" in ln for ln in lines)
 
 
 def test_require_names_the_extra_once(monkeypatch):
@@ -121,7 +130,7 @@ def test_a_stage_without_its_package_is_one_line_in_its_junit(tmp_path):
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
     env = {k: v for k, v in os.environ.items() if k not in ("HILCI_ROOT", "HILCI_PIPELINE")}
-    env.update(PYTHONPATH=str(blocker), HILCI_ROOT=str(tmp_path))
+    env.update(PYTHONPATH=str(blocker), HILCI_ROOT=str(tmp_path), HILCI_PIPELINE="hilci.example:PIPELINE")
     proc = subprocess.run([sys.executable, "-m", "hilci", "stage", "train"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr

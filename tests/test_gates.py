@@ -11,9 +11,11 @@ import pytest
 from hilci.pipeline.sections import HIGHER, LOWER, NEUTRAL, GateSettings
 from hilci.results import junit
 from hilci.store.gates import direction_of, judge, t_quantile
+from tests.conftest import hilci
 from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD
-from tests.test_store_cache import hilci
+
+pytestmark = [pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
 
 
 def _baseline(values: list[float], commit: str = "a1b2c3d4e5") -> list[tuple[dict, float]]:

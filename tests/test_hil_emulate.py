@@ -14,9 +14,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.scratch import child_env
+
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
 
 ROOT = Path(__file__).resolve().parents[1]
 

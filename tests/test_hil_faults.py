@@ -15,7 +15,7 @@ from hilci.results.junit import read_cases
 ROOT = Path(__file__).resolve().parents[1]
 
 # Each case runs the suites against four emulators (7-10 s): `make test` runs them, the build stage does not.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.emulator]
 
 BASE_DEVICES = {
     "imu": {"driver": "imu", "baud": 921600, "rate_hz": 200, "jitter_p99_ms": 15.0, "window_s": 0.6},

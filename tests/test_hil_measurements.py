@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hilci.results.junit import read_cases
 from hilci.results.measurements import UNSET, Declared, measure, replace_properties
 from tests.scratch import child_env
+
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hilci.hil.drivers import driver_for
 from hilci.hil.emulators.process import RigEmulators
 from hilci.hil.rig import load_rig
+
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
 
 
 def emulated(tmp_path: Path, devices: dict):

@@ -17,6 +17,8 @@ from hilci.hil.registry import ACTUATOR, SENSOR, DeviceKind, DeviceSettings, Kin
 from hilci.results.junit import read_cases
 from tests.scratch import child_env
 
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 
 THERMO_TEST = '''

@@ -17,6 +17,8 @@ from hilci.hil.emulators.process import start, wait_for
 from hilci.hil.locks import DeviceBusy, DeviceLock
 from hilci.hil.rig import load_rig
 
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 
 HOLD_TEST = '''

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from hilci.store.history import RECORD_FORMAT, sparkline
+from tests.conftest import hilci
 from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD
-from tests.test_store_cache import hilci
+
+pytestmark = [pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
 
 VALUES = (0.9, 0.8, 1.0, 0.7)
 

@@ -110,3 +110,12 @@ def test_the_cycle_finder_finds_a_circle():
             return self.imports.get(m, set())
 
     assert import_cycles(Graph()) == [["a", "b", "c"]]
+
+
+def test_only_public_pytest_apis():
+    """pytest's private `_pytest` package changes between releases without notice: the library and the HIL
+    suites use `pytest` only (public hooks, fixtures and `pytest.*` names)."""
+    private = re.compile(r"^\s*(from\s+_pytest[\s.]|import\s+_pytest\b)", flags=re.M)
+    found = [str(p.relative_to(ROOT)) for folder in ("ci", "conversion", "hil_tests")
+             for p in sorted((ROOT / folder).rglob("*.py")) if private.search(p.read_text())]
+    assert found == [], f"private pytest imports in {found}"

@@ -22,6 +22,8 @@ from hilci.results.junit import write_suite
 from hilci.results.measurements import distribution, measure
 from tests.jenkins_standin import CRUMB, CRUMB_FIELD, JenkinsStandIn
 
+pytestmark = [pytest.mark.server]  # what it needs: the fast tier leaves it out
+
 BRANCH = "feature/imu-rate"
 JOB = "hilci/feature%2Fimu-rate"  # how Jenkins names a branch job in a Multibranch project
 

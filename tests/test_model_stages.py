@@ -13,6 +13,8 @@ from hilci.results import junit
 from hilci.stage.run import EXIT_ERROR, EXIT_FAILED, EXIT_OK, run_stage
 from tests.test_conversion_lint import qdq_model
 
+pytestmark = [pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
+
 FAST = {"train": {"epochs": 3, "batch_size": 64, "learning_rate": 0.01, "min_accuracy": 0.8},
         "quantize": {"qat_epochs": 1, "max_drop_pp": 5.0},
         "convert": {"backend": "onnxruntime", "benchmark": {"warmup_s": 0.0, "iterations": 30, "duration_s": 0.0},

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hilci.results import junit
-from tests.scratch import child_env, scratch_copy
+from tests.conftest import hilci
+from tests.scratch import scratch_copy
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.slow]
 
 
-def hilci(root: Path, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
-    env = child_env(CI="true")
-    return subprocess.run([sys.executable, "-m", "hilci", *args], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def run_hilci(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """The project's own pipeline (no fixture definition), with the time a cold run of it needs."""
+    return hilci(root, *args, pipeline="", timeout=1500)
 
 
 def statuses(root: Path) -> dict[str, str]:
@@ -27,7 +27,11 @@ def statuses(root: Path) -> dict[str, str]:
 
 def test_the_pipeline_runs_then_hits_the_cache(tmp_path: Path):
     root = scratch_copy(tmp_path)
-    cold = hilci(root, "run")
+    # the unit tests run once in CI (the pipeline's build stage, then `make test-rest`): here the build stage
+    # runs only the smoke suite, which is enough to show it runs pytest and merges its JUnit
+    config = root / "hilci.yaml"
+    config.write_text(re.sub(r"(?m)^  unit_test_marker: .*$", "  unit_test_marker: smoke", config.read_text()))
+    cold = run_hilci(root, "run")
     assert cold.returncode == 0, cold.stdout[-4000:] + cold.stderr[-4000:]
     stages = ["build", "train", "quantize", "convert", "hil", "report"]
     assert statuses(root) == dict.fromkeys(stages, "passed")
@@ -39,13 +43,15 @@ def test_the_pipeline_runs_then_hits_the_cache(tmp_path: Path):
     assert {c.suite.split(".")[1] for c in cases if c.suite.startswith("hilci.")} >= set(stages) - {"hil"}
     assert any(c.suite.startswith("hil") and c.measurements for c in cases), "no HIL measurements in the JUnit"
     assert "<svg class='timeline'" in (root / "reports/index.html").read_text()
+    unit = [c for c in cases if c.suite == "hilci.build.unit-tests"]
+    assert unit and all(c.classname.startswith("tests.test_definition") for c in unit), [c.classname for c in unit]
 
-    trace = hilci(root, "trace", "artifacts/convert/engine.onnx")
+    trace = run_hilci(root, "trace", "artifacts/convert/engine.onnx")
     assert trace.returncode == 0, trace.stderr
     assert "load_digits" in trace.stdout and "commit" in trace.stdout
 
     (root / "hil_tests" / "NOTE.txt").write_text("a change to the HIL suites alone must not retrain\n")
-    warm = hilci(root, "run")
+    warm = run_hilci(root, "run")
     assert warm.returncode == 0, warm.stdout[-4000:] + warm.stderr[-4000:]
     assert statuses(root) == {"build": "cached", "train": "cached", "quantize": "cached", "convert": "cached",
                               "hil": "passed", "report": "passed"}

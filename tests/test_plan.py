@@ -11,14 +11,10 @@ import pytest
 
 from hilci.pipeline.model import Pipeline, Stage
 from hilci.store.keys import explain, key_for, pinned_versions
-from tests.fixture_pipelines import make_project
+from tests.conftest import REPO, hilci
 from tests.test_runner import GOOD, runs
-from tests.test_store_cache import REPO, hilci
 
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "p", GOOD)
+pytestmark = [pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
 
 
 def plan_lines(stdout: str) -> dict[str, str]:

@@ -197,6 +197,7 @@ def test_a_missing_or_wrong_store_secret_is_one_note_and_the_stages_run_as_misse
 
 @pytest.mark.slow
 @pytest.mark.pipeline
+@pytest.mark.server
 def test_make_pods_runs_every_stage_in_its_pod_and_leaves_junit_and_report(tmp_path):
     """The whole build, as `make pods` runs it (one board, to keep it short), from a copy of this checkout."""
     root = pods.checkout_copy(ROOT, tmp_path / "checkout")

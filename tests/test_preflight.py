@@ -24,6 +24,8 @@ from hilci.kube.preflight import Node, Template, Verdict, tolerates
 from hilci.kube.resources import GPU, RIG
 from tests.kube_standin import kube  # noqa: F401 - the fixture
 
+pytestmark = [pytest.mark.server]  # what it needs: the fast tier leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "cluster.md"
 # NVIDIA's chart (v0.13+) schedules onto nodes with any of these labels (its default node affinity).

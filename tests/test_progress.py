@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hilci.local.progress import LiveProgress
 from hilci.pipeline.model import Pipeline, Stage
@@ -97,6 +98,7 @@ PIPELINE = Pipeline(stages=(Stage(name="count", pod="cpu", does="counts", entry=
                                   cacheable=False),))
 
 
+@pytest.mark.pipeline
 def test_hilci_run_shows_the_progress_a_stage_writes(tmp_path: Path):
     project = make_project(tmp_path, "count: {sleep: 1.5}\n")
     proc = subprocess.run([sys.executable, "-m", "hilci", "run"], cwd=project, capture_output=True, text=True,

@@ -13,6 +13,8 @@ import pytest
 
 from tests.test_report_html import build_report
 
+pytestmark = [pytest.mark.browser]  # what it needs: the fast tier leaves it out
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
 

@@ -18,6 +18,8 @@ from hilci.kube.deviceplugin import righealth
 from tests.kubelet_standin import wire_emulated_rig
 from tests.scratch import child_env
 
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 60.0  # bounds every wait on the pytest session (a loaded host starts it slowly)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,26 +12,13 @@ from pathlib import Path
 import pytest
 
 from hilci.results import junit
-from tests.fixture_pipelines import make_project
+from tests.conftest import REPO, alive, hilci
+from tests.fixture_pipelines import GOOD, make_project
 from tests.scratch import child_env
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
 
-GOOD = """
-gen:
-  copy_from: src/input.txt
-  write: {out/gen/a.txt: "gen says hi\\n"}
-check:
-  write: {out/check/ok.txt: "checked\\n"}
-final: {}
-"""
-
-
-def hilci(root: Path, *args: str, pipeline: str = "tests.fixture_pipelines:PIPELINE", timeout: float = 120,
-          **popen) -> subprocess.CompletedProcess:
-    env = child_env(PYTHONPATH=str(REPO), HILCI_PIPELINE=pipeline, CI="true")
-    return subprocess.run([sys.executable, "-m", "hilci", *args], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=timeout, **popen)
+__all__ = ["GOOD", "REPO", "hilci", "runs", "statuses"]  # shared with the store and plan tests
 
 
 def runs(root: Path) -> list[str]:
@@ -43,11 +29,6 @@ def runs(root: Path) -> list[str]:
 def statuses(root: Path) -> dict[str, str]:
     data = json.loads((root / "reports" / "run.json").read_text())
     return {s["name"]: s["status"] for s in data["stages"]}
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return make_project(tmp_path, GOOD)
 
 
 def test_stages_run_in_order_and_reports_are_written(project: Path):
@@ -112,7 +93,7 @@ def test_a_stage_past_its_timeout_is_killed_and_reported(tmp_path: Path):
     case = junit.read_cases(tmp_path / "reports/junit/slow.xml")[0]
     assert case.message == "timed out after 1 s" and "sleeping" in case.text
     pid = int((tmp_path / "slow.pid").read_text())
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -129,7 +110,7 @@ def test_abort_by_signal_stops_the_child_group_and_writes_junit(project: Path, s
     runner.send_signal(sig)
     out, _ = runner.communicate(timeout=30)
     assert runner.returncode == 128 + sig.value, out
-    assert not _alive(int(pid_file.read_text()))
+    assert not alive(int(pid_file.read_text()))
     cases = {c.suite: c for c in junit.read_cases(project / "reports/junit.xml")}
     assert cases["hilci.gen"].status == "passed"
     assert cases["hilci.check"].status == "error"
@@ -175,7 +156,7 @@ def test_only_and_from_select_stages(project: Path):
     (("run", "--only", "nope"), GOOD, "unknown stage 'nope' (stages: gen, check, final)"),
     (("stage", "nope"), GOOD, "unknown stage 'nope'"),
     (("run",), "gen: [unclosed\n", "hilci.yaml: line 2: malformed YAML"),
-    (("run",), "deploy: {}\n", "hilci.yaml: deploy: unknown section (valid: gen, check, final, store, regressions)"),
+    (("run",), "deploy: {}\n", "hilci.yaml: deploy: unknown section (valid: gen, check, final, store, regressions, pipeline, kinds, boards)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(project: Path, args, config, message):
     (project / "hilci.yaml").write_text(config)
@@ -207,17 +188,6 @@ def test_an_unreadable_cache_is_named(project: Path):
     proc = hilci(project, "run")
     assert proc.returncode == 2
     assert ".hilci-cache is not a directory" in proc.stderr
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead for our purpose
-        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 @pytest.mark.parametrize("emulate, second", [(True, "cached"), (False, "passed")])

@@ -14,9 +14,11 @@ import pytest
 from hilci.store.backend import CorruptBlob, Store, display_url, store_url
 from hilci.store.gc import collect
 from tests import seaweed
+from tests.conftest import hilci
 from tests.fixture_pipelines import make_project
 from tests.test_runner import GOOD
-from tests.test_store_cache import hilci
+
+pytestmark = [pytest.mark.server, pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
 
 s3 = seaweed.module_server()  # the SeaweedFS fixture of this module
 

@@ -15,9 +15,12 @@ import pytest
 from hilci.results import junit
 from hilci.util.digest import sha256_bytes
 from tests import seaweed
+from tests.conftest import REPO, hilci
 from tests.fixture_pipelines import make_project
 from tests.scratch import child_env
-from tests.test_runner import GOOD, REPO, runs, statuses
+from tests.test_runner import GOOD, runs, statuses
+
+pytestmark = [pytest.mark.server, pytest.mark.pipeline]  # what it needs: the fast tier leaves it out
 
 s3 = seaweed.module_server()  # the SeaweedFS fixture of this module
 
@@ -29,20 +32,6 @@ def backend(request, tmp_path) -> dict[str, str]:
         return {}
     server = request.getfixturevalue("s3")
     return {"HILCI_STORE": server.url(f"t-{uuid.uuid4().hex[:8]}"), **server.env()}
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "p", GOOD)
-
-
-def hilci(root: Path, *args: str, env: dict | None = None, pipeline: str = "tests.fixture_pipelines:PIPELINE",
-          timeout: float = 120) -> subprocess.CompletedProcess:
-    """`python -m hilci ARGS` in `root`, with the store named by `env` (AWS_* and HILCI_STORE)."""
-    clean = {k: v for k, v in child_env().items() if not k.startswith("AWS_")}
-    full = {**clean, "PYTHONPATH": str(REPO), "HILCI_PIPELINE": pipeline, "CI": "true", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "hilci", *args], cwd=root, env=full, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def _entry_record(root: Path, stage: str = "gen") -> Path:

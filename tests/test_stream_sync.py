@@ -20,6 +20,8 @@ from pymavlink.dialects.v20 import common as mavlink
 from hilci.hil.drivers import driver_for
 from hilci.hil.rig import load_rig
 
+pytestmark = [pytest.mark.emulator]  # what it needs: the fast tier leaves it out
+
 CAMERA_HEADER = struct.Struct("<4sIQHHBI")  # hilci.hil.emulators.camera's layout
 
 

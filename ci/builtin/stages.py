@@ -9,8 +9,6 @@ from hilci.builtin.settings import BuildSettings, ReportSettings
 from hilci.errors import StageError
 from hilci.stage.run import PYTEST_ABORT_PLUGIN, ChildResult, StageContext
 
-LINT_PATHS = ("ci", "conversion", "hil_tests", "tests", "benchmarks")
-
 
 def _run(ctx: StageContext, name: str, cmd: list[str], timeout_s: float) -> ChildResult | None:
     """Run one tool as a testcase of the stage: its output is the testcase's system-out, a timeout an error."""
@@ -32,16 +30,16 @@ def build(ctx: StageContext) -> None:
     proc = _run(ctx, "wheel", [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist)],
                 cfg.wheel_timeout_s)
     if proc is not None:
-        wheels = sorted(dist.glob("hilci-*.whl"))
+        name = cfg.wheel.replace("-", "_")  # a wheel's file name spells the distribution with underscores
+        wheels = sorted(dist.glob(f"{name}-*.whl" if name else "*.whl"))
         failure = None if proc.returncode == 0 and wheels else \
             f"python -m build exited {proc.returncode}: {proc.output.strip()[-500:]}"
         ctx.case("wheel", time_s=time.perf_counter() - start, failure=failure,
                  properties=[("wheel", wheels[-1].name)] if wheels else [])
 
     start = time.perf_counter()
-    proc = _run(ctx, "ruff", [sys.executable, "-m", "ruff", "check", *[p for p in LINT_PATHS
-                                                                        if (ctx.root / p).exists()]],
-                cfg.lint_timeout_s)
+    proc = _run(ctx, "ruff", [sys.executable, "-m", "ruff", "check", *cfg.lint],
+                cfg.lint_timeout_s) if cfg.lint else None
     if proc is not None:
         ctx.case("ruff", time_s=time.perf_counter() - start,
                  failure=None if proc.returncode == 0 else f"ruff found problems:\n{proc.output[-2000:]}",
@@ -51,7 +49,7 @@ def build(ctx: StageContext) -> None:
     junit_file.unlink(missing_ok=True)
     ctx.junit_files.append(junit_file)  # merged if pytest writes it, also when the stage is aborted
     marker = cfg.unit_test_marker
-    cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-m", marker, "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", cfg.tests, "-q", "-m", marker, "-p", "no:cacheprovider",
            *PYTEST_ABORT_PLUGIN, f"--junitxml={junit_file}", "-o", "junit_suite_name=hilci.build.unit-tests",
            "-o", "junit_family=xunit2"]
     proc = _run(ctx, "unit tests", cmd, cfg.test_timeout_s)

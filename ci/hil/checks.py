@@ -50,6 +50,20 @@ def gaps(device: Device, arrivals_ns: list[int]) -> int:
     return sum(max(0, round(i / period) - 1) for i in intervals_ms(arrivals_ns) if i > 1.5 * period)
 
 
+def gap_drops(device: Device, arrivals_ns: list[int]) -> Measurement:
+    """Drops of a stream without sequence numbers, inferred from its timing (`gaps`), against `max_drops`.
+
+    A reader the host woke late sees a gap the device never made, so the longest silence beyond one period is
+    kept (`silence_ms`): on an emulated rig a drop count the host's own worst delay explains is then
+    inconclusive (`hilci.hil.hostclock.judge`), as a late rate or latency is."""
+    m = count(device, "drops", gaps(device, arrivals_ns), high=device.settings.max_drops)
+    period = 1000.0 / device.settings.rate_hz
+    longest = max(intervals_ms(arrivals_ns), default=0.0)
+    if m.value and longest > period:
+        m.extra["silence_ms"] = _fmt(round(longest - period, 3))
+    return m
+
+
 def enough(arrivals_ns: list[int], device: Device, window_s: float) -> Measurement:
     """At least half the expected messages arrived (else rate and jitter mean nothing)."""
     expected = device.settings.rate_hz * window_s

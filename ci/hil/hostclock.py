@@ -93,10 +93,15 @@ def _num(x: float) -> str:
     return repr(round(float(x), 4))
 
 
+SILENCE = "silence_ms"  # Measurement.extra key: the longest silence of a stream whose drops are inferred from gaps
+
+
 # --- judging a timing result against the host ----------------------------------------------------------
 def is_timing(m: Measurement) -> bool:
-    """A result the host's own timing can move: a time with an upper limit, or a rate over a known window."""
-    return (m.unit in TIME_UNITS_MS and m.high is not None) or (m.unit == "Hz" and "window_s" in m.extra)
+    """A result the host's own timing can move: a time with an upper limit, a rate over a known window, or a
+    count inferred from silences in a stream (`silence_ms`, e.g. NMEA drops)."""
+    return ((m.unit in TIME_UNITS_MS and m.high is not None) or (m.unit == "Hz" and "window_s" in m.extra)
+            or SILENCE in m.extra)
 
 
 def excess_ms(m: Measurement) -> float | None:
@@ -104,12 +109,16 @@ def excess_ms(m: Measurement) -> float | None:
     not a timing result (a count, a value, a broken stream) and the host cannot explain it.
 
     Times over a `high` limit count as themselves; a rate under its `low` limit counts as the time the stream
-    was missing over its window (`extra['window_s']`)."""
+    was missing over its window (`extra['window_s']`); drops inferred from gaps count as the longest silence
+    (`extra['silence_ms']`), one host delay per gap."""
     if m.passed:
         return 0.0
     scale = TIME_UNITS_MS.get(m.unit)
     if scale is not None and m.high is not None and m.value > m.high:
         return (m.value - m.high) * scale
+    silence = m.extra.get(SILENCE)
+    if silence is not None and m.high is not None and m.value > m.high:  # each gap at most this long
+        return float(silence)
     window_s = m.extra.get("window_s")
     if m.unit == "Hz" and window_s and m.value > 0:
         if m.low is not None and m.value < m.low:  # messages missing for this long

@@ -114,13 +114,11 @@ def register(kind: DeviceKind) -> DeviceKind:
 
 
 def kinds() -> dict[str, DeviceKind]:
-    """Every registered kind by name (the built-in ones first)."""
-    _builtins()
+    """Every kind registered so far, by name (hilci.hil.discovery loads them: entry points, then the project's)."""
     return dict(_KINDS)
 
 
 def device_kind(name: str) -> DeviceKind | None:
-    _builtins()
     return _KINDS.get(name)
 
 
@@ -147,8 +145,3 @@ def import_root(module: str) -> str:
 
 def _origin(kind: DeviceKind) -> str:
     return kind.driver if isinstance(kind.driver, str) else f"{kind.driver.__module__}"
-
-
-def _builtins() -> None:
-    if "imu" not in _KINDS:
-        importlib.import_module("hilci.hil.kinds")

@@ -15,8 +15,9 @@ from typing import Any
 import attrs
 
 from hilci.errors import YamlFileError
+from hilci.hil.discovery import device_kind, kinds
 from hilci.hil.faults import Fault, FaultError, parse_fault
-from hilci.hil.registry import MAX_TIMEOUT_S, DeviceKind, check_device, device_kind, kinds
+from hilci.hil.registry import MAX_TIMEOUT_S, DeviceKind, check_device
 from hilci.util.settings import (
     SettingsError,
     build,

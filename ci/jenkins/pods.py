@@ -44,9 +44,11 @@ from hilci.jenkins.jenkinsfile import (
     CONTAINER,
     PLAN_STAGE,
     PLAN_STASH,
+    build_environment,
     groups,
     junit_stashes,
     output_stash,
+    plan_pod,
     plan_steps,
     stage_steps,
     unstash_names,
@@ -106,6 +108,7 @@ class Run:
     secret: str | None  # the podman secret standing for the store Secret (None: no Secret)
     boards: list[str]
     only: set[str] | None
+    environment: dict[str, str] = field(default_factory=dict)  # the Jenkinsfile's `environment`
     log: object = print
     passed: dict[str, bool] = field(default_factory=dict)
     cached: set[str] = field(default_factory=set)
@@ -122,7 +125,7 @@ def key(stage: Stage, board: str | None) -> str:
 
 def schedule(pipeline: Pipeline, boards: list[str]) -> list[Pod]:
     """The pods of a build, in the Jenkinsfile's order: a matrix group is one pod per board."""
-    pods = [Pod(f"{pipeline.podtemplates_dir}/cpu.yaml", [], None)]  # the plan's
+    pods = [Pod(f"{pipeline.podtemplates_dir}/{plan_pod(pipeline)}.yaml", [], None)]  # the plan's
     for group in groups(pipeline):
         if group[0].matrix:
             pods += [Pod(f"{pipeline.podtemplates_dir}/jetson-{b}.yaml", list(group), b) for b in boards]
@@ -231,7 +234,9 @@ def exec_step(run: Run, container: str, script: str, timeout_s: float, log: Path
     """One `sh` step in the pod's container (in the workspace, with the container's environment)."""
     with open(log, "a") as fh:
         fh.write(f"+ {script}\n")
-    result = run.podman.run("exec", "-w", WORKSPACE, container, "sh", "-c", script, timeout_s=timeout_s, log=log)
+    env = [f"--env={k}={v}" for k, v in run.environment.items()]
+    result = run.podman.run("exec", "-w", WORKSPACE, *env, container, "sh", "-c", script, timeout_s=timeout_s,
+                            log=log)
     return result.rc, result.output
 
 
@@ -425,8 +430,9 @@ def preflight(run: Run, pods: list[Pod]) -> list[str]:
         workspace_copy(run.root, agent)
         doctor = f"hilci doctor --only {','.join(stages)}" + (f" --rig {SIM_RIG}" if rigged else "")
         script = f"{plan_steps()[0]} && {doctor}"
+        env = [f"--env={k}={v}" for k, v in {"HOME": AGENT, **run.environment}.items()]
         result = run.podman.run("run", "--rm", "--network", "host", "-v", f"{agent}:{AGENT}", "-w", WORKSPACE,
-                                "-e", f"HOME={AGENT}", image, "sh", "-c", script, timeout_s=PREFLIGHT_TIMEOUT_S)
+                                *env, image, "sh", "-c", script, timeout_s=PREFLIGHT_TIMEOUT_S)
         if result.rc == 0:
             continue
         lines = [ln.removeprefix("hilci: ") for ln in result.output.splitlines() if " is missing (needed by " in ln]
@@ -465,7 +471,7 @@ def store_secret_data(endpoint: str, access_key: str, secret_key: str) -> dict[s
 
 def run_pods(root: Path, pipeline: Pipeline, out: Path, boards: list[str] | None = None,
              only: set[str] | None = None, secret: str = "seaweed", secret_data: dict[str, str] | None = None,
-             log=print) -> int:
+             spec: str = "", log=print) -> int:
     """Run the build in pods; `secret`: 'seaweed' (a store started here, its keys in the Secret), 'missing' (no
     Secret, as in a namespace without it) or 'given' (`secret_data` as the Secret's keys, right or wrong)."""
     from hilci.store import seaweed
@@ -486,7 +492,7 @@ def run_pods(root: Path, pipeline: Pipeline, out: Path, boards: list[str] | None
     with tempfile.TemporaryDirectory(prefix="hilci-pods-") as tmp:
         work = Path(tmp)
         os.chmod(work, 0o755)
-        run = Run(root, pipeline, out, work, podman, run_id, None, boards, only, log)
+        run = Run(root, pipeline, out, work, podman, run_id, None, boards, only, build_environment(spec), log)
         pods = schedule(pipeline, boards)
         problems = preflight(run, pods)
         for line in problems:
@@ -539,9 +545,10 @@ def register(subparsers) -> None:
 
 
 def cmd_pods(args) -> int:
-    from hilci.pipeline.project import parse_only, pipeline_and_root
+    from hilci.pipeline.project import parse_only, project_from_args
 
-    pipeline, root = pipeline_and_root(args)
+    project = project_from_args(args)
+    pipeline, root = project.pipeline, project.root
     boards = None if args.boards == "all" else [b.strip() for b in args.boards.split(",") if b.strip()]
     only = set(parse_only(args.only)) if args.only else None
     secret, data = args.store_secret, None
@@ -555,4 +562,5 @@ def cmd_pods(args) -> int:
             raise UsageError(f"--store-secret {path}: not a JSON map of key -> string")
         secret = "given"
     out = Path(args.output)
-    return run_pods(root, pipeline, out if out.is_absolute() else root / out, boards, only, secret, data)
+    return run_pods(root, pipeline, out if out.is_absolute() else root / out, boards, only, secret, data,
+                    project.spec)

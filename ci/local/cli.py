@@ -4,18 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from hilci.pipeline.model import DEFAULT_RIG
-from hilci.pipeline.project import (
-    add_pipeline_option,
-    load_pipeline,
-    parse_only,
-    pipeline_and_root,
-    project_root,
-)
+from hilci.pipeline.project import add_pipeline_option, parse_only, project_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,27 +27,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     stage.add_argument("name")
     stage.add_argument("--rig", default=None, help="rig YAML (matrix stages)")
     stage.add_argument("--board", default="local", help="Jetson board of the matrix branch (Jenkins)")
+    add_pipeline_option(stage)
     stage.set_defaults(func=cmd_stage)
 
     stages = sub.add_parser("stages", help="list the pipeline's stages")
+    add_pipeline_option(stages)
     stages.set_defaults(func=cmd_stages)
-
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hilci.doctor import preflight
     from hilci.local.runner import LocalRunner, RunOptions
 
-    spec = args.pipeline or os.environ.get("HILCI_PIPELINE") or ""
-    if args.dry_run:
+    if args.dry_run:  # the plan, through the same path as the run: root, pipeline, rig and --only
         from hilci.store.cli import cmd_plan
 
         args.json, args.jenkins = False, False
         return cmd_plan(args)
-    pipeline, root = pipeline_and_root(args)
+    project = project_from_args(args)
+    pipeline, root, spec = project.pipeline, project.root, project.spec
     only = parse_only(args.only)
-    stages = pipeline.select(only, args.start_from)
-    rig = Path(args.rig or pipeline.default_rig)
+    stages = project.stages(args.only, args.start_from)
+    rig = project.rig(args.rig)
     problems = preflight(root, pipeline, stages, rig)
     if problems:  # everything wrong, named at once, before minutes of earlier stages
         for line in problems:
@@ -71,14 +65,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_stage(args: argparse.Namespace) -> int:
     from hilci.store.stagerun import run_stage_with_store
 
-    pipeline = load_pipeline()
-    pipeline.stage(args.name)
-    return run_stage_with_store(project_root(), pipeline, args.name, rig=Path(args.rig) if args.rig else None,
-                                board=args.board)
+    project = project_from_args(args)
+    project.pipeline.stage(args.name)
+    return run_stage_with_store(project.root, project.pipeline, args.name,
+                                rig=Path(args.rig) if args.rig else None, board=args.board)
 
 
 def cmd_stages(args: argparse.Namespace) -> int:
-    pipeline = load_pipeline()
+    pipeline = project_from_args(args).pipeline
     for s in pipeline.stages:
         where = "jetson-<board> (matrix)" if s.matrix else s.pod
         print(f"{s.name:<10} {where:<24} {s.does}")

@@ -22,6 +22,7 @@ from hilci.util.yamlfile import load_yaml
 
 STORE = "store"  # top-level key: the URL of the stage store (hilci.store); HILCI_STORE overrides it
 REGRESSIONS = "regressions"  # top-level key: the regression gates' settings (hilci.store.gates.GateSettings)
+PROJECT_KEYS = ("pipeline", "kinds", "boards")  # read before the pipeline exists (hilci.pipeline.project)
 
 
 @dataclass
@@ -72,7 +73,7 @@ def read(root: Path, pipeline: Pipeline) -> tuple[Config, list[str]]:
     if not isinstance(data, dict):
         return config, [f"{shown}: expected a mapping of stage names to settings, got {type(data).__name__}"]
     problems: list[str] = []
-    known = (*pipeline.names, STORE, REGRESSIONS)
+    known = (*pipeline.names, STORE, REGRESSIONS, *PROJECT_KEYS)
     for key in data:
         if key not in known:
             problems.append(f"{shown}: {key}: unknown section{nearest(str(key), known)}")

@@ -145,7 +145,8 @@ class Pipeline:
         return [f"{self.podtemplates_dir}/{stage.pod}.yaml"]
 
     def validate(self, root: Path | None = None) -> Pipeline:
-        """Raise DefinitionError on the first problem; with `root`, also check pod template files exist.
+        """Raise DefinitionError on the first problem; with `root`, also check pod template files exist (when the
+        project has pod templates at all: a project run only locally needs none; `hilci jenkinsfile` needs them).
         Every stage's entry (and settings class) must exist: found by reading the module, not importing it."""
         seen: set[str] = set()
         for stage in self.stages:
@@ -169,7 +170,7 @@ class Pipeline:
                 owner[key] = stage.name
         if any(s.matrix for s in self.stages) and not self.boards:
             raise DefinitionError("matrix stages need at least one board")
-        if root is not None:
+        if root is not None and (root / self.podtemplates_dir).is_dir():  # none at all: a local-only project
             for stage in self.stages:
                 for template in self.pod_templates(stage):
                     if not (root / template).is_file():

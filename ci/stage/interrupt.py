@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from _pytest.reports import TestReport
 
 ABORTED = "aborted by"
 NAME = "hilci-interrupt"
@@ -87,7 +86,7 @@ class InterruptGuard:
         self.item = None
         return result
 
-    def pytest_runtest_logreport(self, report: TestReport) -> None:
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or report.failed or report.skipped:
             self.item_reported = True
 
@@ -100,11 +99,11 @@ class InterruptGuard:
             return
         signame = self.signame or "SIGINT"
         keywords = {k: 1 for k in item.keywords}
-        call = TestReport(item.nodeid, item.location, keywords, "failed",
+        call = pytest.TestReport(item.nodeid, item.location, keywords, "failed",
                           f"{ABORTED} {signame}: the run was aborted while this test ran", "call",
                           duration=time.perf_counter() - self.item_start)
         # a teardown report closes the testcase: JUnit writes its recorded properties (measurements) then
-        teardown = TestReport(item.nodeid, item.location, keywords, "passed", None, "teardown",
+        teardown = pytest.TestReport(item.nodeid, item.location, keywords, "passed", None, "teardown",
                               user_properties=list(item.user_properties))
         self.item_reported = True
         for report in (call, teardown):

@@ -9,162 +9,30 @@ their measurements) and raises `StageError` for a clean, one-line failure. Exit 
 from __future__ import annotations
 
 import importlib
-import os
 import signal
 import socket
-import subprocess
-import tempfile
 import time
 import traceback
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hilci.errors import StageError, UsageError
 from hilci.pipeline.model import Pipeline, Stage
 from hilci.results import junit
-from hilci.results.measurements import Measurement
+from hilci.stage.context import (  # noqa: F401 - ChildResult, PYTEST_ABORT_PLUGIN, ABORT_GRACE_S: re-exported
+    ABORT_GRACE_S,
+    PYTEST_ABORT_PLUGIN,
+    Aborted,
+    ChildResult,
+    StageContext,
+    artifacts_dir,
+    log,
+    suite_name,
+)
 from hilci.util.provenance import commit
 from hilci.util.settings import as_dict
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-ABORT_GRACE_S = 20.0  # after an abort is forwarded, how long a child gets to tear down and write its JUnit
-KILL_GRACE_S = 5.0  # after a timeout's SIGTERM, how long before SIGKILL
-PYTEST_ABORT_PLUGIN = ("-p", "hilci.stage.interrupt")  # every pytest a stage starts: clean abort, JUnit kept
-
-
-class Aborted(BaseException):
-    """The stage was told to stop (SIGTERM from Jenkins, SIGINT from a terminal)."""
-
-    def __init__(self, signum: int):
-        self.signum = signum
-        self.signame = signal.Signals(signum).name
-        super().__init__(self.signame)
-
-
-@dataclass
-class ChildResult:
-    """What a tool run by a stage left: its exit code, its output (stdout and stderr), whether it timed out."""
-
-    returncode: int
-    output: str
-    timed_out: bool = False
-
-
-@dataclass
-class StageContext:
-    """What a stage body gets: where to read and write, its pipeline, rig and settings, and where to record results.
-
-    A body reads what it needs from here and never imports the definition or the CLI: the same body then runs
-    any pipeline it is part of (`--pipeline`), in Jenkins and locally."""
-
-    root: Path
-    stage: Stage
-    config: dict[str, Any]  # the stage's hilci.yaml section as plain data, defaults filled in
-    rig: Path | None = None
-    board: str = "local"
-    pipeline: Pipeline | None = None
-    settings: Any = None  # the same section as its typed settings object (None for a free-form section)
-    cases: list = field(default_factory=list)
-    junit_files: list[Path] = field(default_factory=list)  # JUnit written by tools the stage ran (pytest)
-    child: subprocess.Popen | None = None  # the tool running now: an abort is forwarded to its process group
-    aborted: int = 0  # the signal that aborted the stage, once one has
-
-    @property
-    def artifacts(self) -> Path:
-        """The stage's own artifact folder (created on first use): artifacts/<stage>/, and for a matrix
-        stage on a Jenkins board artifacts/<stage>/<board>/, so boards' archives never overwrite each other."""
-        path = artifacts_dir(self.root, self.stage, self.board)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    @property
-    def reports(self) -> Path:
-        path = self.root / "reports"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    @property
-    def classname(self) -> str:
-        """hilci.<stage>, and .<board> for a matrix stage on a Jenkins board: Jenkins groups testcases by
-        classname, so two boards' `convert` results stay two testcases instead of merging into one."""
-        return _suite_name(self.stage, self.board)
-
-    def case(self, name: str, *, time_s: float = 0.0, measurements: Iterable[Measurement] = (), **kw) -> Any:
-        """Record one testcase of this stage (see `hilci.results.junit.make_case` for the keywords)."""
-        tc = junit.make_case(name, self.classname, time=time_s, measurements=measurements, **kw)
-        self.cases.append(tc)
-        return tc
-
-    def gate(self, name: str, *measurements: Measurement, time_s: float = 0.0) -> bool:
-        """A testcase judged by its measurements; returns whether every one passed."""
-        self.case(name, time_s=time_s, measurements=measurements)
-        ok = all(m.passed for m in measurements)
-        for m in measurements:
-            log(f"{'PASS' if m.passed else 'FAIL'} {m.message()}")
-        return ok
-
-    def log(self, message: str) -> None:
-        log(message)
-
-    def run_child(self, cmd: list[str], *, timeout_s: float, env: dict[str, str] | None = None,
-                  log_path: Path | None = None) -> ChildResult:
-        """Run a tool in its own process group and wait for it, within `timeout_s` (then SIGTERM, SIGKILL).
-
-        An abort of the stage is forwarded to the tool, which gets ABORT_GRACE_S to tear down (actuators
-        safe, JUnit written, temporary folders removed); then `Aborted` is raised, so the stage keeps what the
-        tool wrote. Output goes to an unlinked temporary file (never a pipe a chatty tool could fill).
-        """
-        with tempfile.TemporaryFile() as out:
-            try:
-                proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-            except FileNotFoundError as exc:
-                raise StageError(f"{cmd[0]}: {exc.filename or cmd[0]} not found") from None
-            self.child = proc
-            try:
-                code, timed_out = self._wait_child(proc, timeout_s)
-            except Aborted as exc:  # the signal came before the child was known: forward it now
-                self.aborted = self.aborted or exc.signum
-                _signal_group(proc, exc.signum)
-                code, timed_out = self._wait_child(proc, timeout_s)
-            finally:
-                self.child = None
-            out.seek(0)
-            text = out.read().decode(errors="replace")
-        if log_path is not None:
-            log_path.write_text(text)
-        if self.aborted:
-            raise Aborted(self.aborted)
-        return ChildResult(code, text, timed_out)
-
-    def _wait_child(self, proc: subprocess.Popen, timeout_s: float) -> tuple[int, bool]:
-        deadline = time.monotonic() + timeout_s
-        abort_deadline = None
-        while True:
-            try:
-                return proc.wait(timeout=0.1), False
-            except subprocess.TimeoutExpired:
-                pass
-            now = time.monotonic()
-            if self.aborted and abort_deadline is None:
-                abort_deadline = now + ABORT_GRACE_S
-            if abort_deadline is not None and now > abort_deadline:
-                return stop_group(proc, signal.SIGKILL), False
-            if abort_deadline is None and now > deadline:
-                return stop_group(proc, signal.SIGTERM), True
-
-
-def artifacts_dir(root: Path, stage: Stage, board: str = "local") -> Path:
-    """Where a stage keeps its artifacts: artifacts/<stage>/, plus /<board> for a matrix stage on a board."""
-    path = root / "artifacts" / stage.name
-    return path / board if stage.matrix and board != "local" else path
-
-
-def log(message: str) -> None:
-    """Stage output goes to stdout; the runner captures it into reports/logs/<stage>.log."""
-    print(message, flush=True)
 
 
 def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
@@ -210,24 +78,6 @@ def resolve_entry(stage: Stage):
         raise StageError(f"stage {stage.name!r}: {module_name} has no {func_name}") from None
 
 
-def _signal_group(proc: subprocess.Popen, signum: int) -> None:
-    try:
-        os.killpg(proc.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def stop_group(proc: subprocess.Popen, first: int = signal.SIGTERM) -> int:
-    """Stop a child's whole process group: `first`, then SIGKILL after KILL_GRACE_S; its exit code."""
-    for sig in (first, signal.SIGKILL):
-        _signal_group(proc, sig)
-        try:
-            return proc.wait(timeout=KILL_GRACE_S)
-        except subprocess.TimeoutExpired:
-            continue
-    return -9
-
-
 def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None, board: str = "local") -> int:
     """Run one stage body, write its JUnit (also on error or abort), return the exit code."""
     stage = pipeline.stage(name)
@@ -246,8 +96,8 @@ def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None
         if ctx.aborted:  # a second signal must not cut the clean-up of the first short
             return
         ctx.aborted = signum
-        if ctx.child is not None and ctx.child.poll() is None:
-            _signal_group(ctx.child, signum)  # the tool tears down and writes its JUnit; run_child raises
+        if ctx.child is not None and ctx.child.running:
+            ctx.child.signal(signum)  # the tool tears down and writes its JUnit; run_child raises
             return
         if in_body:
             raise Aborted(signum)
@@ -300,7 +150,7 @@ def _write_junit(ctx: StageContext, code: int, start: float) -> int:
                    ("hilci.host", socket.gethostname())]
     if stage.matrix and ctx.rig is not None:
         suite_props.append(("hilci.rig", str(ctx.rig)))
-    written = junit.write_suite(out.with_name(out.stem + ".gates.xml"), _suite_name(stage, board), ctx.cases,
+    written = junit.write_suite(out.with_name(out.stem + ".gates.xml"), suite_name(stage, board), ctx.cases,
                                 suite_props) if ctx.cases else None
     parts = ([written] if written else []) + [p for p in ctx.junit_files if p.exists()]
     junit.merge(parts, out)
@@ -318,7 +168,3 @@ def _write_junit(ctx: StageContext, code: int, start: float) -> int:
 
 def _says_aborted(message: str) -> bool:
     return message.startswith("aborted by")
-
-
-def _suite_name(stage: Stage, board: str) -> str:
-    return f"hilci.{stage.name}" + (f".{board}" if stage.matrix and board != "local" else "")

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "(what the Jenkinsfile reads)")
     plan.add_argument("--only", action="append", default=[], metavar="STAGE")
     plan.add_argument("--from", dest="start_from", metavar="STAGE")
+    from hilci.pipeline.project import add_pipeline_option
+
+    add_pipeline_option(plan)
     plan.set_defaults(func=cmd_plan)
 
     hist = sub.add_parser("history", help="measurements over past runs, from the store, with a sparkline")
@@ -50,31 +53,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=cmd_url)
 
 
-def _context(pipeline_spec: str | None = None):
-    from hilci.pipeline.project import load_pipeline, project_root
+def _context(pipeline_spec: str | None = None, data_on_stdout: bool = False):
+    """The project a command runs in (the path every command takes to root and pipeline) and its config."""
+    from hilci.pipeline.project import open_project
     from hilci.stage.run import load_config
 
-    root = project_root()
-    pipeline = load_pipeline(pipeline_spec).validate(root)
-    return root, pipeline, load_config(root, pipeline)
+    project = open_project(pipeline_spec, to_stderr=data_on_stdout)
+    project.pipeline.validate(project.root)
+    return project, load_config(project.root, project.pipeline)
+
+
+def _open(use_cache: bool = True, pipeline_spec: str | None = None, data_on_stdout: bool = False):
+    from hilci.store.session import StoreSession
+
+    project, config = _context(pipeline_spec, data_on_stdout)
+    return project, StoreSession.open(project.root, project.pipeline, config, use_cache=use_cache)
 
 
 def _session(use_cache: bool = True, pipeline_spec: str | None = None):
-    from hilci.store.session import StoreSession
-
-    root, pipeline, config = _context(pipeline_spec)
-    return StoreSession.open(root, pipeline, config, use_cache=use_cache)
+    return _open(use_cache, pipeline_spec)[1]
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from hilci.pipeline.model import DEFAULT_RIG
     from hilci.store.plan import as_json, as_text, make_plan
 
-    session = _session(use_cache=not getattr(args, "no_cache", False), pipeline_spec=getattr(args, "pipeline", None))
+    project, session = _open(use_cache=not getattr(args, "no_cache", False),
+                             pipeline_spec=getattr(args, "pipeline", None), data_on_stdout=getattr(args, "json", False))
     try:
-        only = tuple(n.strip() for item in args.only for n in item.split(",") if n.strip())
-        stages = session.pipeline.select(only, args.start_from)
-        rig = Path(args.rig or DEFAULT_RIG)
+        stages = project.stages(args.only, args.start_from)
+        rig = project.rig(args.rig)
         rows = make_plan(session, stages, rig=rig, jenkins=args.jenkins)
     finally:
         notes = session.close()
@@ -214,6 +221,6 @@ def cmd_gc(args: argparse.Namespace) -> int:
 def cmd_url(args: argparse.Namespace) -> int:
     from hilci.store.backend import display_url, store_url
 
-    root, _pipeline, config = _context()
-    print(display_url(store_url(root, config)))
+    project, config = _context(data_on_stdout=True)
+    print(display_url(store_url(project.root, config)))
     return 0

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from hilci.errors import UsageError
 from hilci.hil import devicelog
+from hilci.hil.discovery import kinds
 from hilci.hil.faults import FaultError, parse_targeted
 from hilci.hil.plugin import junitxml
 from hilci.hil.plugin.fixtures import CALL_START, KEY, register_device_fixtures
 from hilci.hil.plugin.injection import FaultPlan
 from hilci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, HilSession
-from hilci.hil.registry import kinds
 from hilci.hil.rig import ENGINE_SUFFIXES, RigError, load_rig
 from hilci.results.measurements import Declared
 from hilci.stage import interrupt as pytest_interrupt
@@ -31,6 +32,9 @@ MARKERS = {
                            "{device} and {rig} in a name are filled in), written as UNSET when it starts",
 }
 HIL_MARKERS = ("sensor", "actuator", "latency")
+# Every HIL test ends, whatever a device does: pytest-timeout's signal method raises in the test, so its teardown
+# (the actuators' safe state) still runs; a thread timeout would kill the process before it.
+DEFAULT_TEST_TIMEOUT_S = 30.0
 BOARD_ENV = "HILCI_BOARD"
 
 
@@ -50,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--hil-logs", default="reports/hil-logs", metavar="DIR",
                     help="where a failing test's device traffic is written, one file per test "
                          "(default reports/hil-logs)")
+    group.addoption("--hil-timeout", type=float, default=DEFAULT_TEST_TIMEOUT_S, metavar="S",
+                    help="each HIL test's time limit unless it has its own timeout marker; on expiry the test is "
+                         "interrupted and the actuators made safe (default %(default)s)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's junitxml reads --junit-prefix
@@ -63,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for path in paths:
         try:
             rigs.append(load_rig(path))
-        except RigError as exc:
+        except (RigError, UsageError) as exc:  # UsageError: a device kind that cannot be loaded
             raise pytest.UsageError(str(exc)) from None
     engine = config.getoption("engine")
     if engine:
@@ -85,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
     hil = HilSession(rigs, FaultPlan(faults))
     config.stash[KEY] = hil
     config.add_cleanup(hil.close)
-    config.pluginmanager.register(junitxml.DeviceTrafficWriter(config), "hilci-device-traffic")
+    junitxml.register(config)
     # SIGTERM (Jenkins's abort) or Ctrl-C: actuators safe before anything else, then the usual teardown
     pytest_interrupt.guard(config).on_abort.append(hil.safe.make_all_safe)
     worker_state = os.environ.get(STATE_ENV) if hasattr(config, "workerinput") else None
@@ -116,6 +123,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         unmatched = hil.faults.unmatched(items, config.getoption("hil_fault"))
         if unmatched:
             raise pytest.UsageError(unmatched)
+        limit = config.getoption("hil_timeout")
+        for item in items:
+            if limit and item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(limit, method="signal"))
         return
     hil_items = [i for i in items if any(i.get_closest_marker(m) for m in HIL_MARKERS)]
     if hil_items:
