@@ -74,16 +74,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hilci-pods-bench-") as tmp:
         local = pods.checkout_copy(ROOT, Path(tmp) / "local")
         in_pods = pods.checkout_copy(ROOT, Path(tmp) / "pods")
-        run_s, run_rc, run_out = timed([sys.executable, "-m", "hilci", "run", *only], local, 3600)
-        if run_rc != 0:
-            print(run_out[-3000:], file=sys.stderr)
-            raise SystemExit(f"bench: pods: hilci run failed (exit {run_rc})")
         extra = ["--store-secret", "missing"] if args.quick else []
         pods_s, pods_rc, pods_out = timed([sys.executable, "-m", "hilci", "pods", "--boards", board, *only, *extra],
                                           in_pods, 3600)
         if pods_rc != 0:
             print(pods_out[-3000:], file=sys.stderr)
             raise SystemExit(f"bench: pods: hilci pods failed (exit {pods_rc})")
+        run_s, run_rc, run_out = timed([sys.executable, "-m", "hilci", "run", *only], local, 3600)
+        if run_rc != 0:
+            print(run_out[-3000:], file=sys.stderr)
+            raise SystemExit(f"bench: pods: hilci run failed (exit {run_rc})")
         here, there = local_stages(local), pod_stages(in_pods)
     what = "train only" if args.quick else f"the whole pipeline, board {board}"
     print(f"bench: pods: hilci run ({what}, cold): {run_s:.0f} s")
