@@ -109,6 +109,7 @@ class Run:
     boards: list[str]
     only: set[str] | None
     environment: dict[str, str] = field(default_factory=dict)  # the Jenkinsfile's `environment`
+    images: dict[str, str] = field(default_factory=dict)  # tag -> the image id preflight checked: the pods run it
     log: object = print
     passed: dict[str, bool] = field(default_factory=dict)
     cached: set[str] = field(default_factory=set)
@@ -316,6 +317,10 @@ def run_pod(run: Run, pod: Pod, index: int) -> None:
     agent = run.work / "pods" / pod.name
     ws = workspace_copy(run.root, agent)
     spec = pod_spec(load_template(run.root, pod.template), pod.name, agent, run.secret, pod.board)
+    container_spec = next(c for c in spec["spec"]["containers"] if c["name"] == CONTAINER)
+    # The image preflight checked, by id: a tag rebuilt meanwhile (podman's storage is the machine's) cannot
+    # slip another image into this build.
+    container_spec["image"] = run.images.get(container_spec["image"], container_spec["image"])
     spec_file = run.work / f"{pod.name}.yaml"
     spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
     t0 = time.monotonic()
@@ -421,9 +426,11 @@ def preflight(run: Run, pods: list[Pod]) -> list[str]:
         template, stages, rigged = by_image.get(image, (pod.template, [], False))
         by_image[image] = (template, stages + [n for n in names if n not in stages], rigged or pod.board is not None)
     for image, (template, stages, rigged) in by_image.items():
-        if not run.podman.image_exists(image):
+        found = run.podman.run("image", "inspect", "--format", "{{.Id}}", image, timeout_s=60)
+        if found.rc != 0:
             problems.append(f"image {image} ({template}) is not built here: make images")
             continue
+        run.images[image] = found.output.strip()
         if not stages:
             continue
         agent = run.work / "preflight" / image.replace("/", "_").replace(":", "_")
