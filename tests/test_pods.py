@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -199,8 +200,11 @@ def test_a_missing_or_wrong_store_secret_is_one_note_and_the_stages_run_as_misse
 @pytest.mark.pipeline
 @pytest.mark.server
 def test_make_pods_runs_every_stage_in_its_pod_and_leaves_junit_and_report(tmp_path):
-    """The whole build, as `make pods` runs it (one board, to keep it short), from a copy of this checkout."""
+    """The whole build, as `make pods` runs it, from a copy of this checkout: one board, and the build stage runs
+    the smoke suite (as tests/test_pipeline_e2e.py does; `make pods` in CI runs the fast tier in the cpu pod)."""
     root = pods.checkout_copy(ROOT, tmp_path / "checkout")
+    config = root / "hilci.yaml"
+    config.write_text(re.sub(r"(?m)^  unit_test_marker: .*$", "  unit_test_marker: smoke", config.read_text()))
     proc = hilci_pods(root, "--boards", "orin-nx", timeout=3600)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     stages = summary(root)
