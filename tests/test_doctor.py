@@ -59,7 +59,7 @@ def test_run_refuses_to_start_without_groovy(tmp_path):
     assert "groovy is missing (needed by build)" in proc.stderr and "apt-get install -y groovy" in proc.stderr
     # groovy, java, make and pgrep (the unit tests run both; procps provides pgrep), one line each, and the count
     assert len(proc.stderr.strip().splitlines()) == 5
-    assert "pgrep is missing (needed by build): apt-get install -y procps" in proc.stderr
+    assert "pgrep is missing (needed by build): " in proc.stderr and "apt-get install -y procps" in proc.stderr
     assert "4 problems found before the first stage; nothing was run" in proc.stderr
     assert "build" not in proc.stdout  # no stage started, no summary row
 

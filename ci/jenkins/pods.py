@@ -499,7 +499,8 @@ def run_pods(root: Path, pipeline: Pipeline, out: Path, boards: list[str] | None
     with tempfile.TemporaryDirectory(prefix="hilci-pods-") as tmp:
         work = Path(tmp)
         os.chmod(work, 0o755)
-        run = Run(root, pipeline, out, work, podman, run_id, None, boards, only, build_environment(spec), log)
+        run = Run(root, pipeline, out, work, podman, run_id, None, boards, only,
+                  environment=build_environment(spec), log=log)
         pods = schedule(pipeline, boards)
         problems = preflight(run, pods)
         for line in problems:
