@@ -218,3 +218,13 @@ def test_make_pods_runs_every_stage_in_its_pod_and_leaves_junit_and_report(tmp_p
         assert f'name="{suite}' in merged, suite
     hil = (archive / "logs" / "convert-hil-orin-nx.log").read_text()
     assert "hil_tests/rigs/sim.yaml" in hil, "the hil stage ran on the emulated rig"
+
+
+def test_an_unstable_stage_names_its_failed_tests(tmp_path):
+    """What Jenkins's test report would list: the summary line of a stage that failed says which tests."""
+    from hilci.results.junit import make_case, write_suite
+
+    path = write_suite(tmp_path / "build.xml", "hilci.build", [
+        make_case("ok", "tests.test_a"), make_case("test_b", "tests.test_b", failure="assert 1 == 2")])
+    assert pods.failed_cases(path) == "; failed: tests.test_b::test_b (assert 1 == 2)"
+    assert pods.failed_cases(write_suite(tmp_path / "ok.xml", "s", [make_case("ok", "t")])) == ""

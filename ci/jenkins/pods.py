@@ -389,6 +389,8 @@ def _run_stage(run: Run, pod: Pod, stage: Stage, container: str, ws: Path, log: 
             break
     run.passed[k] = status == "passed"
     junit_file = ws / "reports" / "junit" / f"{k}.xml"
+    if status != "passed" and junit_file.exists():  # which tests, as Jenkins's test report would list them
+        message += failed_cases(junit_file)
     if status == "failed" and not junit_file.exists():  # what Jenkins's stage view shows, for the report to show
         from hilci.results.junit import make_case, write_suite
 
@@ -406,6 +408,20 @@ def _run_stage(run: Run, pod: Pod, stage: Stage, container: str, ws: Path, log: 
     seconds = time.monotonic() - t0
     run.results.append(StageResult(k, status, seconds, pod.template, message))
     run.log(f"pods: {k}: {status} in {seconds:.0f} s" + (f": {message}" if message else ""))
+
+
+def failed_cases(junit_file: Path, most: int = 5) -> str:
+    """'; failed: a (message), b (message)' for a JUnit file's failed or erroring testcases ('' when none)."""
+    from hilci.results.junit import ERROR, FAILED, read_cases
+
+    try:
+        bad = [c for c in read_cases(junit_file) if c.status in (FAILED, ERROR)]
+    except Exception:  # an unreadable file: the stage's own message stands
+        return ""
+    if not bad:
+        return ""
+    names = [f"{c.classname}::{c.name} ({c.message.strip()[:160]})" for c in bad[:most]]
+    return "; failed: " + ", ".join(names) + (f" and {len(bad) - most} more" if len(bad) > most else "")
 
 
 def _tail(text: str, n: int = 1500) -> str:
