@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 FAST_TIER := not (slow or pipeline or emulator or server or browser)
 
 .PHONY: pipeline test test-fast test-rest venv lint jenkinsfile groovy chromium doctor clean deviceplugin-proto \
-	images container-tools
+	images container-tools pods
 
 # Without a Docker engine (a `docker` client alone is not one) images are built and run with podman.
 CONTAINER_TOOLS := $(if $(shell docker info >/dev/null 2>&1 && echo engine),,container-tools)
@@ -102,6 +102,16 @@ deviceplugin-proto: $(STAMP)
 IMAGES ?=
 images: $(CONTAINER_TOOLS)
 	$(PYTHON) images/build.py $(IMAGES)
+
+# Every stage in its own pod template's container, as a Jenkins build runs it (`hilci pods`, ci/jenkins/pods.py):
+# `podman kube play` of podtemplates/*.yaml, the Jenkinsfile's own steps, a SeaweedFS store shared by the pods,
+# the emulated rig in the Jetson pods. Needs the images (make images); JUnit and report land in reports/pods/.
+# PODS_ARGS passes options, e.g. PODS_ARGS='--boards orin-nx'.
+PODS_ARGS ?=
+pods: $(STAMP)
+	$(call apt,podman,podman,make pods starts the pod templates with podman kube play)
+	$(call apt,runc,runc,podman runs the pods with it: images/containers.conf)
+	$(BIN)/hilci pods $(PODS_ARGS)
 
 # What images/build.py needs without a Docker engine: podman with runc (crun fails on hybrid cgroups; settings
 # in images/containers.conf) and debootstrap for the Debian base image.

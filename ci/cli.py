@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "hilci.jenkins.jenkinsfile",
     "hilci.jenkins.cli",
     "hilci.airflow.dagfile",
+    "hilci.jenkins.pods",
     "hilci.kube.cli",
     "hilci.kube.deviceplugin.cli",
     "hilci.conversion.cli",

@@ -25,6 +25,8 @@ APT_PACKAGES = {
     "groovy": "groovy",  # Debian's Groovy 2.4 (the one Jenkins embeds) parses the Jenkinsfile in the tests
     "java": "default-jre-headless",
     "git": "git",
+    "make": "make",
+    "pgrep": "procps",
 }
 
 

@@ -22,7 +22,8 @@ PIPELINE = Pipeline(
             does="wheel, ruff lint, unit tests",
             entry="hilci.builtin.stages:build",
             settings="hilci.builtin.settings:BuildSettings",
-            needs_tools=("groovy", "java", "build", "ruff"),  # groovy parses the Jenkinsfile in the unit tests
+            # groovy parses the Jenkinsfile in the unit tests, which also run make and pgrep
+            needs_tools=("groovy", "java", "make", "pgrep", "build", "ruff"),
             inputs=CODE + ("tests/**/*.py", "hil_tests/**/*.py"),
             outputs=("dist",),
             tools=("ruff", "pytest", "build"),

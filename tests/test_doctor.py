@@ -57,8 +57,10 @@ def test_run_refuses_to_start_without_groovy(tmp_path):
     proc = hilci_bare(tmp_path, "run", "--only", "build")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "groovy is missing (needed by build)" in proc.stderr and "apt-get install -y groovy" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 3  # groovy and java, one line each, and the count
-    assert "2 problems found before the first stage; nothing was run" in proc.stderr
+    # groovy, java, make and pgrep (the unit tests run both; procps provides pgrep), one line each, and the count
+    assert len(proc.stderr.strip().splitlines()) == 5
+    assert "pgrep is missing (needed by build): " in proc.stderr and "apt-get install -y procps" in proc.stderr
+    assert "4 problems found before the first stage; nothing was run" in proc.stderr
     assert "build" not in proc.stdout  # no stage started, no summary row
 
 

@@ -231,3 +231,32 @@ def test_the_jenkinsfile_s_first_step_works_in_the_image_as_uid_1000(name, tmp_p
     assert "usage: hilci" in proc.stdout and "\n1000\n" in proc.stdout, out[-3000:]
     # hilci now runs from the checkout (the editable install), not from the image's copy.
     assert f"Editable project location: {WORKSPACE}" in proc.stdout, out[-3000:]
+
+
+def extras_closure(extras: set[str]) -> set[str]:
+    """The extras an install pulls in, those named by another extra (dev's `hilci[store]`) included."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    found, todo = set(), list(extras)
+    while todo:
+        extra = todo.pop()
+        if extra in found:
+            continue
+        found.add(extra)
+        for req in project["optional-dependencies"].get(extra, []):
+            m = re.fullmatch(r"\s*hilci\[([^\]]+)\].*", req)
+            if m:
+                todo += m.group(1).split(",")
+    return found
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in (ROOT / "podtemplates").glob("*.yaml")))
+def test_a_pod_that_reads_the_store_secret_runs_an_image_with_the_store_extra(template):
+    """Every hilci container reads the store Secret (envFrom) and `hilci stage` then caches through S3: an image
+    without s3fs fails each stage at its start ('store s3://... needs s3fs'; found by make pods in the gpu pod)."""
+    pod = yaml.safe_load((ROOT / "podtemplates" / template).read_text())
+    container = next(c for c in pod["spec"]["containers"] if c["name"] == "hilci")
+    refs = [r["secretRef"]["name"] for r in container.get("envFrom") or [] if "secretRef" in r]
+    assert refs == ["hilci-store"], f"{template}: the hilci container reads the store Secret"
+    docker = image_for(f"podtemplates/{template}")
+    assert "store" in extras_closure(docker.extras), \
+        f"podtemplates/{template}: {docker.image} ({docker.path.relative_to(ROOT)}) does not install hilci[store]"

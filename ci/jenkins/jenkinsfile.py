@@ -38,6 +38,30 @@ CONTAINER = "hilci"  # the container of every pod template that runs `hilci stag
 AXIS = "BOARD"
 POD_RETRIES = 2  # attempts in all (the agent's `retries`, as `retry(count:)`): not two retries after the first
 BUILD_TIMEOUT_MIN_FLOOR = 60
+# The shell steps of hilciStage and hilciPlan (the Groovy below is rendered with them): `hilci pods` runs the same.
+INSTALL_STEP = ("if [ -f pyproject.toml ] || [ -f setup.py ]; then "
+                "python -m pip install --quiet --no-deps --no-build-isolation -e .; fi")
+PLAN_STEP = "hilci plan --json --jenkins --output reports/plan.json"
+
+
+def stage_steps(pipeline: Pipeline, stage: Stage, board: str | None = None) -> list[str]:
+    """The shell steps, in order, that the Jenkinsfile's hilciStage runs for `stage` (on `board`, for matrix
+    stages) as `sh` receives them; a test runs hilciStage under Groovy and compares."""
+    args = stage.name
+    if board is not None:
+        rig = next(b.rig for b in pipeline.boards if b.name == board)
+        args = f'{stage.name} --board {board} --rig "${{HILCI_RIG:-{rig}}}"'
+    return [INSTALL_STEP, f"hilci stage {args}"]
+
+
+def build_environment(spec: str) -> dict[str, str]:
+    """The variables the Jenkinsfile's `environment` sets for every step of every pod (`spec`: the pipeline)."""
+    return {"HILCI_PIPELINE": spec} if spec else {}
+
+
+def plan_steps() -> list[str]:
+    """The shell steps of the plan stage's hilciPlan, in order."""
+    return [INSTALL_STEP, PLAN_STEP]
 
 
 def render(pipeline: Pipeline, spec: str = "", definition: str = "") -> str:
@@ -45,8 +69,8 @@ def render(pipeline: Pipeline, spec: str = "", definition: str = "") -> str:
     pipeline's `module:attr`, set for every stage so Jenkins runs this pipeline; `definition` names its file."""
     out = _Writer()
     where = definition or spec or "the pipeline definition"
-    out.lines(_HEADER.replace("{definition}", where))
-    out.lines(_PLAN_HEADER)
+    out.lines(_HEADER.replace("{definition}", where).replace("@INSTALL_STEP@", INSTALL_STEP))
+    out.lines(_PLAN_HEADER.replace("@PLAN_STEP@", PLAN_STEP))
     out.line(f"// The rig wired to each Jetson board ({where}: Pipeline.boards).")
     out.line("def rigFor(String board) {")
     rigs = ", ".join(f"{_q(b.name)}: {_q(b.rig)}" for b in pipeline.boards) or ":"
@@ -56,10 +80,12 @@ def render(pipeline: Pipeline, spec: str = "", definition: str = "") -> str:
     out.line("pipeline {")
     with out.indent():
         out.line("agent none")
-        if spec:
+        environment = build_environment(spec)
+        if environment:
             out.line("environment {  // every `hilci` command in every pod runs this pipeline")
             with out.indent():
-                out.line(f"HILCI_PIPELINE = {_q(spec)}")
+                for name, value in environment.items():
+                    out.line(f"{name} = {_q(value)}")
             out.line("}")
         out.line("options {")
         with out.indent():
@@ -139,8 +165,7 @@ def hasRun(String stage) {
 // The checkout installed as a package when it is one (hilci's own repository, a project's Python package); a
 // repository that is not one runs as it is: hilci imports the pipeline module from the checkout's root.
 def installProject() {
-    sh(script: 'if [ -f pyproject.toml ] || [ -f setup.py ]; then ' +
-               'python -m pip install --quiet --no-deps --no-build-isolation -e .; fi', label: 'install the project')
+    sh(script: '@INSTALL_STEP@', label: 'install the project')
 }
 
 // Whether a stage (on a board, for matrix stages) ran and passed in this build.
@@ -187,7 +212,7 @@ def hilciPlan() {
     String ids = ''
     catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {
         installProject()
-        ids = sh(script: 'hilci plan --json --jenkins --output reports/plan.json', returnStdout: true,
+        ids = sh(script: '@PLAN_STEP@', returnStdout: true,
                  label: 'hilci plan --json')
     }
     for (String id : ids.tokenize()) {  // stdout: the cached stages' ids, one a line; the plan is the JSON file
@@ -289,7 +314,7 @@ def _build_timeout_min(pipeline: Pipeline) -> int:
     return int(total_s // 60) + BUILD_TIMEOUT_MIN_FLOOR
 
 
-def _groups(pipeline: Pipeline) -> list[list[Stage]]:
+def groups(pipeline: Pipeline) -> list[list[Stage]]:
     """Stages in order, consecutive matrix stages grouped (they share one pod per board)."""
     groups: list[list[Stage]] = []
     for stage in pipeline.stages:
@@ -318,7 +343,7 @@ def layout(pipeline: Pipeline) -> list[list[Stage] | Parallel]:
     (and no `parallel`) inside a parallel branch, so the matrix waits for the chains before it."""
     steps: list[list[Stage] | Parallel] = []
     run: list[Stage] = []
-    for group in _groups(pipeline):
+    for group in groups(pipeline):
         if group[0].matrix or group[0].gathers:
             steps += _chains(run)
             run = []
@@ -419,8 +444,9 @@ def _steps(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> 
     out.line("}")
 
 
-def _stage_body(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> None:
-    """A stage's steps: unstash, then `hilciStage`."""
+def unstash_names(pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> list[str]:
+    """The stashes a stage unstashes before its steps, in order (`in_pod`: those already unstashed in its pod;
+    updated): a gathering stage takes every JUnit and output stash, others the outputs of what they need."""
     if stage.gathers:
         others = [s for s in pipeline.stages if s is not stage]
         unstash = [PLAN_STASH] + [n for s in others for n in junit_stashes(pipeline, s)]
@@ -428,6 +454,12 @@ def _stage_body(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]
     else:
         unstash = [n for s in pipeline.needs_closure(stage) if (n := output_stash(s)) and n not in in_pod]
     in_pod.update(unstash)
+    return unstash
+
+
+def _stage_body(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> None:
+    """A stage's steps: unstash, then `hilciStage`."""
+    unstash = unstash_names(pipeline, stage, in_pod)
     if unstash:
         out.line(f"unstashAll([{', '.join(_q(n) for n in unstash)}])")
     board = f", env.{AXIS}" if stage.matrix else ""

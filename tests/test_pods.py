@@ -1,0 +1,205 @@
+"""`hilci pods` (`make pods`, ci/jenkins/pods.py): every stage in its own pod template's container.
+
+The fast tests check what it runs against the Jenkinsfile itself (its hilciStage and hilciPlan run under Groovy
+with every Jenkins step stubbed: the shell steps they hand to `sh` are the ones `hilci pods` runs) and how a
+template becomes the Pod podman plays. The slow ones start real pods with podman over the images `make images`
+builds: the whole build (marked `pipeline` too), an image without a stage's tool, a pod whose container cannot
+start, and a missing or wrong store Secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hilci.example import PIPELINE
+from hilci.jenkins import pods
+from hilci.jenkins.jenkinsfile import plan_steps, render, stage_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
+
+# Jenkins's steps as no-ops around their closures, `sh` recording its script (exit 0, empty stdout).
+STUBS = r'''
+@Field List<String> scripts = []
+@Field Map env = [:]
+@Field Map params = [BOARDS: 'all']
+def sh(Map m) { scripts << m.script; return m.returnStatus ? 0 : (m.returnStdout ? '' : null) }
+def methodMissing(String name, args) {
+    def last = args ? args[-1] : null
+    return (last instanceof Closure) ? last.call() : null
+}
+def show(String label) { println 'STEPS ' + label + ' ' + groovy.json.JsonOutput.toJson(scripts); scripts.clear() }
+'''
+
+
+def calls() -> list[tuple[str, str, list[str]]]:
+    """(label, Groovy call, the steps hilci pods runs for it) for the plan and every stage on every board."""
+    out = [("plan", "hilciPlan()", plan_steps())]
+    for stage in PIPELINE.stages:
+        boards = [b.name for b in PIPELINE.boards] if stage.matrix else [None]
+        for board in boards:
+            call = f"hilciStage('{stage.name}', {int(stage.timeout_s)}" + (f", '{board}')" if board else ")")
+            out.append((pods.key(stage, board), call, stage_steps(PIPELINE, stage, board)))
+    return out
+
+
+def test_hilci_pods_runs_the_shell_steps_of_the_jenkinsfile_s_hilcistage(tmp_path):
+    groovy = shutil.which("groovy")
+    assert groovy, "groovy is missing: make groovy (apt-get install -y groovy)"
+    text = render(PIPELINE)
+    script = text[:text.index("\npipeline {")] + STUBS
+    expected = calls()
+    script += "\n".join(f"{call}\nshow('{label}')" for label, call, _ in expected) + "\n"
+    (tmp_path / "steps.groovy").write_text(script)
+    env = {**os.environ, "JAVA_HOME": os.environ.get("JAVA_HOME", JAVA_HOME)}
+    proc = subprocess.run([groovy, "steps.groovy"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ran = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("STEPS "):
+            _, label, steps = line.split(" ", 2)
+            ran[label] = json.loads(steps)
+    assert ran == {label: steps for label, _, steps in expected}
+
+
+def test_the_steps_name_the_board_s_rig_unless_the_pod_has_one():
+    steps = stage_steps(PIPELINE, PIPELINE.stage("hil"), "orin-nx")
+    assert steps[-1] == 'hilci stage hil --board orin-nx --rig "${HILCI_RIG:-hil_tests/rigs/orin-example.yaml}"'
+    assert stage_steps(PIPELINE, PIPELINE.stage("build")) == [steps[0], "hilci stage build"]
+
+
+def test_pods_are_scheduled_in_the_jenkinsfile_s_order():
+    scheduled = [(p.template, [s.name for s in p.stages], p.board) for p in pods.schedule(PIPELINE, ["orin-nx"])]
+    assert scheduled == [
+        ("podtemplates/cpu.yaml", [], None),  # the plan
+        ("podtemplates/cpu.yaml", ["build"], None),
+        ("podtemplates/gpu.yaml", ["train"], None),
+        ("podtemplates/gpu.yaml", ["quantize"], None),
+        ("podtemplates/jetson-orin-nx.yaml", ["convert", "hil"], "orin-nx"),  # one pod for the matrix cell
+        ("podtemplates/cpu.yaml", ["report"], None),
+    ]
+
+
+def test_a_jetson_template_becomes_a_pod_podman_can_play_with_the_emulated_rig(tmp_path):
+    template = pods.load_template(ROOT, "podtemplates/jetson-orin-nx.yaml")
+    spec = pods.pod_spec(template, "hilci-pods-x", tmp_path, "hilci-store-x", "orin-nx")
+    assert [c["name"] for c in spec["spec"]["containers"]] == ["hilci"], "the jnlp container is left out"
+    assert spec["spec"]["securityContext"] == template["spec"]["securityContext"]
+    assert spec["spec"]["securityContext"]["runAsUser"] == 1000
+    container = spec["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HILCI_RIG"] == "hil_tests/rigs/sim.yaml" and env["HILCI_BOARD"] == "orin-nx"
+    assert env["HILCI_STORE_SECRET"] == "hilci-store", "the template's own value: the note names its Secret"
+    assert env["NODE_NAME"] == os.uname().nodename
+    assert container["envFrom"] == [{"secretRef": {"name": "hilci-store-x", "optional": True}}]
+    assert {"name": "hilci-agent-workspace", "mountPath": "/home/jenkins/agent"} in container["volumeMounts"]
+    assert container["workingDir"] == "/home/jenkins/agent/workspace/hilci"
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}
+    assert "runtimeClassName" not in spec["spec"] and "nodeSelector" not in spec["spec"]
+    original = pods.load_template(ROOT, "podtemplates/jetson-orin-nx.yaml")
+    assert template == original, "the template itself is left as it is"
+
+
+def test_a_template_without_the_hilci_container_is_named(tmp_path):
+    (tmp_path / "podtemplates").mkdir()
+    (tmp_path / "podtemplates" / "cpu.yaml").write_text("apiVersion: v1\nkind: Pod\nspec:\n  containers:\n"
+                                                        "    - {name: jnlp, image: x}\n")
+    with pytest.raises(pods.UsageError, match=r"podtemplates/cpu.yaml: spec.containers has no 'hilci'"):
+        pods.load_template(tmp_path, "podtemplates/cpu.yaml")
+
+
+# --- Real pods (podman), over the images make images builds --------------------------------------------------
+
+
+def hilci_pods(root: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    if not shutil.which("podman"):
+        pytest.fail("podman is missing: make container-tools (as root: apt-get install -y podman runc)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HILCI_", "AWS_"))}
+    return subprocess.run([sys.executable, "-m", "hilci", "pods", *args], cwd=root, capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """A copy of this checkout (its working tree's changes included) that a test may break."""
+    return pods.checkout_copy(ROOT, tmp_path / "checkout")
+
+
+def summary(root: Path) -> dict[str, dict]:
+    data = json.loads((root / "reports" / "pods" / "pods.json").read_text())
+    return {s["id"]: s for s in data["stages"]}
+
+
+@pytest.mark.slow
+def test_an_image_without_a_stage_s_tool_is_named_with_the_tool_exit_2(checkout):
+    """The cpu template pointed at the jetson image (no groovy, no dev extra): doctor's lines, with the image."""
+    path = checkout / "podtemplates" / "cpu.yaml"
+    path.write_text(path.read_text().replace("ghcr.io/hilci/hilci-ci:py3.11", "ghcr.io/hilci/hilci-ci-jetson:r36.4"))
+    proc = hilci_pods(checkout, "--only", "build")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert ("pods: image ghcr.io/hilci/hilci-ci-jetson:r36.4 (podtemplates/cpu.yaml): groovy is missing (needed by "
+            "build): ") in proc.stderr
+    assert "ruff is missing (needed by build): pip install 'hilci[dev]'" in proc.stderr
+    assert not (checkout / "reports" / "pods" / "pods.json").exists(), "no pod starts"
+
+
+@pytest.mark.slow
+def test_a_pod_that_cannot_start_fails_its_stage_with_the_container_s_error_and_the_report_runs(checkout):
+    """The gpu template mounts a device path this machine lacks (a missing mount): train fails with podman's own
+    error, and the report pod still runs and reports it."""
+    path = checkout / "podtemplates" / "gpu.yaml"
+    pod = yaml.safe_load(path.read_text())
+    container = next(c for c in pod["spec"]["containers"] if c["name"] == "hilci")
+    container["volumeMounts"].append({"name": "rig", "mountPath": "/dev/rig"})
+    pod["spec"]["volumes"].append({"name": "rig", "hostPath": {"path": "/dev/serial/by-id/hilci-no-such-device",
+                                                               "type": "Directory"}})
+    path.write_text(yaml.safe_dump(pod, sort_keys=False))
+    proc = hilci_pods(checkout, "--only", "train,report", "--store-secret", "missing")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    stages = summary(checkout)
+    assert stages["train"]["status"] == "failed"
+    assert "/dev/serial/by-id/hilci-no-such-device: no such file or directory" in stages["train"]["message"]
+    assert stages["report"]["status"] == "passed", stages["report"]
+    merged = (checkout / "reports" / "pods" / "reports" / "junit.xml").read_text()
+    assert "hilci-no-such-device" in merged, "the report shows the pod's error"
+    assert (checkout / "reports" / "pods" / "reports" / "index.html").is_file()
+
+
+NOTE = "no store: the pod template reads Secret 'hilci-store'"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("secret", ["missing", "wrong"])
+def test_a_missing_or_wrong_store_secret_is_one_note_and_the_stages_run_as_misses(checkout, tmp_path, secret):
+    """No Secret (as in another namespace), or one whose keys are misspelt: each stage says so once and runs."""
+    arg = secret
+    if secret == "wrong":
+        arg = str(tmp_path / "secret.json")
+        Path(arg).write_text(json.dumps({"HILCI-STORE": "s3://hilci/ci", "AWS_ACCESS_KEY_ID": "k"}))
+    proc = hilci_pods(checkout, "--only", "train,report", "--store-secret", arg)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stages = summary(checkout)
+    assert [stages[s]["status"] for s in ("plan", "train", "report")] == ["passed"] * 3, "train ran: a miss"
+    for pod in ("train", "report"):
+        log = (checkout / "reports" / "pods" / "logs" / f"{pod}.log").read_text()
+        assert log.count(NOTE) == 1, log[-3000:]
+
+
+def test_an_unstable_stage_names_its_failed_tests(tmp_path):
+    """What Jenkins's test report would list: the summary line of a stage that failed says which tests."""
+    from hilci.results.junit import make_case, write_suite
+
+    path = write_suite(tmp_path / "build.xml", "hilci.build", [
+        make_case("ok", "tests.test_a"), make_case("test_b", "tests.test_b", failure="assert 1 == 2")])
+    assert pods.failed_cases(path) == "; failed: tests.test_b::test_b (assert 1 == 2)"
+    assert pods.failed_cases(write_suite(tmp_path / "ok.xml", "s", [make_case("ok", "t")])) == ""
