@@ -203,3 +203,17 @@ def test_an_unstable_stage_names_its_failed_tests(tmp_path):
         make_case("ok", "tests.test_a"), make_case("test_b", "tests.test_b", failure="assert 1 == 2")])
     assert pods.failed_cases(path) == "; failed: tests.test_b::test_b (assert 1 == 2)"
     assert pods.failed_cases(write_suite(tmp_path / "ok.xml", "s", [make_case("ok", "t")])) == ""
+
+
+def test_an_archive_glob_ending_in_double_star_keeps_every_file_below_it(tmp_path):
+    """`reports/**` (the report stage's archiveArtifacts) means every file below reports/, as in Jenkins; pathlib's
+    glob of it yields only folders, which once left the merged JUnit and the HTML report out of reports/pods/."""
+    from hilci.jenkins.pods import archive
+
+    ws, out = tmp_path / "ws", tmp_path / "out"
+    (ws / "reports" / "junit").mkdir(parents=True)
+    (ws / "reports" / "junit.xml").write_text("<testsuites/>")
+    (ws / "reports" / "junit" / "train.xml").write_text("<testsuites/>")
+    archive(ws, out, ["reports/**"])
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "reports/junit.xml", "reports/junit/train.xml"]

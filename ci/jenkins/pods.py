@@ -270,7 +270,8 @@ def archive(ws: Path, out: Path, patterns: list[str]) -> None:
     """What the build keeps from a pod (the stage's `junit` and `archiveArtifacts` globs, and on failure the
     diagnostics' logs), copied into `out` at their workspace paths, as a build's archive holds them."""
     for pattern in patterns:
-        for src in ws.glob(pattern):
+        # Jenkins's (Ant's) `dir/**` means every file below dir; pathlib's glob of `dir/**` yields only folders
+        for src in ws.glob(pattern + "/*" if pattern.endswith("**") else pattern):
             if src.is_file():
                 target = out / src.relative_to(ws)
                 target.parent.mkdir(parents=True, exist_ok=True)
