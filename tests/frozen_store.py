@@ -27,6 +27,10 @@ class SilentServer:
             except OSError:
                 continue
             self.accepted.append(conn)
+            self._accepted(conn)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        """What happens to a new connection: here nothing (it is never answered)."""
 
     def env(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}", "AWS_ACCESS_KEY_ID": "frozen",
@@ -55,15 +59,8 @@ class FreezingS3(SilentServer):
         self.answered = 0
         super().__init__(deadline_s)
 
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted.append(conn)
-            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+    def _accepted(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
 
     def _talk(self, conn: socket.socket) -> None:
         data = b""
