@@ -8,7 +8,6 @@ in its pod, convert once per board; hil on a real rig is never cached, so it has
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,16 +23,23 @@ EVERY = {"build", "train", "quantize", "convert", "hil",
 JENKINS_MODEL = {"J:train", "J:quantize", "J:convert-orin-nx", "J:convert-agx-orin"}
 
 
+# what the keys of the reference pipeline can read (no .git: the build stage's scratch copy has none)
+COPIED = ("ci", "conversion", "tests", "hil_tests", "podtemplates", "images", "deploy", "dags", "docs", "benchmarks",
+          ".ci", "Jenkinsfile", "Makefile", "tox.ini", "constraints.txt", "setup.py", "pyproject.toml", "hilci.yaml",
+          "README.md")
+
+
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory) -> Path:
-    """This repository's tracked files, copied once; each test works on its own copy of this copy."""
+    """This repository's files, copied once; each test works on its own copy of this copy."""
     base = tmp_path_factory.mktemp("tracked") / "repo"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True,
-                           timeout=30).stdout.decode().split("\0")
-    for name in filter(None, files):
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "reports", "artifacts")
+    for name in COPIED:
         src = REPO / name
-        if src.is_file() and not src.is_symlink():
-            (base / name).parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, base / name, symlinks=True, ignore=ignore)
+        elif src.is_file():
+            base.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, base / name)
     return base
 
@@ -41,7 +47,7 @@ def tracked(tmp_path_factory) -> Path:
 @pytest.fixture
 def scratch(tracked: Path, tmp_path: Path) -> Path:
     root = tmp_path / "repo"
-    shutil.copytree(tracked, root)
+    shutil.copytree(tracked, root, symlinks=True)
     return root
 
 

@@ -84,6 +84,8 @@ class Stage:
     archive: tuple[str, ...] = ()  # repo-relative globs Jenkins archives with fingerprints
     gathers: bool = False  # in Jenkins: runs even after failed stages and unstashes every stage's reports
     uses_store: bool = False  # its body reads or writes the store itself (engines, history): it gets the keys
+    env: tuple[str, ...] = ()  # environment variables the stage reads: their values key the cache
+    exact_inputs: bool = False  # inputs keyed by their bytes (it lints or reads text), else by meaning (no comments)
 
     @property
     def command(self) -> str:

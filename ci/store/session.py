@@ -117,8 +117,10 @@ class StoreSession:
         return {ENV_DOWN: down} if down else {}
 
     # -- the stage cache ------------------------------------------------------------------------------------
-    def key(self, stage: Stage, rig: Path | None, board: str = "local") -> tuple[str, dict]:
-        return key_for(self.root, self.pipeline, self.config, stage, rig, board, self._memo)
+    def key(self, stage: Stage, rig: Path | None, board: str = "local", place: str | None = None
+            ) -> tuple[str, dict]:
+        """The stage's key where it runs: `place` pod or local (None: hilci.store.place.default_place)."""
+        return key_for(self.root, self.pipeline, self.config, stage, rig, board, self._memo, place)
 
     def lookup(self, stage: Stage, key: str) -> Hit | None:
         return self.cache.lookup(stage, key) if self.cache else None
