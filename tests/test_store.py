@@ -110,7 +110,7 @@ def test_store_gc_command(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert "evicted 0 entries, kept 2 (2 protected by the last green run of a protected branch)" in proc.stdout
     proc = hilci(root, "store", "gc", "--keep-days", "-1")
-    assert proc.returncode == 2 and "--keep-days and --max-gb must be >= 0" in proc.stderr
+    assert proc.returncode == 2 and "--keep-days, --max-gb, --branch-days and --branch-max-gb must be >= 0" in proc.stderr
 
 
 def _tiny_onnx(path: Path) -> Path:

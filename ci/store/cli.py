@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     gc.add_argument("--max-gb", type=float, default=50.0, help="evict oldest entries above this size (default 50)")
     gc.add_argument("--protect", action="append", default=[], metavar="BRANCH",
                     help="protected branch (repeatable; default: the trusted branches of hilci.yaml with history)")
+    gc.add_argument("--branch-days", type=float, default=14.0,
+                    help="evict an untrusted branch's namespace (branches/*) idle longer than this (default 14)")
+    gc.add_argument("--branch-max-gb", type=float, default=10.0,
+                    help="then evict the least recently active namespaces above this size (default 10)")
     gc.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     gc.set_defaults(func=cmd_gc)
     show = ssub.add_parser("url", help="print the store URL in use (without credentials)")
@@ -242,14 +246,15 @@ def cmd_gc(args: argparse.Namespace) -> int:
     from hilci.errors import UsageError
     from hilci.store.gc import collect
 
-    if args.keep_days < 0 or args.max_gb < 0:
-        raise UsageError("store gc: --keep-days and --max-gb must be >= 0")
+    if min(args.keep_days, args.max_gb, args.branch_days, args.branch_max_gb) < 0:
+        raise UsageError("store gc: --keep-days, --max-gb, --branch-days and --branch-max-gb must be >= 0")
     session = _session()
     try:
         if session.store is None:
             raise UsageError(session.notes[0])
         report = collect(session.store, keep_days=args.keep_days, max_gb=args.max_gb,
-                         protect=tuple(args.protect) or _trusted_branches(session), dry_run=args.dry_run)
+                         protect=tuple(args.protect) or _trusted_branches(session), dry_run=args.dry_run,
+                         branch_days=args.branch_days, branch_max_gb=args.branch_max_gb)
     finally:
         session.close()
     print(("dry run: " if args.dry_run else "") + report.text(session.display))
