@@ -182,6 +182,9 @@ class StoreSession:
             except StoreUnavailable as exc:
                 self.notes.append(f"regression gates skipped: {exc}")
                 return out
+            for line in base.skipped:  # a record this hilci cannot read (newer, malformed): named once, not used
+                if f"history: {line}" not in self.notes:
+                    self.notes.append(f"history: {line}")
             judged = gates.judge_record(record, base.records, branch, settings)
             if record.get("emulated"):  # an emulated rig's timing follows the shared host: reported, not gated
                 for j in judged:
