@@ -35,6 +35,7 @@ for (scenario in scenarios) {
         calls << "unstash:${name}".toString()
     })
     binding.setVariable('pipeline', { Closure body -> calls << 'pipeline' })
+    binding.setVariable('env', [:])  // a branch build of no trusted branch: the pod's own store keys
     Script script = new GroovyShell(binding).parse(new File(runFile))
     script.run()
     calls.clear()
@@ -225,4 +226,28 @@ if (graphFile) {
     for (fault in faults + [[rc: [build: 2]], [podFails: 'build']]) {
         println 'GRAPH ' + JsonOutput.toJson(declarative(graphFile, fault))
     }
+}
+// 5. which store credentials hilciStage binds on each kind of build, as `KEYS {json}`: the branch, whether it is a
+//    pull request (CHANGE_ID), and the credential ids withCredentials was asked for around `hilci stage`.
+for (build in [[BRANCH_NAME: 'main'], [BRANCH_NAME: 'release/2.1'], [BRANCH_NAME: 'PR-7', CHANGE_ID: '7'],
+               [BRANCH_NAME: 'main', CHANGE_ID: '8'], [BRANCH_NAME: 'feature/x'], [BRANCH_NAME: 'mainly']]) {
+    List bound = []
+    List shInside = []
+    boolean inCredentials = false
+    Binding kb = new Binding()
+    kb.setVariable('env', new HashMap(build))
+    kb.setVariable('sh', { Map m -> if (m.script.startsWith('hilci stage')) { shInside << inCredentials }; return 0 })
+    kb.setVariable('catchError', { Map m, Closure body -> body() })
+    kb.setVariable('timeout', { Map m, Closure body -> body() })
+    kb.setVariable('usernamePassword', { Map m -> m })
+    kb.setVariable('withCredentials', { List creds, Closure body ->
+        bound.addAll(creds*.credentialsId)
+        inCredentials = true
+        try { return body() } finally { inCredentials = false }
+    })
+    kb.setVariable('pipeline', { Closure body -> })
+    Script ks = new GroovyShell(kb).parse(new File(runFile))
+    ks.run()
+    ks.invokeMethod('hilciStage', ['train', 60] as Object[])
+    println 'KEYS ' + JsonOutput.toJson([build: build, bound: bound, shInside: shInside])
 }

@@ -390,3 +390,23 @@ def test_in_the_graph_a_failed_stage_stops_only_what_needs_it(harness):
     assert failed["result"] == "FAILURE" and "hil-agx-orin@hil" in failed["ran"], failed  # hil did not need build
     lost = runs[json.dumps({"podFails": "build"})]
     assert {"train@train", "quantize@quantize"} <= set(lost["ran"]) and "report@post" in lost["ran"], lost
+
+
+def test_only_a_trusted_branch_build_binds_the_stores_write_keys(harness):
+    """hilciStage runs `hilci stage` inside withCredentials('hilci-store-trusted') on a trusted branch's build;
+    a pull request (CHANGE_ID), even of a branch named main, and any other branch keep the pod's untrusted keys."""
+    runs = {(r["build"]["BRANCH_NAME"], r["build"].get("CHANGE_ID")): (r["bound"], r["shInside"])
+            for r in (json.loads(line[5:]) for line in harness[0].splitlines() if line.startswith("KEYS "))}
+    assert runs == {("main", None): (["hilci-store-trusted"], [True]),
+                    ("release/2.1", None): (["hilci-store-trusted"], [True]),
+                    ("PR-7", "7"): ([], [False]), ("main", "8"): ([], [False]),
+                    ("feature/x", None): ([], [False]), ("mainly", None): ([], [False])}
+
+
+def test_the_trusted_branches_of_hilci_yaml_are_the_ones_the_jenkinsfile_binds_keys_for():
+    from hilci.jenkins.storekeys import glob_regex
+
+    text = render(matrix_pipeline(), trusted=("develop", "rel-?.x/*"))
+    assert "['develop', 'rel\\\\-.\\\\.x/.*'].any { branch ==~ it }" in text
+    assert re.fullmatch(glob_regex("rel-?.x/*"), "rel-2.x/hotfix") and not re.fullmatch(glob_regex("rel-?.x/*"),
+                                                                                        "rel-22x/a")

@@ -31,7 +31,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hilci.jenkins.storekeys import store_keys_helper
 from hilci.pipeline.model import Pipeline, Stage
+from hilci.store.trust import DEFAULT_TRUSTED
 
 JENKINSFILE = "Jenkinsfile"
 CONTAINER = "hilci"  # the container of every pod template that runs `hilci stage`
@@ -64,13 +66,16 @@ def plan_steps() -> list[str]:
     return [INSTALL_STEP, PLAN_STEP]
 
 
-def render(pipeline: Pipeline, spec: str = "", definition: str = "") -> str:
+def render(pipeline: Pipeline, spec: str = "", definition: str = "",
+           trusted: tuple[str, ...] = DEFAULT_TRUSTED) -> str:
     """The Jenkinsfile text for `pipeline` (deterministic: equal definitions give equal bytes). `spec` is the
-    pipeline's `module:attr`, set for every stage so Jenkins runs this pipeline; `definition` names its file."""
+    pipeline's `module:attr`, set for every stage so Jenkins runs this pipeline; `definition` names its file;
+    `trusted`: hilci.yaml's `trusted_branches`, whose builds bind the store's write keys."""
     out = _Writer()
     where = definition or spec or "the pipeline definition"
     out.lines(_HEADER.replace("{definition}", where).replace("@INSTALL_STEP@", INSTALL_STEP))
     out.lines(_PLAN_HEADER.replace("@PLAN_STEP@", PLAN_STEP))
+    out.lines(store_keys_helper(trusted))
     out.line(f"// The rig wired to each Jetson board ({where}: Pipeline.boards).")
     out.line("def rigFor(String board) {")
     rigs = ", ".join(f"{_q(b.name)}: {_q(b.rig)}" for b in pipeline.boards) or ":"
@@ -139,7 +144,7 @@ def hilciStage(String stage, int timeoutS, String board = '') {
     catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {
         timeout(time: timeoutS, unit: 'SECONDS') {
             installProject()
-            rc = sh(script: "hilci stage ${args}", returnStatus: true, label: "hilci stage ${args}")
+            rc = withStoreKeys { sh(script: "hilci stage ${args}", returnStatus: true, label: "hilci stage ${args}") }
         }
     }
     if (rc == 0) {
@@ -632,7 +637,7 @@ def _cmd_jenkinsfile(args) -> int:
     project = project_from_args(args, data_on_stdout=not (args.write or args.check or args.lint))
     pipeline, root = project.pipeline, project.root
     pipeline.validate(root)
-    text = render(pipeline, project.spec, definition_file(project.spec, root))
+    text = render(pipeline, project.spec, definition_file(project.spec, root), trusted_branches(root, pipeline))
     path = root / args.file
     if args.write:
         path.write_text(text)
@@ -659,6 +664,14 @@ def _cmd_jenkinsfile(args) -> int:
     if not args.write and not args.check:
         sys.stdout.write(text)
     return 0
+
+
+def trusted_branches(root: Path, pipeline: Pipeline) -> tuple[str, ...]:
+    """hilci.yaml's `trusted_branches` (the store's trust reads the same), else the default."""
+    from hilci.stage.run import load_config
+    from hilci.store.trust import trust_for
+
+    return trust_for("", load_config(root, pipeline)).patterns
 
 
 def definition_file(spec: str, root: Path) -> str:
