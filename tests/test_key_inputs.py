@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hilci.example import PIPELINE
+from hilci.stage.run import load_config
 from hilci.store.keys import cacheable_on, key_for
 from tests.conftest import REPO
 
@@ -41,6 +41,7 @@ def tracked(tmp_path_factory) -> Path:
         elif src.is_file():
             base.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, base / name)
+    plan_keys(base)  # digests are cached by content: the copies below cost only what a case changes
     return base
 
 
@@ -53,7 +54,7 @@ def scratch(tracked: Path, tmp_path: Path) -> Path:
 
 def plan_keys(root: Path) -> dict[str, str]:
     """Every cacheable stage's key: local (sim rig, installed tools) and Jenkins (each pod, per board)."""
-    config = yaml.safe_load((root / "hilci.yaml").read_text())
+    config = load_config(root, PIPELINE)  # as `hilci plan` reads it: each section with its defaults
     keys: dict[str, str] = {}
     local, pod = {}, {}
     for stage in PIPELINE.stages:
@@ -133,3 +134,19 @@ def test_pytest_addopts_from_the_environment_reruns_the_pytest_stages(scratch: P
     monkeypatch.setenv("PYTEST_ADDOPTS", "-x")
     after = plan_keys(scratch)
     assert {s for s in before if before[s] != after[s]} == {"build", "hil"}
+
+
+@pytest.mark.pipeline  # two `hilci plan` subprocesses
+def test_hilci_plan_computes_the_keys_this_table_compares(scratch: Path):
+    """The keys above are `hilci plan`'s: the local plan's and the Jenkins plan's, stage by stage."""
+    import json
+
+    from tests.conftest import hilci
+
+    keys = plan_keys(scratch)
+    local = hilci(scratch, "plan", "--json", pipeline="hilci.example:PIPELINE")
+    jenkins = hilci(scratch, "plan", "--json", "--jenkins", pipeline="hilci.example:PIPELINE")
+    assert local.returncode == 0 and jenkins.returncode == 0, local.stderr + jenkins.stderr
+    planned = {r["id"]: r["key"] for r in json.loads(local.stdout)["stages"] if r["key"]}
+    planned |= {f"J:{r['id']}": r["key"] for r in json.loads(jenkins.stdout)["stages"] if r["key"]}
+    assert planned == keys
