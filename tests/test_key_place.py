@@ -101,3 +101,20 @@ def test_the_venv_and_the_images_install_from_the_lock():
         deps = [line for line in text.splitlines() if re.search(r"pip install .*/src\[", line)]
         assert deps and all("-c /src/constraints.txt" in line for line in deps), dockerfile
         assert 'LABEL dev.hilci.python="' in text, f"{dockerfile}: the key reads the image's Python from its label"
+
+
+def test_hilci_run_keys_the_local_place_even_inside_a_jenkins_job(project: Path, tmp_path: Path, monkeypatch):
+    """`hilci run` (e.g. `make pipeline` in a CI job) runs every stage on this machine: it never keys a pod."""
+    from hilci.local.cached import StageCache
+    from hilci.stage.run import load_config
+    from hilci.store.session import StoreSession
+    from tests.fixture_pipelines import PIPELINE as FIXTURE
+
+    monkeypatch.setenv("JENKINS_URL", "http://jenkins.example/")
+    session = StoreSession.open(project, FIXTURE, load_config(project, FIXTURE), url=(tmp_path / "s").as_uri())
+    try:
+        consulted = StageCache(session).consult(FIXTURE.stage("gen"), None)
+        assert consulted.parts["place"]["kind"] == "local"
+        assert session.key(FIXTURE.stage("gen"), None)[1]["place"]["kind"] == "pod"  # `hilci stage` in the pod
+    finally:
+        session.close()

@@ -15,7 +15,7 @@ from hilci.pipeline.model import Pipeline, Stage
 from hilci.stage.run import junit_path
 from hilci.store.backend import CorruptBlob, StoreUnavailable
 from hilci.store.keys import cacheable_on, explain
-from hilci.store.place import POD
+from hilci.store.place import LOCAL, POD
 from hilci.store.session import StoreSession
 
 RUN, CACHED = "run", "cached"
@@ -53,7 +53,7 @@ def make_plan(session: StoreSession, stages: list[Stage], *, rig: Path | None, j
             if not cacheable_on(stage, rig_file):
                 row.why = [f"real rig {rig_file.relative_to(root) if rig_file else '(none)'}: always reruns"]
                 continue
-            row.key, parts = session.key(stage, rig_file, board, POD if jenkins else None)
+            row.key, parts = session.key(stage, rig_file, board, POD if jenkins else LOCAL)
             if session.cache is None:
                 row.why = ["no cache: " + ("store unavailable" if session.store is None else "--no-cache")]
                 continue
