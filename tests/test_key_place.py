@@ -118,3 +118,15 @@ def test_hilci_run_keys_the_local_place_even_inside_a_jenkins_job(project: Path,
         assert session.key(FIXTURE.stage("gen"), None)[1]["place"]["kind"] == "pod"  # `hilci stage` in the pod
     finally:
         session.close()
+
+
+def test_the_plan_says_which_fact_of_the_place_changed():
+    import copy
+
+    from hilci.store.keys import explain
+
+    old = parts_of("train", "pod")
+    new = copy.deepcopy(old)
+    new["place"]["python"], new["tools"]["numpy"], new["env"] = "3.13", "2.5.0", {"HILCI_X": "1"}
+    assert explain(old, new) == [f"tool numpy {old['tools']['numpy']} -> 2.5.0", "env HILCI_X added",
+                                 "place: python '3.12' -> '3.13'"]
