@@ -14,7 +14,7 @@ import pytest
 from hilci import cli
 from hilci.example import PIPELINE
 from hilci.jenkins.check import JenkinsfileError, check, parse
-from hilci.jenkins.jenkinsfile import render
+from hilci.jenkins.jenkinsfile import definition_file, render
 from hilci.pipeline.model import Board, Pipeline, Stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,6 +272,23 @@ def test_cli_check_passes_on_the_committed_file_and_fails_on_drift(tmp_path, mon
     bad.write_text((ROOT / "Jenkinsfile").read_text().replace("    stages {\n", "    stagez {\n", 1))
     assert cli.main(["jenkinsfile", "--check", "--file", str(bad)]) == 1
     assert "the pipeline has no 'stages' block" in capsys.readouterr().err
+
+
+def test_the_rendering_names_the_definition_file_whichever_copy_of_it_was_imported(tmp_path, monkeypatch, capsys):
+    """A scratch copy of the repository (a clone in a temp folder) checked with the hilci imported from another
+    checkout (this one, installed editable) renders the same header: the definition file is named by its place in
+    the project, not by where Python happened to import it from (it said `hilci.example` there, so --check
+    reported drift)."""
+    copy = tmp_path / "copy"
+    for rel in ("Jenkinsfile", "hilci.yaml", "pyproject.toml", "ci/example.py"):
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, copy / rel)
+    shutil.copytree(ROOT / "podtemplates", copy / "podtemplates")
+    assert definition_file("hilci.example:PIPELINE", copy) == "ci/example.py"
+    assert definition_file("hilci.example:PIPELINE", tmp_path / "elsewhere") == "hilci.example"  # not in it
+    monkeypatch.chdir(copy)
+    assert cli.main(["jenkinsfile", "--check"]) == 0, capsys.readouterr().err
+    assert "Jenkinsfile: ok" in capsys.readouterr().out
 
 
 # --- the graph: parallel branches following the definition's needs -----------------------------------------------

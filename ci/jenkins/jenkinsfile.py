@@ -662,15 +662,32 @@ def _cmd_jenkinsfile(args) -> int:
 
 
 def definition_file(spec: str, root: Path) -> str:
-    """The file defining `module:attr`, relative to the project when it lives there (else the module's name)."""
-    module = sys.modules.get(spec.partition(":")[0])
+    """The file defining `module:attr`, relative to the project when it lives there (else the module's name).
+    The module may have been imported from another copy of the project (an editable install of one checkout, run
+    in a clone of it): its path below the folder holding its top package names the same file here, so the
+    rendering does not depend on which copy Python imported."""
+    name = spec.partition(":")[0]
+    module = sys.modules.get(name)
     file = getattr(module, "__file__", None)
-    if file:
+    if not file:
+        return name
+    path, root = Path(file).resolve(), root.resolve()
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        pass
+    top = sys.modules.get(name.partition(".")[0])
+    top_file = getattr(top, "__file__", None)
+    if top_file:
+        base = Path(top_file).resolve().parent
+        base = base.parent if Path(top_file).name == "__init__.py" else base  # a package: the folder above it
         try:
-            return Path(file).resolve().relative_to(root.resolve()).as_posix()
+            rel = path.relative_to(base)
         except ValueError:
-            pass
-    return spec.partition(":")[0]
+            rel = None
+        if rel is not None and (root / rel).is_file():
+            return rel.as_posix()
+    return name
 
 
 def _lint(path: Path, shown: str) -> int:
