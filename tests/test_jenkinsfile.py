@@ -400,6 +400,23 @@ def test_checker_refuses_a_matrix_inside_a_parallel_branch(matrix_text):
         check(moved, matrix_pipeline(), ROOT)
 
 
+@pytest.mark.parametrize("old, new, message", [
+    ('junit testResults: "reports/junit/hil-${board}.xml", allowEmptyResults: true, keepProperties: true',
+     'junit testResults: "reports/junit/hil-${board}.xml", keepProperties: true',
+     "stage 'hil': junit needs allowEmptyResults: true"),
+    ('junit testResults: "reports/junit/convert-${board}.xml", allowEmptyResults: true, keepProperties: true',
+     'echo "no junit"', "stage 'convert' does not publish JUnit in finally { junit ... } after its steps"),
+    ("hilciStage('hil', 1200, board)", "hilciStage('hil', 1200)", "matrix stage 'hil' does not pass its board"),
+    ('readTrusted("podtemplates/jetson-${board}.yaml")', 'readTrusted("podtemplates/nano-${board}.yaml")',
+     "podTemplate file 'podtemplates/nano-orin-nx.yaml' does not exist"),
+    ('stage("hil-${board}") {', 'stage("hill-${board}") {', "stage 'hill' is not in the pipeline definition"),
+])
+def test_checker_reads_the_scripted_per_board_stages(old, new, message):
+    text = _broken((ROOT / "Jenkinsfile").read_text(), old, new)
+    with pytest.raises(JenkinsfileError, match=re.escape(message)):
+        check(text, PIPELINE, ROOT)
+
+
 def _indent(block: str, n: int) -> str:
     return "".join((" " * n + line) if line.strip() else line for line in block.splitlines(keepends=True))
 
