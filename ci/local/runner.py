@@ -203,10 +203,11 @@ class LocalRunner:
     # -- one stage -----------------------------------------------------------------------------------------
     def _restorable(self, stage: Stage) -> bool:
         """Whether a ready stage that does not fit in --jobs now is a cache hit (restored at once, it takes no job);
-        the answer is kept for its start."""
-        rig = self._rig_for(stage)
-        found = self.cache.consult(stage, self.root / rig if rig is not None else None)
-        self._consulted[stage.name] = found
+        asked once (the loop asks again while it waits), the answer kept for its start."""
+        found = self._consulted.get(stage.name)
+        if found is None:
+            rig = self._rig_for(stage)
+            found = self._consulted[stage.name] = self.cache.consult(stage, self.root / rig if rig is not None else None)
         return found.hit is not None
 
     def _begin(self, stage: Stage) -> StageOutcome | None:
