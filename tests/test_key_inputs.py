@@ -54,7 +54,7 @@ def scratch(tracked: Path, tmp_path: Path) -> Path:
 
 def plan_keys(root: Path) -> dict[str, str]:
     """Every cacheable stage's key: local (sim rig, installed tools) and Jenkins (each pod, per board)."""
-    config = load_config(root, PIPELINE)  # as `hilci plan` reads it: each section with its defaults
+    config = load_config(root, PIPELINE).plain()  # as `hilci plan` reads it: each section with its defaults
     keys: dict[str, str] = {}
     local, pod = {}, {}
     for stage in PIPELINE.stages:

@@ -7,14 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hilci.example import PIPELINE
+from hilci.stage.run import load_config
 from hilci.store import place
 from hilci.store.keys import key_for
 from tests.conftest import REPO
 
-CONFIG = yaml.safe_load((REPO / "hilci.yaml").read_text())
+CONFIG = load_config(REPO, PIPELINE).plain()
 EXACT = re.compile(r"^\d+(\.\d+)*([.+-]\w+)*$")  # one version: no range operator, no comma
 
 

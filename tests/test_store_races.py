@@ -8,8 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
+from hilci.stage.run import load_config
 from hilci.store import history
 from hilci.store.backend import Store
 from hilci.store.cache import StageCache
@@ -78,8 +77,7 @@ def test_a_history_record_of_a_newer_format_is_named_once_by_the_gates_and_never
     assert found.skipped == [f"{rel}: record format {history.RECORD_FORMAT + 1} is newer than this hilci reads "
                              f"({history.RECORD_FORMAT}); skipped"]
     # the run's gates read the same baseline: the newer record is one note, not an exception, not a baseline run
-    config = yaml.safe_load(GOOD)
-    session = StoreSession.open(root, PIPELINE, config, url=(tmp_path / "store").as_uri())
+    session = StoreSession.open(root, PIPELINE, load_config(root, PIPELINE), url=(tmp_path / "store").as_uri())
     session.origin["target"] = "main"
     session.records.append(history.make_record(
         origin={"commit": "1" * 12, "branch": "main", "build": "#9"}, board="local", rig="", stage="gen",
