@@ -16,6 +16,7 @@ from hilci.errors import ConfigError, DefinitionError, StageError, UsageError
 # Each module has `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
 COMMAND_MODULES = (
     "hilci.local.cli",
+    "hilci.local.soak",
     "hilci.doctor",
     "hilci.jenkins.jenkinsfile",
     "hilci.jenkins.cli",
