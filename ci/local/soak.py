@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", default=None, help="the engine under test (default: the rig's own `engine`)")
     p.add_argument("-m", dest="marker", default=None, help="pytest -m: the profile (default: hilci.yaml soak.marker)")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k narrowing the profile")
-    p.add_argument("--out", default=None, help="folder for soak.xml and the raw samples (default reports/soak/BOARD)")
+    p.add_argument("--out", default=None, help="folder for the raw samples and the log (default reports/soak/BOARD)")
+    p.add_argument("--junit", default=None, help="the JUnit file (default OUT/soak.xml; Jenkins: the stage's own)")
     add_pipeline_option(p)
     p.set_defaults(func=cmd_soak)
 
@@ -49,11 +50,12 @@ def cmd_soak(args: argparse.Namespace) -> int:
     from hilci.hil.soak import parse_duration
     from hilci.pipeline.config import load
     from hilci.pipeline.project import project_from_args
+    from hilci.pipeline.sections import SoakSettings
 
     project = project_from_args(args, data_on_stdout=False)
     root, pipeline = project.root, project.pipeline
     config = load(root, pipeline)
-    cfg = config.soak
+    cfg = config.soak or SoakSettings()
     rig_path = Path(args.rig) if Path(args.rig).is_absolute() else Path.cwd() / args.rig
     try:
         rig = load_rig(rig_path)
@@ -89,7 +91,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
     result = run_soak(root, rig_path, tests, seconds, cfg, out, tegra_cmd, device_faults,
                       marker=args.marker or cfg.marker, keyword=args.keyword if args.keyword is not None else
                       cfg.keyword, engine=args.engine, board=board, emulated=rig.emulate)
-    return _finish(root, pipeline, config, result, board, rig_path, out)
+    junit_file = Path(args.junit) if args.junit else out / "soak.xml"
+    return _finish(root, pipeline, result, board, rig_path, junit_file)
 
 
 def _spell(fault: dict) -> str:
@@ -161,7 +164,7 @@ def _save_samples(out: Path, inputs) -> None:
     (out / "samples.json").write_text(json.dumps(data))
 
 
-def _finish(root: Path, pipeline, config, result: dict, board: str, rig: Path, out: Path) -> int:
+def _finish(root: Path, pipeline, result: dict, board: str, rig: Path, junit_path: Path) -> int:
     from hilci.hil import soak
     from hilci.results import junit
     from hilci.results.measurements import FAIL
@@ -172,11 +175,11 @@ def _finish(root: Path, pipeline, config, result: dict, board: str, rig: Path, o
     cases = [junit.make_case(m.name, f"{board}.soak", measurements=[m]) for m in figures]
     if result["problem"]:
         cases.append(junit.make_case("run", f"{board}.soak", error=result["problem"]))
-    junit_file = junit.write_suite(out / "soak.xml", f"soak.{board}", cases, [
+    junit_file = junit.write_suite(junit_path, f"soak.{board}", cases, [
         ("hilci.stage", "soak"), ("hilci.board", board), ("hilci.rig", str(rig)),
         ("hilci.soak.duration_s", f"{result['seconds']:g}"),
         ("hilci.soak.rounds", str(max((r["round"] for r in inputs.rounds), default=0)))])
-    record_note = _record(root, pipeline, config, result, board, rig, status, junit_file)
+    record_note = _record(root, pipeline, result, board, rig, status, junit_file)
     rounds = max((r["round"] for r in inputs.rounds), default=0)
     print(f"soak {board}: {rounds} rounds, {len(inputs.rounds)} test runs in {result['duration_s']:.0f} s, "
           f"{len(inputs.rss)} memory and {len(inputs.tegra)} tegrastats samples")
@@ -191,7 +194,7 @@ def _finish(root: Path, pipeline, config, result: dict, board: str, rig: Path, o
     return 0 if status == "passed" else 1
 
 
-def _record(root: Path, pipeline, config, result: dict, board: str, rig: Path, status: str,
+def _record(root: Path, pipeline, result: dict, board: str, rig: Path, status: str,
             junit_file: Path) -> str:
     """The soak's history record (stage `soak`), through the run's store session: spooled when it is away."""
     from hilci.stage.run import load_config

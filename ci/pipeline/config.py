@@ -35,7 +35,7 @@ class Config:
     sections: dict[str, Any] = field(default_factory=dict)
     store: str | None = None
     regressions: Any = None  # GateSettings, when the file has the section
-    soak: SoakSettings = field(default_factory=SoakSettings)
+    soak: SoakSettings | None = None  # hilci.yaml's `soak:` section; None: no nightly soak is scheduled
     store_settings: StoreSettings = field(default_factory=StoreSettings)
 
     def settings(self, stage: str) -> Any:

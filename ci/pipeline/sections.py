@@ -65,6 +65,8 @@ class SoakSettings:
     schedule: str = typed.text("H 2 * * *", help="Jenkins cron spec of the nightly soak (H: spread by job name); the "
                                                  "CronJob gets the same fields with H made a fixed number per rig")
     duration: str = typed.text("1h", help="how long a scheduled soak runs: 90s, 30m, 8h")
+    stage: str = typed.text("hil", help="the matrix stage a soak build runs as `hilci soak` (Jenkins)")
+    branch: str = typed.text("main", help="the branch whose builds the nightly soak runs on (Jenkins)")
     interval_s: float = typed.number(1.0, gt=0, le=60, help="tegrastats and RSS sampling period")
     latency_drift_pct: float = typed.number(25.0, ge=0, le=1e6, help="a latency may grow this much over the soak")
     latency_floor_ms: float = typed.number(1.0, ge=0, le=1e6, help="a latency change smaller than this is no trend "
