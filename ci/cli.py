@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "hilci.airflow.dagfile",
     "hilci.jenkins.pods",
     "hilci.kube.cli",
+    "hilci.kube.soakjobs",
     "hilci.kube.deviceplugin.cli",
     "hilci.conversion.cli",
     "hilci.hil.cli",
