@@ -37,14 +37,16 @@ EXIT_INFRASTRUCTURE = 3  # every failed testcase was the rig's (`hil.failure_cla
 
 
 def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
-    """Every stage's hilci.yaml section as plain data (see `hilci.pipeline.config`), plus the top-level `store` URL and
-    `regressions` settings when the file sets them; a bad file is a UsageError naming it."""
+    """Every stage's hilci.yaml section as plain data (see `hilci.pipeline.config`), plus the top-level `store` URL,
+    `regressions` and `soak` settings when the file sets them; a bad file is a UsageError naming it."""
     config = _read_config(root, pipeline)
     data: dict[str, Any] = {name: config.section(name) for name in pipeline.names}
     if config.store:
         data["store"] = config.store
     if config.regressions is not None:
         data["regressions"] = as_dict(config.regressions)
+    if config.soak is not None:
+        data["soak"] = as_dict(config.soak)
     data.update(as_dict(config.store_settings))  # trusted_branches, store_optional
     return data
 

@@ -272,6 +272,18 @@ class StoreSession:
                                        for r, v in points]})
         return out
 
+    def rig_health(self, last: int = TREND_RUNS) -> list[dict]:
+        """Each rig's pass rate, infrastructure-failure rate and soaks over its last runs on this branch
+        (`hilci.store.righealth`); [] without a store."""
+        from hilci.store.righealth import rig_health
+
+        if self.store is None:
+            return []
+        branch = self.origin["branch"]
+        soak = self.config.get("soak") if isinstance(self.config.get("soak"), dict) else {}
+        return rig_health(self.store, branch, self.trust.history_ns(branch), stage=soak.get("stage", "hil"),
+                          last=last)
+
     def stats(self) -> dict:
         """What this run cost the store: seconds per stage (lookup, restore, save) and bytes uploaded."""
         return {"url": self.display, "available": self.store is not None and bool(self.cache is None or
