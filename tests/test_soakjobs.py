@@ -66,9 +66,12 @@ def test_jenkins_h_becomes_a_stable_number_in_range():
 
 
 def test_check_says_when_the_manifest_is_stale(tmp_path):
-    project = tmp_path / "p"
-    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".venv", ".git", "reports", "artifacts", ".hilci-cache",
-                                                               "data", "*.egg-info", "__pycache__", "node_modules"))
+    project = tmp_path / "p"  # what the rendering reads: hilci.yaml, the pod templates, the committed manifest
+    shutil.copytree(ROOT / "podtemplates", project / "podtemplates")
+    shutil.copy(ROOT / "hilci.yaml", project / "hilci.yaml")
+    (project / "deploy").mkdir()
+    shutil.copy(ROOT / MANIFEST, project / MANIFEST)
+    assert hilci(project, "soakjobs", "--check", pipeline="").returncode == 0
     (project / MANIFEST).write_text((project / MANIFEST).read_text().replace("Forbid", "Allow"))
     proc = hilci(project, "soakjobs", "--check", pipeline="")
     assert proc.returncode == 1 and "run `hilci soakjobs --write`" in proc.stderr and "+  concurrencyPolicy: Forbid" in \
