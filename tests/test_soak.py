@@ -143,9 +143,15 @@ def test_a_tegrastats_printing_unknown_lines_loses_nothing(tmp_path):
                     "sleep 0.2; done\n")
     fake.chmod(0o755)
     store = tmp_path / "store"
+    xml = tmp_path / "junit" / "hil-sim.xml"  # where a Jenkins soak build's hil stage publishes it
     proc = hilci(REPO, "soak", "--rig", "hil_tests/rigs/sim.yaml", "--duration", "3", *PROFILE, "--out",
-                 str(tmp_path / "out"), "--tegrastats", str(fake), pipeline="", env={"HILCI_STORE": store.as_uri()},
-                 timeout=300)
+                 str(tmp_path / "out"), "--tegrastats", str(fake), "--junit", str(xml), pipeline="",
+                 env={"HILCI_STORE": store.as_uri()}, timeout=300)
+    from hilci.results import junit
+
+    cases = {c.name: c for c in junit.read_cases(xml)}
+    assert {"soak.memory.growth", "soak.temperature.max", "soak.pass_rate"} <= set(cases)
+    assert cases["soak.temperature.max"].classname == "sim.soak"
     assert "inconclusive soak.temperature.max: not measured: tegrastats: not a tegrastats line" in proc.stdout
     assert proc.stderr.count("not a tegrastats line") == 1  # said once, however many lines it printed
     (record,) = [json.loads(p.read_text()) for p in store.rglob("*-soak.json")]
