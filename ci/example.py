@@ -12,7 +12,18 @@ from __future__ import annotations
 from hilci.pipeline.model import Board, Pipeline, Stage
 
 CODE = ("ci/**/*.py", "conversion/**/*.py", "pyproject.toml")
-MODEL_CODE = ("conversion/**/*.py", "ci/results/measurements.py", "ci/results/junit.py", "ci/stage/run.py")
+# What the build's lint and unit tests read: the tests parse the Jenkinsfile (with tests/jenkinsfile_harness.groovy),
+# the pod templates, images, deploy manifests, the DAG, docs, the Makefile, the lock and hilci.yaml.
+REPOSITORY = ("tests/**", "hil_tests/**", "Jenkinsfile", "Makefile", "tox.ini", "constraints.txt", "setup.py",
+              "hilci.yaml", "README.md", "podtemplates/**", "images/**", "deploy/**", "dags/**", "docs/**",
+              "benchmarks/**", ".ci/**")
+MODEL_CODE = ("conversion/**/*.py", "ci/results/measurements.py", "ci/results/junit.py", "ci/stage/**/*.py",
+              "ci/util/**/*.py", "ci/errors.py")
+# hil: pytest with hilci's plugin on the rig; pytest reads its options from pyproject.toml and $PYTEST_ADDOPTS.
+# The rig is keyed by the stage's own rig file (hil_tests/rigs/*.yaml are not inputs: another board's rig is not
+# read). ci/hil/** includes the emulators' camera frames.
+HIL_CODE = ("ci/hil/**", "ci/builtin/hil.py", "ci/results/**/*.py", "ci/stage/**/*.py", "ci/util/**/*.py",
+            "ci/errors.py", "hil_tests/*.py", "pyproject.toml")
 
 PIPELINE = Pipeline(
     stages=(
@@ -24,7 +35,9 @@ PIPELINE = Pipeline(
             settings="hilci.builtin.settings:BuildSettings",
             # groovy parses the Jenkinsfile in the unit tests, which also run make and pgrep
             needs_tools=("groovy", "java", "make", "pgrep", "build", "ruff"),
-            inputs=CODE + ("tests/**/*.py", "hil_tests/**/*.py"),
+            inputs=CODE + REPOSITORY,
+            exact_inputs=True,  # ruff reads comments; the tests read files as text
+            env=("PYTEST_ADDOPTS",),
             outputs=("dist",),
             tools=("ruff", "pytest", "build"),
             archive=("dist/*.whl",),
@@ -81,7 +94,8 @@ PIPELINE = Pipeline(
             does="pytest hil_tests on the rig",
             entry="hilci.builtin.hil:hil",
             settings="hilci.builtin.settings:HilSettings",
-            inputs=("ci/hil/**/*.py", "ci/results/measurements.py", "hil_tests/**", "artifacts/convert/engine.*"),
+            inputs=HIL_CODE + ("artifacts/convert/engine.*",),
+            env=("HILCI_HOST_LATE_MS", "PYTEST_ADDOPTS"),  # a simulated late host (ci/hil/hostclock.py)
             outputs=("artifacts/hil",),
             needs=("convert",),
             tools=("pytest", "pymavlink", "dynamixel-sdk", "pynmea2", "pyserial"),

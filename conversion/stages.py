@@ -206,27 +206,47 @@ def _parity_gate(ctx: StageContext, stage: str, par, min_parity: float) -> None:
     ctx.gate("parity", *ms)
 
 
-def _stored_engine(ctx: StageContext, onnx_path: Path, backend: str, options: dict, lineage: dict, build) -> Path:
-    """The engine from the store when one was built from this ONNX with this runtime on this board, else built
-    here (with the GPU's stored TensorRT timing cache) and stored; says which."""
+def engine_identity(backend: str, board: str, options: dict) -> tuple[str, str, dict, dict]:
+    """What an engine is built for, as its store key sees it: the runtime's version, the device, the platform
+    (TensorRT: compute capability and CUDA; L4T on a Jetson) and the builder flags (defaults merged with
+    hilci.yaml's, less the timing cache's path)."""
     import platform
 
     from hilci.conversion.engines import TENSORRT
-    from hilci.store.engines import EngineStore, engine_key, timing_key
+    from hilci.store.place import local_accelerator
 
     if backend == TENSORRT:
         from hilci.conversion.engines import tensorrt as impl
 
-        version, (gpu, _cuda) = impl.import_tensorrt().__version__, impl.device_properties()
-        device = f"{ctx.board}/{(gpu or {}).get('name', 'gpu')}"
+        version, (gpu, cuda) = impl.import_tensorrt().__version__, impl.device_properties()
+        device = f"{board}/{(gpu or {}).get('name', 'gpu')}"
+        facts = {"compute_capability": (gpu or {}).get("compute_capability", "unknown"), "cuda": cuda}
     else:
         import onnxruntime
 
         from hilci.conversion.engines import onnxruntime as impl
 
-        version, device = onnxruntime.__version__, f"{ctx.board}/{platform.machine()}"
+        version, device = onnxruntime.__version__, f"{board}/{platform.machine()}"
+        facts = {"machine": platform.machine()}
+    facts["l4t"] = local_accelerator().get("l4t")
+    flags = {k: v for k, v in {**impl.SETTINGS, **options}.items() if k != "timing_cache"}
+    return version, device, facts, flags
+
+
+def _stored_engine(ctx: StageContext, onnx_path: Path, backend: str, options: dict, lineage: dict, build) -> Path:
+    """The engine from the store when one was built from this ONNX with this runtime on this board, else built
+    here (with the GPU's stored TensorRT timing cache) and stored; says which."""
+    from hilci.conversion.engines import TENSORRT
+    from hilci.store.engines import EngineStore, engine_key, timing_key
+
+    if backend == TENSORRT:
+        from hilci.conversion.engines import tensorrt as impl
+    else:
+        from hilci.conversion.engines import onnxruntime as impl
+    version, device, facts, flags = engine_identity(backend, ctx.board, options)
     key = engine_key(backend=backend, runtime_version=version, device=device, onnx_sha256=manifest.sha256_file(
-        onnx_path), settings={"options": options, "inputs": {k: manifest.sha256_file(v) for k, v in lineage.items()}})
+        onnx_path), settings={"options": flags, "inputs": {k: manifest.sha256_file(v) for k, v in lineage.items()}},
+        platform=facts)
     engines = EngineStore.for_project(ctx.root, ctx.pipeline)
     try:
         out = ctx.artifacts / impl.ENGINE_NAME
@@ -236,15 +256,15 @@ def _stored_engine(ctx: StageContext, onnx_path: Path, backend: str, options: di
                     f"{record.get('commit', '?')[:12]} ({record.get('build', '?')}), {version} on {device})")
             return out
         timing = getattr(impl, "TIMING_CACHE_NAME", None)
-        if timing and engines.fetch(timing_key(backend=backend, runtime_version=version, device=device),
+        if timing and engines.fetch(timing_key(backend=backend, runtime_version=version, device=device, platform=facts),
                                     ctx.artifacts) is not None:
             ctx.log(f"convert: reusing the stored TensorRT timing cache for {version} on {device}")
         path = build(onnx_path, backend, ctx.artifacts, options, inputs=lineage, root=ctx.root)
         files = sorted(ctx.artifacts.glob(path.name + "*"))  # the engine, its manifest, its layer info
         if timing and (ctx.artifacts / timing).is_file():
             files.append(ctx.artifacts / timing)
-            engines.put(timing_key(backend=backend, runtime_version=version, device=device), [ctx.artifacts / timing])
-        if engines.put(key, files, {"backend": backend, "runtime": version, "device": device}):
+            engines.put(timing_key(backend=backend, runtime_version=version, device=device, platform=facts), [ctx.artifacts / timing])
+        if engines.put(key, files, {"backend": backend, "runtime": version, "device": device, "platform": facts, "flags": flags}):
             ctx.log(f"convert: built the {backend} engine {key[:12]} and stored it for later builds on {device}")
         return path
     finally:

@@ -57,15 +57,29 @@ def _repo_like(root: Path, torch_pin: str) -> tuple[Path, Pipeline]:
     return root, Pipeline(stages=(stage,))
 
 
-def test_tool_versions_come_from_the_pins_not_from_what_is_installed(tmp_path: Path):
+def test_a_pods_tool_versions_come_from_the_lock_never_from_a_range(tmp_path: Path):
     root, pipeline = _repo_like(tmp_path / "a", "2.13.0")
-    assert pinned_versions(root, pipeline.stages[0].tools) == {"torch": "==2.13.0", "numpy": ">=1.24",
-                                                               "scikit_learn": ">=1.3", "tensorrt": "unpinned"}
-    key, parts = key_for(root, pipeline, {"train": {"epochs": 10}}, pipeline.stages[0], None)
+    assert pinned_versions(root, pipeline.stages[0].tools) == {"torch": "2.13.0", "numpy": "unlocked",
+                                                               "scikit_learn": "unlocked", "tensorrt": "unlocked"}
+    key, parts = key_for(root, pipeline, {"train": {"epochs": 10}}, pipeline.stages[0], None, place="pod")
+    assert parts["tools"]["torch"] == "2.13.0"
+    assert parts["tools"]["numpy"] == "from image x@sha256:1"  # the image's own, not pyproject's ">=1.24"
     (root / "constraints.txt").write_text("torch==2.14.0\n")
-    key2, parts2 = key_for(root, pipeline, {"train": {"epochs": 12}}, pipeline.stages[0], None)
+    key2, parts2 = key_for(root, pipeline, {"train": {"epochs": 12}}, pipeline.stages[0], None, place="pod")
     assert key != key2
-    assert explain(parts, parts2) == ["tool torch ==2.13.0 -> ==2.14.0", "setting train.epochs 10 -> 12"]
+    assert explain(parts, parts2) == ["tool torch 2.13.0 -> 2.14.0", "setting train.epochs 10 -> 12"]
+
+
+def test_a_local_run_keys_what_is_installed_not_the_lock(tmp_path: Path):
+    from hilci.util.versions import installed_version
+
+    root, pipeline = _repo_like(tmp_path / "a", "0.0.1")
+    key, parts = key_for(root, pipeline, {}, pipeline.stages[0], None, place="local")
+    assert parts["tools"]["numpy"] == installed_version("numpy")
+    assert parts["tools"]["tensorrt"] == (installed_version("tensorrt") or "not installed")
+    assert parts["tools"]["torch"].startswith(installed_version("torch") or "not installed")
+    (root / "constraints.txt").write_text("torch==0.0.2\n")  # what the lock says does not change what runs here
+    assert key_for(root, pipeline, {}, pipeline.stages[0], None, place="local")[0] == key
 
 
 @pytest.mark.pipeline  # copies the project with `git ls-files`: not inside the build stage's scratch copy
@@ -94,7 +108,8 @@ def test_a_cpu_pod_without_the_tools_computes_the_gpu_pods_key(tmp_path: Path):
 def test_the_jenkins_plan_step_and_hilci_stage_in_pods_share_the_store(project: Path, tmp_path: Path):
     """Pods run `hilci stage`; the plan skips what passed and writes its JUnit; a later pod restores the
     outputs of a skipped stage it needs."""
-    env = {"HILCI_STORE": (tmp_path / "shared").as_uri(), "HILCI_COMMIT": "c0ffee0000001111", "HILCI_BUILD": "#41"}
+    env = {"HILCI_STORE": (tmp_path / "shared").as_uri(), "HILCI_COMMIT": "c0ffee0000001111", "HILCI_BUILD": "#41",
+           "JENKINS_URL": "http://jenkins.example/"}  # in a Jenkins pod: keyed as the plan keys that pod
     for name in ("gen", "check"):
         proc = hilci(project, "stage", name, env=env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -161,5 +176,6 @@ def test_the_rendered_plan_step_marks_what_the_plan_printed_as_cached_and_passed
     text = (REPO / "Jenkinsfile").read_text()
     quantize = text.split("stage('quantize') {")[1].split("steps {")[0]
     assert "expression { !isCached('quantize') && hasPassed('train') }" in quantize
-    matrix = text.split("stage('jetson: convert, hil') {")[1].split("axes")[1].split("agent")[0]
-    assert "!(isCached('convert', env.BOARD) && isCached('hil', env.BOARD))" in matrix
+    # a board's branch decides before its rig lock and its pod (onBoard) whether its stages are all cached
+    cells = text.split("stage('jetson: convert, hil') {")[1].split("onBoard(board)")[0]
+    assert "!(isCached('convert', board) && isCached('hil', board))" in cells

@@ -34,11 +34,14 @@ def store(request, tmp_path, monkeypatch) -> Store:
 
 
 def test_the_url_comes_from_the_environment_then_hilci_yaml_then_the_local_folder(tmp_path, monkeypatch):
+    from hilci.pipeline.config import Config
+
     monkeypatch.delenv("HILCI_STORE", raising=False)
-    assert store_url(tmp_path, {}) == (tmp_path / ".hilci-cache").resolve().as_uri()
-    assert store_url(tmp_path, {"store": "s3://team/ci"}) == "s3://team/ci"
+    team = Config(tmp_path / "hilci.yaml", store="s3://team/ci")
+    assert store_url(tmp_path, Config(tmp_path / "hilci.yaml")) == (tmp_path / ".hilci-cache").resolve().as_uri()
+    assert store_url(tmp_path, team) == "s3://team/ci"
     monkeypatch.setenv("HILCI_STORE", "file:///mnt/hilci")
-    assert store_url(tmp_path, {"store": "s3://team/ci"}) == "file:///mnt/hilci"
+    assert store_url(tmp_path, team) == "file:///mnt/hilci"
     assert display_url("s3://AKIA:secret@minio.local:9000/bucket/ci?X-Amz-Signature=1") == \
         "s3://minio.local:9000/bucket/ci"
 
@@ -110,7 +113,7 @@ def test_store_gc_command(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert "evicted 0 entries, kept 2 (2 protected by the last green run of a protected branch)" in proc.stdout
     proc = hilci(root, "store", "gc", "--keep-days", "-1")
-    assert proc.returncode == 2 and "--keep-days and --max-gb must be >= 0" in proc.stderr
+    assert proc.returncode == 2 and "--keep-days, --max-gb, --branch-days and --branch-max-gb must be >= 0" in proc.stderr
 
 
 def _tiny_onnx(path: Path) -> Path:
@@ -130,7 +133,7 @@ def test_convert_reuses_a_stored_engine_built_from_the_same_onnx_on_the_same_boa
     from hilci.conversion.engines import ONNXRUNTIME, build_engine
     from hilci.conversion.stages import _stored_engine
     from hilci.example import PIPELINE
-    from hilci.stage.run import StageContext
+    from hilci.stage.context import StageContext
 
     monkeypatch.delenv("HILCI_STORE", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -10,6 +10,7 @@ from typing import Any
 
 from hilci.pipeline.model import Stage, StageOutcome, Status
 from hilci.store.keys import cacheable_on
+from hilci.store.place import LOCAL
 from hilci.store.session import StoreSession
 
 
@@ -34,7 +35,7 @@ class StageCache:
     def consult(self, stage: Stage, rig_file: Path | None) -> Consulted:
         if not self.cacheable(stage, rig_file):
             return Consulted()
-        key, parts = self.store.key(stage, rig_file)
+        key, parts = self.store.key(stage, rig_file, place=LOCAL)  # `hilci run` runs every stage right here
         return Consulted(key, parts, self.store.lookup(stage, key))
 
     def restore(self, stage: Stage, found: Consulted, junit_file: Path, log_file: Path) -> str:

@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     gc.add_argument("--max-gb", type=float, default=50.0, help="evict oldest entries above this size (default 50)")
     gc.add_argument("--protect", action="append", default=[], metavar="BRANCH",
                     help="protected branch (repeatable; default: the trusted branches of hilci.yaml with history)")
+    gc.add_argument("--branch-days", type=float, default=14.0,
+                    help="evict an untrusted branch's namespace (branches/*) idle longer than this (default 14)")
+    gc.add_argument("--branch-max-gb", type=float, default=10.0,
+                    help="then evict the least recently active namespaces above this size (default 10)")
     gc.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     gc.set_defaults(func=cmd_gc)
     show = ssub.add_parser("url", help="print the store URL in use (without credentials)")
@@ -198,7 +202,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     values[(r["board"], name)] = (float(fields["value"]), str(fields.get("unit") or ""))
         sides.append(values)
     a, b = sides
-    settings = _gate_settings(session.config)
+    settings = session.config.gates
     print(f"{'board':<10}  {'measurement':<32}  {args.rev_a[:10]:>12}  {args.rev_b[:10]:>12}  {'change':>10}  "
           f"{'unit':<6}  verdict")
     for key in sorted(set(a) | set(b)):
@@ -211,13 +215,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         fb = f"{vb[0]:.4g}" if vb else "-"
         print(f"{key[0]:<10}  {key[1]:<32}  {fa:>12}  {fb:>12}  {change:>10}  {unit:<6}  {verdict}")
     return 0
-
-
-def _gate_settings(config: dict):
-    from hilci.pipeline.sections import GateSettings
-    from hilci.util import settings as typed
-
-    return typed.build(GateSettings, config.get("regressions"), file="hilci.yaml", prefix="regressions.")
 
 
 def compare_values(name: str, unit: str, old: float, new: float, settings) -> tuple[str, str]:
@@ -242,14 +239,15 @@ def cmd_gc(args: argparse.Namespace) -> int:
     from hilci.errors import UsageError
     from hilci.store.gc import collect
 
-    if args.keep_days < 0 or args.max_gb < 0:
-        raise UsageError("store gc: --keep-days and --max-gb must be >= 0")
+    if min(args.keep_days, args.max_gb, args.branch_days, args.branch_max_gb) < 0:
+        raise UsageError("store gc: --keep-days, --max-gb, --branch-days and --branch-max-gb must be >= 0")
     session = _session()
     try:
         if session.store is None:
             raise UsageError(session.notes[0])
         report = collect(session.store, keep_days=args.keep_days, max_gb=args.max_gb,
-                         protect=tuple(args.protect) or _trusted_branches(session), dry_run=args.dry_run)
+                         protect=tuple(args.protect) or _trusted_branches(session), dry_run=args.dry_run,
+                         branch_days=args.branch_days, branch_max_gb=args.branch_max_gb)
     finally:
         session.close()
     print(("dry run: " if args.dry_run else "") + report.text(session.display))

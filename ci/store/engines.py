@@ -1,7 +1,8 @@
 """Engines and TensorRT timing caches in the store, so a later build on the same board reuses them.
 
 An engine is `engines/<key>.json` naming its files' blobs (the engine, its manifest, the timing cache); the key
-is the runtime and its version, the board or GPU, the ONNX file's sha256 and the builder settings. A timing cache
+is the runtime and its version, the board or GPU, the platform (compute capability, CUDA, L4T release), the ONNX
+file's sha256 and the builder flags (defaults merged with hilci.yaml's). A timing cache
 is also kept by runtime version and GPU alone (`engines/timing-<key>.json`): it speeds up building an engine
 for a changed ONNX on that GPU. The store failing never fails a build: the engine is built as without it.
 """
@@ -19,13 +20,16 @@ from hilci.util.digest import sha256_json
 from hilci.util.provenance import provenance
 
 
-def engine_key(*, backend: str, runtime_version: str, device: str, onnx_sha256: str, settings: dict) -> str:
+def engine_key(*, backend: str, runtime_version: str, device: str, onnx_sha256: str, settings: dict,
+               platform: dict | None = None) -> str:
+    """`platform`: what else the engine is only valid for (TensorRT: compute capability, CUDA, L4T release)."""
     return sha256_json({"backend": backend, "runtime": runtime_version, "device": device, "onnx": onnx_sha256,
-                        "settings": settings})
+                        "settings": settings, **({"platform": platform} if platform is not None else {})})
 
 
-def timing_key(*, backend: str, runtime_version: str, device: str) -> str:
-    return "timing-" + sha256_json({"backend": backend, "runtime": runtime_version, "device": device})
+def timing_key(*, backend: str, runtime_version: str, device: str, platform: dict | None = None) -> str:
+    return "timing-" + sha256_json({"backend": backend, "runtime": runtime_version, "device": device,
+                                    **({"platform": platform} if platform is not None else {})})
 
 
 class EngineStore:

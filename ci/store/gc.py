@@ -5,6 +5,10 @@ passed or cached record per stage and board on that branch), and blobs younger t
 may be uploading an entry's blobs right now, its record not yet written; a writer that reuses a blob touches
 it, so a blob just chosen for reuse is young again). Also removed: `.tmp-*` files and unfinished multipart
 uploads that killed writers left, older than the same grace period.
+
+Untrusted builds' namespaces (`branches/<branch>/`, hilci.store.trust) are evicted whole: one whose newest file
+is older than `branch_days` (a branch nobody built since: merged, abandoned), then, least recently active first,
+until all namespaces fit `branch_max_gb`. Protected builds never read them, so nothing protected can depend on one.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ from dataclasses import dataclass, field
 
 from hilci.store import history
 from hilci.store.backend import Store
+from hilci.store.trust import NAMESPACES
 
 BLOB_GRACE_S = 3600
 DAY_S = 86400
+BRANCH_DAYS = 14.0
+BRANCH_MAX_GB = 10.0
 
 
 @dataclass
@@ -29,13 +36,17 @@ class GcReport:
     partial: int = 0  # .tmp-* files and unfinished multipart uploads of killed writers
     freed_bytes: int = 0
     total_bytes: int = 0
+    evicted_namespaces: list[str] = field(default_factory=list)  # branches/<branch>/ of untrusted builds
+    namespace_bytes: int = 0  # freed with them
+    kept_namespaces: int = 0
 
     def text(self, display: str) -> str:
         return (f"{display}: evicted {len(self.evicted_entries)} entries, kept {self.kept_entries} "
                 f"({len(self.protected)} protected by the last green run of a protected branch); deleted "
                 f"{self.deleted_blobs} blobs, freed {self.freed_bytes / 1e6:.1f} MB; removed {self.partial} "
                 f"partial upload(s) of killed writers; "
-                f"{self.total_bytes / 1e6:.1f} MB left")
+                f"{self.total_bytes / 1e6:.1f} MB left; evicted {len(self.evicted_namespaces)} stale branch "
+                f"namespace(s) ({self.namespace_bytes / 1e6:.1f} MB), kept {self.kept_namespaces}")
 
 
 def protected_keys(store: Store, branches: tuple[str, ...]) -> set[str]:
@@ -49,10 +60,39 @@ def protected_keys(store: Store, branches: tuple[str, ...]) -> set[str]:
     return keys
 
 
+def collect_namespaces(store: Store, report: GcReport, *, now: float, branch_days: float, branch_max_gb: float,
+                       dry_run: bool) -> None:
+    """Evict untrusted branches' namespaces whole: stale ones, then the least recently active over the budget."""
+    spaces: dict[str, list] = {}
+    for item in store.list(NAMESPACES):
+        parts = item.rel.split("/")
+        if len(parts) > 2 and parts[0] == NAMESPACES:
+            spaces.setdefault(parts[1], []).append(item)
+    newest = {ns: max(i.mtime for i in items) for ns, items in spaces.items()}
+    size = {ns: sum(i.size for i in items) for ns, items in spaces.items()}
+    gone = [ns for ns in spaces if now - newest[ns] > branch_days * DAY_S]
+    left = sorted((ns for ns in spaces if ns not in gone), key=lambda ns: newest[ns])
+    total = sum(size[ns] for ns in left)
+    while left and total > branch_max_gb * 1e9:
+        ns = left.pop(0)
+        gone.append(ns)
+        total -= size[ns]
+    for ns in sorted(gone, key=lambda ns: newest[ns]):
+        report.evicted_namespaces.append(f"{NAMESPACES}/{ns}/")
+        report.namespace_bytes += size[ns]
+        if not dry_run:  # records first (entries, engines, history), blobs last: a reader never finds a record
+            for item in sorted(spaces[ns], key=lambda i: "/blobs/" in i.rel):  # whose blobs went first
+                store.delete(item.rel)
+    report.kept_namespaces = len(left)
+
+
 def collect(store: Store, *, keep_days: float, max_gb: float, protect: tuple[str, ...],
-            now: float | None = None, dry_run: bool = False) -> GcReport:
+            now: float | None = None, dry_run: bool = False, branch_days: float = BRANCH_DAYS,
+            branch_max_gb: float = BRANCH_MAX_GB) -> GcReport:
     now = time.time() if now is None else now
     report = GcReport()
+    collect_namespaces(store, report, now=now, branch_days=branch_days, branch_max_gb=branch_max_gb,
+                       dry_run=dry_run)
     keep = protected_keys(store, protect)
     records = [item for prefix in ("entries", "engines") for item in store.list(prefix)
                if item.rel.endswith(".json")]

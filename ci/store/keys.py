@@ -1,8 +1,11 @@
 """A stage's cache key, computable on any pod: the same key on a CPU pod without torch as on the GPU pod.
 
-The key covers the stage's definition, its hilci.yaml section, the rig and board (matrix stages), the pod
-template that declares its image, every declared input file's content, and its tools' versions as the
-repository pins them (constraints.txt, else the requirement in pyproject.toml), never as installed here.
+The key covers the stage's definition, its hilci.yaml section, the board (matrix stages), the rig (only for a
+stage that runs on it, keyed by its parsed content), every declared input file, the env variables it reads,
+and the place it runs (hilci.store.place): a pod's template, image, Python, architecture, accelerator and the
+lock's exact tool versions, known without starting the pod; or, for a local run, what is installed here.
+Input files are keyed by what they mean (hilci.util.meaning: a comment changes nothing), unless the stage reads
+their text (`exact_inputs`: a linter, tests that read files): then by their bytes.
 Inputs that are another stage's outputs (a checkpoint, an ONNX file) are keyed by that stage's key, so a plan
 needs no artifacts: a stage reruns when anything upstream would.
 """
@@ -10,17 +13,17 @@ needs no artifacts: a stage reruns when anything upstream would.
 from __future__ import annotations
 
 import glob
-import re
 from pathlib import Path
 from typing import Any
 
 from hilci.errors import UsageError, YamlFileError
 from hilci.pipeline.model import Pipeline, Stage
+from hilci.store.place import POD, default_place, local_place, lock_pins, normalize, pod_place
 from hilci.util.digest import sha256_file, sha256_json
+from hilci.util.meaning import meaning_digest
 from hilci.util.yamlfile import load_yaml
 
-KEY_FORMAT = 2
-_REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;#]*)")
+KEY_FORMAT = 3
 
 
 def expand(root: Path, patterns: tuple[str, ...], what: str) -> list[Path]:
@@ -58,32 +61,10 @@ def cacheable_on(stage: Stage, rig: Path | None) -> bool:
     return stage.cacheable and (not stage.rerun_on_real_rig or rig_is_emulated(rig))
 
 
-def normalize(name: str) -> str:
-    """A distribution name as PEP 503 compares them."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def pinned_versions(root: Path, tools: tuple[str, ...]) -> dict[str, str]:
-    """Each tool's version as the repository declares it: `==X` from constraints.txt, else pyproject's spec."""
-    pins: dict[str, str] = {}
-    constraints = root / "constraints.txt"
-    if constraints.is_file():
-        for line in constraints.read_text(errors="replace").splitlines():
-            m = _REQ.match(line.split("#", 1)[0])
-            if m and m.group(3).strip():
-                pins[normalize(m.group(1))] = m.group(3).strip().replace(" ", "")
-    declared: dict[str, set[str]] = {}
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        for text in re.findall(r'"([^"\n]+)"', pyproject.read_text(errors="replace")):
-            m = _REQ.match(text)
-            if m and m.group(3).strip() and re.match(r"^[<>=!~]", m.group(3).strip()):
-                declared.setdefault(normalize(m.group(1)), set()).add(m.group(3).strip().replace(" ", ""))
-    out = {}
-    for tool in tools:
-        name = normalize(tool)
-        out[tool] = pins.get(name) or ",".join(sorted(declared.get(name, ()))) or "unpinned"
-    return out
+    """Each tool's exact version in the lock (constraints.txt, markers not evaluated), else "unlocked"."""
+    pins = lock_pins(root, None)
+    return {tool: pins.get(normalize(tool), "unlocked") for tool in tools}
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -109,10 +90,12 @@ def upstream_of(pipeline: Pipeline, stage: Stage, pattern: str) -> Stage | None:
 
 
 def stage_key(root: Path, pipeline: Pipeline, stage: Stage, config: dict[str, Any], rig: Path | None,
-              board: str = "local", _memo: dict | None = None) -> tuple[str, dict]:
-    """The cache key of a stage and the parts it was computed from (kept in the entry, for `hilci plan`'s why)."""
+              board: str = "local", _memo: dict | None = None, place: str | None = None) -> tuple[str, dict]:
+    """The cache key of a stage and the parts it was computed from (kept in the entry, for `hilci plan`'s why).
+    `place`: `pod` (keyed from its pod template and image) or `local` (as installed); None: guessed here."""
     memo = {} if _memo is None else _memo
-    memo_key = (stage.name, board)
+    place = place or default_place()
+    memo_key = (stage.name, board, place)
     if memo_key in memo:
         return memo[memo_key]
     own, upstream = [], {}
@@ -124,21 +107,29 @@ def stage_key(root: Path, pipeline: Pipeline, stage: Stage, config: dict[str, An
             up_board = board if source.matrix else "local"
             section = (config.get("__all__") or {}).get(source.name) or {}
             upstream[source.name] = stage_key(root, pipeline, source, {"__all__": config.get("__all__"),
-                                                                        **section}, rig, up_board, memo)[0]
-    inputs = {str(p.relative_to(root)): sha256_file(p) for p in expand(root, tuple(own), f"stage {stage.name!r}")}
+                                                                        **section}, rig, up_board, memo,
+                                                                        place)[0]
+    digest = sha256_file if stage.exact_inputs else meaning_digest
+    inputs = {str(p.relative_to(root)): digest(p) for p in expand(root, tuple(own), f"stage {stage.name!r}")}
     templates = [root / t for t in pipeline.pod_templates(stage)]
     if stage.matrix:
         templates = [t for t in templates if t.name == f"jetson-{board}.yaml"]
+    if place == POD:
+        where = pod_place(root, templates[0] if templates else None, stage.tools, stage.env)
+    else:
+        where = local_place(stage.tools, stage.env)
+    reads_rig = stage.rerun_on_real_rig and rig is not None and rig.is_file()
     parts = {
         "format": KEY_FORMAT,
         "stage": {"name": stage.name, "entry": stage.entry, "outputs": list(stage.outputs)},
         "config": {k: v for k, v in config.items() if k != "__all__"},
-        "rig": sha256_file(rig) if (stage.matrix and rig is not None and rig.is_file()) else None,
+        "rig": meaning_digest(rig) if reads_rig else None,  # only a stage that runs on the rig reads it
         "board": board if stage.matrix else None,
-        "pod": {str(t.relative_to(root)): sha256_file(t) for t in templates if t.is_file()},
+        "place": {k: v for k, v in where.items() if k not in ("tools", "env")},
         "inputs": inputs,
         "upstream": upstream,
-        "tools": pinned_versions(root, stage.tools),
+        "tools": where["tools"],
+        "env": where["env"],
     }
     result = (sha256_json(parts), parts)
     memo[memo_key] = result
@@ -146,10 +137,10 @@ def stage_key(root: Path, pipeline: Pipeline, stage: Stage, config: dict[str, An
 
 
 def key_for(root: Path, pipeline: Pipeline, config: dict[str, Any], stage: Stage, rig: Path | None,
-            board: str = "local", memo: dict | None = None) -> tuple[str, dict]:
+            board: str = "local", memo: dict | None = None, place: str | None = None) -> tuple[str, dict]:
     """`stage_key` from the whole hilci.yaml (upstream stages key with their own sections)."""
     return stage_key(root, pipeline, stage, {"__all__": config, **(config.get(stage.name) or {})}, rig, board,
-                     memo)
+                     memo, place)
 
 
 def explain(old: dict, new: dict) -> list[str]:
@@ -159,19 +150,21 @@ def explain(old: dict, new: dict) -> list[str]:
         return ["the cached entry has no readable key parts"]
     if old.get("format") != new.get("format"):
         return [f"key format {old.get('format')} -> {new.get('format')}"]
-    for what in ("inputs", "upstream", "tools", "pod"):
+    for what in ("inputs", "upstream", "tools", "env", "place"):
         a, b = old.get(what) or {}, new.get(what) or {}
         if not isinstance(a, dict):
             a = {}
-        label = {"inputs": "input", "upstream": "upstream stage", "tools": "tool", "pod": "pod template"}[what]
+        label = {"inputs": "input", "upstream": "upstream stage", "tools": "tool", "env": "env",
+                 "place": "place:"}[what]
         for name in sorted(set(a) | set(b)):
             if name not in a:
                 lines.append(f"{label} {name} added")
             elif name not in b:
                 lines.append(f"{label} {name} removed")
             elif a[name] != b[name]:
-                if what == "tools":
-                    lines.append(f"tool {name} {a[name]} -> {b[name]}")
+                if what in ("tools", "env", "place"):
+                    lines.append(f"{label} {name} {a[name]!r} -> {b[name]!r}" if what != "tools"
+                                 else f"tool {name} {a[name]} -> {b[name]}")
                 elif what == "upstream":
                     lines.append(f"upstream stage {name} changed (it reruns)")
                 else:

@@ -1,7 +1,8 @@
 """`hilci plan` / `hilci run -n`: for each stage, run or cached, and why (a diff of the recorded key parts).
 
-In Jenkins the plan runs first on a CPU pod (`hilci plan --json --jenkins`): keys need only the checkout (tool
-versions come from what pins them), so a stage whose passed entry exists is never given a GPU or a Jetson.
+In Jenkins the plan runs first on a CPU pod (`hilci plan --json --jenkins`): keys need only the checkout (each
+stage's place comes from its pod template and image, tool versions from the lock: hilci.store.place), so a stage
+whose passed entry exists is never given a GPU or a Jetson.
 With `--jenkins` each cached stage's JUnit is written too, marked "cached from <commit> (<build>)".
 """
 
@@ -14,6 +15,7 @@ from hilci.pipeline.model import Pipeline, Stage
 from hilci.stage.run import junit_path
 from hilci.store.backend import CorruptBlob, StoreUnavailable
 from hilci.store.keys import cacheable_on, explain
+from hilci.store.place import LOCAL, POD
 from hilci.store.session import StoreSession
 
 RUN, CACHED = "run", "cached"
@@ -51,7 +53,7 @@ def make_plan(session: StoreSession, stages: list[Stage], *, rig: Path | None, j
             if not cacheable_on(stage, rig_file):
                 row.why = [f"real rig {rig_file.relative_to(root) if rig_file else '(none)'}: always reruns"]
                 continue
-            row.key, parts = session.key(stage, rig_file, board)
+            row.key, parts = session.key(stage, rig_file, board, POD if jenkins else LOCAL)
             if session.cache is None:
                 row.why = ["no cache: " + ("store unavailable" if session.store is None else "--no-cache")]
                 continue
