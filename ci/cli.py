@@ -16,12 +16,14 @@ from hilci.errors import ConfigError, DefinitionError, StageError, UsageError
 # Each module has `register(subparsers)`, adding parsers whose `func(args) -> int` runs the command.
 COMMAND_MODULES = (
     "hilci.local.cli",
+    "hilci.local.soak",
     "hilci.doctor",
     "hilci.jenkins.jenkinsfile",
     "hilci.jenkins.cli",
     "hilci.airflow.dagfile",
     "hilci.jenkins.pods",
     "hilci.kube.cli",
+    "hilci.kube.soakjobs",
     "hilci.kube.deviceplugin.cli",
     "hilci.conversion.cli",
     "hilci.hil.cli",

@@ -17,11 +17,13 @@ for (String path : args.drop(1)) {
 }
 
 def scenarios = [[0, 'train', ''], [1, 'train', ''], [2, 'train', ''], [127, 'train', ''], [1, 'hil', 'orin-nx'],
-                 [0, 'hil', 'orin-nx'], [3, 'hil', 'orin-nx']]
+                 [0, 'hil', 'orin-nx'], [3, 'hil', 'orin-nx'], [0, 'hil', 'orin-nx', '30m'],
+                 [0, 'hil', 'orin-nx', 'soon'], [0, 'train', '', '30m']]  // a 4th item: the SOAK parameter
 for (scenario in scenarios) {
     int rc = scenario[0]
     List calls = []
     Binding binding = new Binding()
+    binding.setVariable('params', [BOARDS: 'all', SOAK: scenario.size() > 3 ? scenario[3] : ''])
     binding.setVariable('sh', { Map m -> calls << "sh:${m.script}".toString(); return m.returnStatus ? rc : null })
     binding.setVariable('unstable', { String msg -> calls << "unstable:${msg}".toString() })
     binding.setVariable('error', { String msg -> throw new IllegalStateException(msg) })
@@ -48,7 +50,7 @@ for (scenario in scenarios) {
     boolean passed = script.invokeMethod('hasPassed', scenario[2] ? [scenario[1], scenario[2]] as Object[] : [scenario[1]] as Object[])
     script.invokeMethod('unstashAll', [['outputs-train', 'missing-x']] as Object[])
     println 'RUN ' + JsonOutput.toJson([rc: rc, stage: scenario[1], board: scenario[2], key: key, passed: passed,
-                                        calls: calls])
+                                        soak: scenario.size() > 3 ? scenario[3] : '', calls: calls])
 }
 
 // 3. runs RUN_FILE's `pipeline { }` block as Declarative runs it, with one fault per scenario, printing one
@@ -83,7 +85,7 @@ def declarative = { String file, Map fault ->
     b.setVariable('scm', 'scm')
     b.setVariable('POD_LABEL', 'pod-label')
     def record = { String part -> { Object body -> stack.last().parts[part] = body } }
-    for (part in ['agent', 'when', 'steps', 'post', 'options', 'parameters', 'stages', 'matrix', 'axes', 'environment',
+    for (part in ['agent', 'when', 'steps', 'post', 'options', 'parameters', 'triggers', 'stages', 'matrix', 'axes', 'environment',
                   'always', 'unsuccessful', 'beforeAgent', 'beforeOptions', 'expression', 'name', 'values']) {
         b.setVariable(part, record(part))
     }

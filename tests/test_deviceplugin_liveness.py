@@ -94,11 +94,24 @@ def test_a_stuck_loop_or_no_heartbeat_fails_the_check(tmp_path, capsys):
 
 def test_the_daemonset_probes_liveness_with_the_check_on_its_own_state_dir():
     ds = yaml.safe_load((ROOT / "deploy" / "rig-device-plugin.yaml").read_text())
-    [container] = ds["spec"]["template"]["spec"]["containers"]
+    container = next(c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "plugin")
     probe = container["livenessProbe"]["exec"]["command"]
     assert probe[:3] == ["hilci", "deviceplugin", "--check"]
     args = container["args"]
     assert probe[probe.index("--state-dir") + 1] == args[args.index("--state-dir") + 1]
+
+
+def test_the_daemonset_runs_the_rig_guard_on_the_locks_it_shares_with_the_pods():
+    """The guard beside the plugin watches the very lock folder Allocate hands the pods ($HILCI_LOCK_DIR), and
+    sees the node's devices and the allocated rig files."""
+    ds = yaml.safe_load((ROOT / "deploy" / "rig-device-plugin.yaml").read_text())
+    containers = {c["name"]: c for c in ds["spec"]["template"]["spec"]["containers"]}
+    plugin, guard = containers["plugin"], containers["rig-guard"]
+    state = plugin["args"][plugin["args"].index("--state-dir") + 1]
+    assert guard["command"] == ["hilci", "rig-guard", "--lock-dir", f"{state}/locks"]
+    mounts = {m["mountPath"]: m["name"] for m in guard["volumeMounts"]}
+    assert mounts == {state: "state", "/dev": "dev"}
+    assert guard["resources"]["limits"]["memory"] and guard["resources"]["requests"]["cpu"]
 
 
 @pytest.mark.emulator

@@ -14,7 +14,7 @@ import pytest
 from hilci import cli
 from hilci.example import PIPELINE
 from hilci.jenkins.check import JenkinsfileError, check, parse
-from hilci.jenkins.jenkinsfile import definition_file, render
+from hilci.jenkins.jenkinsfile import definition_file, render, soak_settings
 from hilci.pipeline.model import Board, Pipeline, Stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,12 +45,16 @@ def matrix_pipeline() -> Pipeline:
 
 @pytest.fixture(scope="module")
 def matrix_text() -> str:
-    return render(matrix_pipeline())
+    from hilci.pipeline.sections import SoakSettings
+
+    return render(matrix_pipeline(), soak=SoakSettings())  # with a nightly soak: its parameter, trigger, helpers
 
 
 def test_committed_jenkinsfile_equals_the_rendering():
     committed = (ROOT / "Jenkinsfile").read_text()
-    assert committed == render(PIPELINE, "hilci.example:PIPELINE", "ci/example.py"), "Jenkinsfile is stale: run `hilci jenkinsfile --write`"
+    soak = soak_settings(ROOT, PIPELINE)  # hilci.yaml's nightly soak: the SOAK parameter and its triggers
+    assert committed == render(PIPELINE, "hilci.example:PIPELINE", "ci/example.py", soak=soak), \
+        "Jenkinsfile is stale: run `hilci jenkinsfile --write`"
 
 
 def test_committed_jenkinsfile_passes_our_checker():
@@ -133,7 +137,7 @@ def test_groovy_parses_renderings_and_runs_the_exit_code_mapping(harness):
     assert f"PARSE OK {matrix_file}" in out
     assert f"PARSE ERROR {broken}" in out
     runs = [json.loads(line[4:]) for line in out.splitlines() if line.startswith("RUN ")]
-    by = {(r["rc"], r["stage"]): r for r in runs}
+    by = {(r["rc"], r["stage"]): r for r in runs if not r["soak"]}
     ok, gate, error, missing = by[0, "train"], by[1, "train"], by[2, "train"], by[127, "train"]
     assert ok["passed"] and not any(c.startswith(("unstable", "catchError")) for c in ok["calls"])
     assert not gate["passed"] and "unstable:hilci stage train: a gate failed (exit 1)" in gate["calls"]
@@ -153,6 +157,43 @@ def test_groovy_parses_renderings_and_runs_the_exit_code_mapping(harness):
                for c in infra["calls"]), infra["calls"]
     # a missing stash (its stage never ran) is reported, not fatal
     assert any(c.startswith("echo:no stash 'missing-x'") for c in ok["calls"])
+
+
+def test_a_soak_build_runs_hilci_soak_for_the_hil_stage_only_with_its_time_added(harness):
+    """SOAK set (the nightly trigger): the hil stage loops with `hilci soak`, its JUnit where the stage's goes, its
+    limit raised by the soak; other stages run as ever; a malformed SOAK fails the stage in one line, not the JVM."""
+    out, _, _ = harness
+    runs = {(r["stage"], r["soak"]): r for line in out.splitlines() if line.startswith("RUN ")
+            for r in [json.loads(line[4:])] if r["soak"]}
+    soak = runs["hil", "30m"]
+    rig = next(b.rig for b in matrix_pipeline().boards if b.name == "orin-nx")
+    assert (f'sh:hilci soak --board orin-nx --rig "${{HILCI_RIG:-{rig}}}" --duration 30m '
+            "--junit reports/junit/hil-orin-nx.xml") in soak["calls"]
+    assert "timeout:1860 SECONDS" in soak["calls"] and soak["passed"]
+    assert "timeout:60 SECONDS" in runs["hil", "soon"]["calls"]
+    bad = runs["hil", "soon"]
+    assert not bad["passed"] and not any(c.startswith("sh:") for c in bad["calls"])
+    assert any("catchError:FAILURE/FAILURE:SOAK 'soon': expected a duration" in c for c in bad["calls"])
+    assert "sh:hilci stage train" in runs["train", "30m"]["calls"]
+
+
+def test_the_nightly_soak_is_a_parameterized_cron_line_per_board_one_after_another():
+    from hilci.pipeline.sections import SoakSettings
+
+    text = render(PIPELINE, soak=SoakSettings(schedule="H 22 * * 1-5", duration="90m", branch="main"))
+    line = next(x for x in text.splitlines() if "parameterizedCron" in x)
+    assert line.strip() == ("parameterizedCron((env.BRANCH_NAME ?: 'main') == 'main' ? "
+                            "'H 22 * * 1-5 % SOAK=90m;BOARDS=orin-nx\\nH 0 * * 1-5 % SOAK=90m;BOARDS=agx-orin' : '')")
+    assert "string(name: 'SOAK', defaultValue: ''" in text
+    assert "triggers" not in render(PIPELINE) and "name: 'SOAK'" not in render(PIPELINE)  # no soak: section
+
+
+def test_a_soak_schedule_whose_hour_is_not_a_number_is_refused_in_one_line():
+    from hilci.errors import ConfigError
+    from hilci.pipeline.sections import SoakSettings
+
+    with pytest.raises(ConfigError, match=r"soak.schedule: 'H H \* \* \*': the hour must be a number"):
+        render(PIPELINE, soak=SoakSettings(schedule="H H * * *"))
 
 
 def _declarative_runs(out: str) -> dict[str, dict]:

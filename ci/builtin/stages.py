@@ -61,21 +61,22 @@ def build(ctx: StageContext) -> None:
                  details=proc.output[-4000:])
 
 
-def _regression_gates(ctx: StageContext) -> list[dict]:
-    """With a store configured: this build's records against the baseline (a testcase each), and the trends."""
+def _regression_gates(ctx: StageContext) -> tuple[list[dict], list[dict]]:
+    """With a store configured: this build's records against the baseline (a testcase each), the trends, and each
+    rig's runs and soaks (the report's Rigs section)."""
     from hilci.stage.run import load_config
     from hilci.store.session import StoreSession
     from hilci.store.stagerun import wanted
 
     config = load_config(ctx.root, ctx.pipeline)
     if not wanted(ctx.root, config):  # no shared store, or `hilci run`, which gates the run itself
-        return []
+        return [], []
     session = StoreSession.open(ctx.root, ctx.pipeline, config, use_cache=False)
     try:
         session.adopt_build()
         session.judge()
         ctx.cases.extend(session.gate_cases())
-        return session.trends()
+        return session.trends(), session.rig_health()
     finally:
         for note in session.close():
             ctx.log(f"note: {note}")
@@ -90,7 +91,7 @@ def report(ctx: StageContext) -> None:
              for p in sorted({*junit_dir.glob(f"{stage.name}.xml"), *junit_dir.glob(f"{stage.name}-*.xml")})]
     if not files:
         raise StageError(f"no JUnit files in {junit_dir} to report on")
-    trends = _regression_gates(ctx)
-    html = write_reports(ctx.root, files, title=(ctx.settings or ReportSettings()).title, trends=trends)
+    trends, rigs = _regression_gates(ctx)
+    html = write_reports(ctx.root, files, title=(ctx.settings or ReportSettings()).title, trends=trends, rigs=rigs)
     ctx.case("report", properties=[("report.html", str(html.relative_to(ctx.root))),
                                    ("report.junit_files", str(len(files)))])

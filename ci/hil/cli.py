@@ -63,7 +63,7 @@ def emulate(args) -> int:
         for name, handle in emus.handles.items():
             dev = rig.devices[name]
             print(f"  {name:<8} {dev.driver:<7} port {handle.port}  baud {dev.baud}  control {handle.control}")
-        print("faults: type 'DEVICE KIND [key=value ...]' (kinds: disconnect stall corrupt garbage rate_drop "
+        print("faults: type 'DEVICE KIND [key=value ...]' (kinds: disconnect stall corrupt garbage rate_drop leak drift "
               "reboot hw_error), 'DEVICE clear', 'DEVICE stats' or 'DEVICE state'", flush=True)
         reader = threading.Thread(target=_commands, args=(emus, stop), daemon=True)
         reader.start()

@@ -14,7 +14,10 @@ from typing import Any
 from hilci.errors import SettingsError
 from hilci.util.settings import as_dict, build, integer, nearest, number, settings, text
 
-KINDS = ("disconnect", "stall", "corrupt", "garbage", "rate_drop", "reboot", "hw_error")
+KINDS = ("disconnect", "stall", "corrupt", "garbage", "rate_drop", "reboot", "hw_error", "leak", "drift", "throttle")
+# slow faults a soak looks for (docs/soak.md): they grow by `ramp` every second after they start
+SLOW = ("leak", "drift", "throttle")
+BOARD_ONLY = ("throttle",)  # the Jetson's own (the tegrastats stand-in), never a serial device's
 MAX_S = 3600  # no fault waits or lasts longer than an hour
 
 
@@ -34,6 +37,9 @@ class Fault:
                                    help="rate_drop: the lowered rate (default: half the nominal)")
     delay_ms: float = number(10.0, ge=0, le=60_000, help="rate_drop on a servo: extra reply delay")
     code: int = integer(0x20, ge=0, le=255, help="hw_error on a servo: Dynamixel hardware error bits (0x20 overload)")
+    ramp: float = number(1.0, ge=0, le=10_000, help="leak: MB held more per second; drift: a servo's reply delay "
+                                                    "grows by this many ms per second, a stream's rate falls by this "
+                                                    "many percent per second; throttle: degrees C per second")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in as_dict(self).items() if v is not None}

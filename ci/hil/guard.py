@@ -7,7 +7,9 @@ fcntl lock, naming its pid, rig and port) and removes the mark after making it s
 A mark whose lock is free is therefore a holder that died uncleanly: the kernel dropped its lock, the mark
 stayed. The guard (`hilci rig-guard`, beside the rig's device plugin on the node) looks every POLL_S; for such a
 device it takes the lock (no next holder gets the device meanwhile), turns torque off, probes the device, records
-why in `guard.jsonl` in the lock folder, and only then removes the mark and lets the lock go.
+why in `guard.jsonl` in the lock folder, and only then removes the mark and lets the lock go. On a cluster it is a
+container of the rig device plugin's DaemonSet (deploy/rig-device-plugin.yaml) watching the plugin's shared lock
+folder; a pod's mark names the rig as the pod sees it, which the guard finds among the plugin's allocated rigs.
 
 Bound: a dead holder's actuator is safe within POLL_S plus one torque-off (about 0.3 s; goal 1 s).
 """
@@ -75,6 +77,26 @@ def sweep(folder: Path) -> list[dict[str, Any]]:
     return records
 
 
+def rig_file(info: dict[str, Any], folder: Path) -> str:
+    """The rig YAML a mark names, as this process can read it. A holder in a pod names the rig where the pod sees
+    it (/etc/hilci/rig.yaml, mounted by the device plugin's Allocate); on the node that file is the plugin's
+    `<state dir>/allocated/<rig id>.yaml`, beside the lock folder: the one whose device of that name has that port."""
+    from hilci.errors import YamlFileError
+    from hilci.util.yamlfile import load_yaml
+
+    path = str(info.get("rig", ""))
+    if Path(path).is_file():
+        return path
+    for candidate in sorted((folder.parent / "allocated").glob("*.yaml")):
+        try:
+            devices = (load_yaml(candidate) or {}).get("devices") or {}
+        except (YamlFileError, AttributeError):  # a file being rewritten, or not a rig: not this one
+            continue
+        if (devices.get(info.get("device")) or {}).get("port") == info.get("port"):
+            return str(candidate)
+    return path
+
+
 def make_safe(info: dict[str, Any], marker: Path) -> dict[str, Any]:
     """Torque off and a probe for the device a dead holder left; what happened, for the record."""
     from hilci.hil.drivers import DeviceError, driver_for
@@ -88,7 +110,7 @@ def make_safe(info: dict[str, Any], marker: Path) -> dict[str, Any]:
               "why": f"holder pid {pid} died without a clean release (its lock freed by the kernel, its in-use "
                      "mark left)", "safe": "", "probe": ""}
     try:
-        device = load_rig(info["rig"]).devices[info["device"]]
+        device = load_rig(rig_file(info, marker.parent)).devices[info["device"]]
     except (KeyError, RigError) as exc:
         record["safe"] = f"not made safe: the mark names no device of a readable rig ({exc})"
         return record

@@ -5,7 +5,8 @@ Drivers and emulators are named by path, so loading a rig imports no device libr
 
 from __future__ import annotations
 
-from hilci.hil.faults import KINDS as FAULTS
+from hilci.hil.faults import BOARD_ONLY
+from hilci.hil.faults import KINDS as ALL_FAULTS
 from hilci.hil.registry import (
     ACTUATOR,
     MAX_TIMEOUT_S,
@@ -17,6 +18,7 @@ from hilci.hil.registry import (
 )
 from hilci.util.settings import int_list, integer, nested, number, settings
 
+FAULTS = tuple(f for f in ALL_FAULTS if f not in BOARD_ONLY)  # a serial device's faults
 MAX_RATE_HZ = 10_000  # a 1 kHz IMU is fast; ten times that is a typo
 MAX_BUDGET_MS = 60_000
 

@@ -74,7 +74,7 @@ class DeviceKind:
     emulator: Any  # an Emulator class, or "module:attribute"
     doc: str = ""
     # the faults that mean something to the device's protocol; hw_error only where the protocol can say it
-    faults: tuple[str, ...] = tuple(f for f in FAULTS if f != "hw_error")
+    faults: tuple[str, ...] = tuple(f for f in FAULTS if f not in ("hw_error", "throttle"))
 
     @property
     def is_actuator(self) -> bool:

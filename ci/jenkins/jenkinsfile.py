@@ -38,6 +38,8 @@ from pathlib import Path
 
 from hilci.jenkins.storekeys import store_keys_helper
 from hilci.pipeline.model import Pipeline, Stage
+from hilci.pipeline.sections import SoakSettings, parse_duration
+from hilci.pipeline.soakschedule import jenkins_lines
 from hilci.store.trust import DEFAULT_TRUSTED
 
 JENKINSFILE = "Jenkinsfile"
@@ -72,10 +74,11 @@ def plan_steps() -> list[str]:
 
 
 def render(pipeline: Pipeline, spec: str = "", definition: str = "",
-           trusted: tuple[str, ...] = DEFAULT_TRUSTED) -> str:
+           trusted: tuple[str, ...] = DEFAULT_TRUSTED, soak: SoakSettings | None = None) -> str:
     """The Jenkinsfile text for `pipeline` (deterministic: equal definitions give equal bytes). `spec` is the
     pipeline's `module:attr`, set for every stage so Jenkins runs this pipeline; `definition` names its file;
-    `trusted`: hilci.yaml's `trusted_branches`, whose builds bind the store's write keys."""
+    `trusted`: hilci.yaml's `trusted_branches`, whose builds bind the store's write keys; `soak` (hilci.yaml's
+    `soak:` section) adds the SOAK parameter and the nightly soak's trigger per board."""
     out = _Writer()
     where = definition or spec or "the pipeline definition"
     out.lines(_HEADER.replace("{definition}", where).replace("@INSTALL_STEP@", INSTALL_STEP))
@@ -85,6 +88,12 @@ def render(pipeline: Pipeline, spec: str = "", definition: str = "",
     out.line("def rigFor(String board) {")
     rigs = ", ".join(f"{_q(b.name)}: {_q(b.rig)}" for b in pipeline.boards) or ":"
     out.line(f"    return [{rigs}][board]")
+    out.line("}")
+    out.line()
+    soak_stage = soak.stage if soak is not None and soak.stage in pipeline.names else ""
+    out.line("// Whether this build soaks the stage (`hilci soak` instead of `hilci stage`): the SOAK parameter is set.")
+    out.line("def soaking(String stage) {")
+    out.line(f"    return stage == {_q(soak_stage)} && (params.SOAK ?: '') != ''" if soak_stage else "    return false")
     out.line("}")
     out.line()
     if any(isinstance(step, Parallel) and any(unit[0].matrix for branch in step.branches for unit in branch)
@@ -103,7 +112,7 @@ def render(pipeline: Pipeline, spec: str = "", definition: str = "",
             out.line("}")
         out.line("options {")
         with out.indent():
-            out.line(f"timeout(time: {_build_timeout_min(pipeline)}, unit: 'MINUTES')")
+            out.line(f"timeout(time: {_build_timeout_min(pipeline, soak)}, unit: 'MINUTES')")
             out.line("disableConcurrentBuilds(abortPrevious: true)")
             out.line("buildDiscarder(logRotator(numToKeepStr: '30', artifactNumToKeepStr: '10'))")
             out.line("// A restart skips the stages before it, so their gates (hasPassed) would skip every later one.")
@@ -114,7 +123,12 @@ def render(pipeline: Pipeline, spec: str = "", definition: str = "",
             boards = ",".join(b.name for b in pipeline.boards)
             out.line(f"string(name: 'BOARDS', defaultValue: 'all', description: 'Jetson boards to run on: all, "
                      f"or some of {boards} (comma-separated)')")
+            if soak is not None:
+                out.line("string(name: 'SOAK', defaultValue: '', description: 'a soak: loop the HIL suites this long "
+                         "(e.g. 1h) on the BOARDS with hilci soak, gated on their trends; empty: a normal build')")
         out.line("}")
+        if soak is not None:
+            _triggers(out, pipeline, soak)
         out.line("stages {")
         with out.indent():
             _plan_stage(out, pipeline)
@@ -144,16 +158,25 @@ import groovy.transform.Field
 // (infrastructure: the stage NOT_BUILT, the build UNSTABLE, never a code FAILURE), else an error.
 // On a Jetson the rig device plugin hands the pod its rig YAML ($HILCI_RIG); elsewhere the repository's is used.
 def hilciStage(String stage, int timeoutS, String board = '') {
-    String args = board ? "${stage} --board ${board} --rig " + '"${HILCI_RIG:-' + rigFor(board) + '}"' : stage
+    String rig = board ? '"${HILCI_RIG:-' + rigFor(board) + '}"' : ''
+    String args = board ? "${stage} --board ${board} --rig " + rig : stage
+    // a soak build (SOAK set by the nightly trigger) loops the suites with `hilci soak`, its time added to the limit
+    Boolean soak = soaking(stage)
+    String command = soak ? "soak --board ${board} --rig ${rig} --duration ${params.SOAK.trim()} " +
+                            "--junit reports/junit/${stage}-${board}.xml" : "stage ${args}"
+    int limitS = timeoutS + (soak ? soakSeconds(params.SOAK) : 0)
     String key = board ? "${stage}-${board}".toString() : stage
     passed[key] = false
     Integer rc = null
     // A thrown error (the install step, the timeout firing, the pod lost) would make Declarative skip every later
     // stage, the report included: catchError fails this stage and the build instead, and the build goes on.
     catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {
-        timeout(time: timeoutS, unit: 'SECONDS') {
+        timeout(time: limitS, unit: 'SECONDS') {
+            if (soak && !soakSeconds(params.SOAK)) {
+                error("SOAK '${params.SOAK}': expected a duration such as 90s, 30m or 8h")
+            }
             installProject()
-            rc = withStoreKeys { sh(script: "hilci stage ${args}", returnStatus: true, label: "hilci stage ${args}") }
+            rc = withStoreKeys { sh(script: "hilci ${command}", returnStatus: true, label: "hilci ${command}") }
         }
     }
     if (rc == 0) {
@@ -237,7 +260,20 @@ def hilciPlan() {
 
 // Whether the plan found a stage (on a board, for matrix stages) passed in the store.
 def isCached(String stage, String board = '') {
+    if (soaking(stage)) {  // a soak build loops it whatever the store holds
+        return false
+    }
     return cached[board ? "${stage}-${board}".toString() : stage] == true
+}
+
+// SOAK's duration in seconds ('90s', '30m', '8h' or seconds), as `hilci soak --duration` reads it; 0: not one.
+def soakSeconds(String duration) {
+    String d = duration.trim()
+    if (!(d ==~ /[0-9]+(\\.[0-9]+)?[smh]?/)) {
+        return 0
+    }
+    Integer unit = [s: 1, m: 60, h: 3600][d[-1]]
+    return (int) Math.ceil(Double.parseDouble(unit ? d[0..-2] : d) * (unit ?: 1))
 }
 """
 _ON_BOARD = """\
@@ -345,10 +381,24 @@ def _not_cached(stage: Stage, group: list[Stage] | None = None, board_var: str =
     return f"!isCached({_q(stage.name)}{board})"
 
 
-def _build_timeout_min(pipeline: Pipeline) -> int:
-    """The whole build's limit: every stage's own limit in sequence, plus an hour for pods and queues."""
+def _build_timeout_min(pipeline: Pipeline, soak: SoakSettings | None = None) -> int:
+    """The whole build's limit: every stage's own limit in sequence, plus an hour for pods and queues (and the
+    scheduled soak's duration, when there is one)."""
     total_s = sum(s.timeout_s for s in pipeline.stages)
+    if soak is not None:
+        total_s += parse_duration(soak.duration, "hilci.yaml: soak.duration")
     return int(total_s // 60) + BUILD_TIMEOUT_MIN_FLOOR
+
+
+def _triggers(out: _Writer, pipeline: Pipeline, soak: SoakSettings) -> None:
+    """The nightly soak, one parameterized cron line per board, on the soak's branch only (plugin
+    parameterized-scheduler: Jenkins core's `cron` cannot set parameters)."""
+    body = "\\n".join(jenkins_lines(soak, [b.name for b in pipeline.boards]))
+    out.line("triggers {  // hilci.yaml soak: each board's nightly soak (plugin parameterized-scheduler)")
+    with out.indent():
+        branch = _q(soak.branch)
+        out.line(f"parameterizedCron((env.BRANCH_NAME ?: {branch}) == {branch} ? '{body}' : '')")
+    out.line("}")
 
 
 def groups(pipeline: Pipeline) -> list[list[Stage]]:
@@ -773,7 +823,8 @@ def _cmd_jenkinsfile(args) -> int:
     project = project_from_args(args, data_on_stdout=not (args.write or args.check or args.lint))
     pipeline, root = project.pipeline, project.root
     pipeline.validate(root)
-    text = render(pipeline, project.spec, definition_file(project.spec, root), trusted_branches(root, pipeline))
+    text = render(pipeline, project.spec, definition_file(project.spec, root), trusted_branches(root, pipeline),
+                  soak_settings(root, pipeline))
     path = root / args.file
     if args.write:
         path.write_text(text)
@@ -808,6 +859,13 @@ def trusted_branches(root: Path, pipeline: Pipeline) -> tuple[str, ...]:
     from hilci.store.trust import trust_for
 
     return trust_for("", load_config(root, pipeline)).patterns
+
+
+def soak_settings(root: Path, pipeline: Pipeline) -> SoakSettings | None:
+    """hilci.yaml's `soak:` section (None without one: no nightly soak is rendered)."""
+    from hilci.stage.run import load_config
+
+    return load_config(root, pipeline).soak
 
 
 def definition_file(spec: str, root: Path) -> str:

@@ -20,4 +20,4 @@ def write_run_reports(root: Path, pipeline: Pipeline, outcomes: list[StageOutcom
     files = [junit_path(root, pipeline.stage(o.name)) for o in outcomes]
     gated = store.gates_junit(root / "reports" / "junit" / "regressions.xml")
     write_reports(root, [f for f in files if f.is_file()] + ([gated] if gated else []), outcomes,
-                  trends=store.trends())
+                  trends=store.trends(), rigs=store.rig_health())

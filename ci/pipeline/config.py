@@ -16,12 +16,13 @@ from typing import Any
 
 from hilci.errors import ConfigError, DefinitionError, SettingsError, YamlFileError
 from hilci.pipeline.model import Pipeline, Stage
-from hilci.pipeline.sections import GateSettings, StoreSettings
+from hilci.pipeline.sections import GateSettings, SoakSettings, StoreSettings
 from hilci.util.settings import as_dict, build, nearest
 from hilci.util.yamlfile import load_yaml
 
 STORE = "store"  # top-level key: the URL of the stage store (hilci.store); HILCI_STORE overrides it
 REGRESSIONS = "regressions"  # top-level key: the regression gates' settings (hilci.store.gates.GateSettings)
+SOAK = "soak"  # top-level key: the scheduled soak (hilci.pipeline.sections.SoakSettings, `hilci soak`)
 PROJECT_KEYS = ("pipeline", "kinds", "boards")  # read before the pipeline exists (hilci.pipeline.project)
 STORE_KEYS = ("trusted_branches", "store_optional")  # top-level keys typed by StoreSettings
 
@@ -34,6 +35,7 @@ class Config:
     sections: dict[str, Any] = field(default_factory=dict)
     store: str | None = None
     regressions: Any = None  # GateSettings, when the file has the section
+    soak: SoakSettings | None = None  # hilci.yaml's `soak:` section; None: no nightly soak is scheduled
     store_settings: StoreSettings = field(default_factory=StoreSettings)
 
     @property
@@ -91,7 +93,7 @@ def read(root: Path, pipeline: Pipeline) -> tuple[Config, list[str]]:
     if not isinstance(data, dict):
         return config, [f"{shown}: expected a mapping of stage names to settings, got {type(data).__name__}"]
     problems: list[str] = []
-    known = (*pipeline.names, STORE, REGRESSIONS, *STORE_KEYS, *PROJECT_KEYS)
+    known = (*pipeline.names, STORE, REGRESSIONS, SOAK, *STORE_KEYS, *PROJECT_KEYS)
     for key in data:
         if key not in known:
             problems.append(f"{shown}: {key}: unknown section{nearest(str(key), known)}")
@@ -107,6 +109,12 @@ def read(root: Path, pipeline: Pipeline) -> tuple[Config, list[str]]:
         try:
             config.regressions = build(GateSettings, data[REGRESSIONS], file=shown, prefix=f"{REGRESSIONS}.")
             config.regressions.check(shown)
+        except SettingsError as exc:
+            problems.append(str(exc))
+    if data.get(SOAK) is not None:
+        try:
+            config.soak = build(SoakSettings, data[SOAK], file=shown, prefix=f"{SOAK}.")
+            config.soak.check(shown)
         except SettingsError as exc:
             problems.append(str(exc))
     for stage in pipeline.stages:

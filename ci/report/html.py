@@ -57,7 +57,8 @@ class StageRow:
 
 # -- reading -------------------------------------------------------------------------------------------------
 def write_reports(root: Path, junit_files: Iterable[Path], outcomes=None, title: str = "hilci pipeline",
-                  sections: Iterable[str] = (), trends: list[dict] | None = None) -> Path:
+                  sections: Iterable[str] = (), trends: list[dict] | None = None,
+                  rigs: list[dict] | None = None) -> Path:
     """Merge the stage JUnit files into reports/junit.xml and render reports/index.html; return the HTML path."""
     reports = root / "reports"
     files = [Path(f) for f in junit_files]
@@ -71,6 +72,8 @@ def write_reports(root: Path, junit_files: Iterable[Path], outcomes=None, title:
     else:
         rows = rows_from_cases(cases, props, reports)
     out = reports / "index.html"
+    if rigs:
+        sections = [*sections, rig_section(rigs)]
     if trends:
         sections = [*sections, trend_section(trends)]
     out.write_text(render_html(title, rows, cases, run_facts(root, props), sections))
@@ -110,6 +113,54 @@ def trend_section(trends: list[dict], width: int = 240, height: int = 36) -> str
     return ("<h2>Trends</h2><p>Each measurement over the last runs of this branch on the same board; "
             "the red dot is this run.</p><table class='trends'><tr><th>measurement</th><th>board</th>"
             "<th>runs</th><th>range</th><th>this run</th><th>trend</th></tr>" + "".join(rows) + "</table>")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}%"
+
+
+OUTCOME_MARKS = {"passed": ("▮", "pass"), "infrastructure": ("▮", "infra"), "regressed": ("▮", "fail"),
+                 "failed": ("▮", "fail"), "error": ("▮", "fail")}
+
+
+def rig_section(rigs: list[dict]) -> str:
+    """Each rig over its last runs (hilci.store.righealth): pass rate, infrastructure failures, retries and its
+    soaks, one mark per run (green passed, amber the rig's failure, red the code's), a sick rig flagged with why."""
+    esc = html.escape
+    rows = []
+    for rig in rigs:
+        marks = "".join(f"<span class='run {OUTCOME_MARKS.get(o, ('▮', 'other'))[1]}' title='{esc(o)}'>"
+                        f"{OUTCOME_MARKS.get(o, ('▮', ''))[0]}</span>" for o in rig["outcomes"])
+        soaks = rig["soaks"]
+        last = soaks[-1] if soaks else None
+        soak = (f"<span class='verdict {verdict_class('pass' if last['status'] == 'passed' else 'fail')}'>"
+                f"{esc(last['status'])}</span> {esc(last['start_utc'][:16].replace('T', ' '))} "
+                f"({len(soaks)} soak{'s' if len(soaks) != 1 else ''})") if last else "none yet"
+        figures = []
+        for name, f in sorted(rig["soak_figures"].items()):
+            values = f["values"]
+            label = name.removeprefix("soak.")
+            spark = history_spark(values)
+            figures.append(f"<div class='soakfig {verdict_class(f.get('verdict', ''))}'>{esc(label)} "
+                           f"<b>{values[-1]:.3g}</b> {esc(f['unit'])} <span class='spark'>{esc(spark)}</span></div>")
+        sick = (f"<div class='sickwhy'>sick: {esc(rig['sick'])}</div>") if rig["sick"] else ""
+        rows.append(f"<tr class='rig{' sick' if rig['sick'] else ''}' data-board='{esc(rig['board'])}'>"
+                    f"<td>{esc(rig['board'])}{sick}</td><td>{rig['runs']}</td><td>{_pct(rig['pass_pct'])}</td>"
+                    f"<td>{_pct(rig['infra_pct'])}</td><td>{rig['retried']}</td><td class='runs'>{marks}</td>"
+                    f"<td>{soak}{''.join(figures)}</td></tr>")
+    return ("<h2>Rigs</h2><p>Each rig over its last runs of this branch: how many passed, how many failed because "
+            "of the rig (infrastructure) rather than the code, tests retried after the device was brought back, "
+            "and its scheduled soaks (each figure's last value and its trend over the soaks).</p>"
+            "<div class='scroll'><table class='rigs'><tr><th>rig</th><th>runs</th><th>passed</th><th>infrastructure</th><th>retried</th>"
+            "<th>last runs</th><th>soak</th></tr>" + "".join(rows) + "</table></div>")
+
+
+def history_spark(values: list[float]) -> str:
+    """Bars scaled between the series' min and max (one value: one bar)."""
+    bars = "▁▂▃▄▅▆▇█"
+    low, high = min(values), max(values)
+    span = high - low
+    return "".join(bars[0 if span == 0 else min(7, int((v - low) / span * 7.999))] for v in values)
 
 
 def _log_link(reports: Path, log: str) -> str:
@@ -552,6 +603,10 @@ summary h2{display:inline} svg text{font:12px system-ui,sans-serif} svg .tick{fo
 svg .ax{stroke:#777} svg .limit{stroke:#c62828;stroke-dasharray:4,3} svg .gate{stroke:#1565c0;stroke-width:2}
 svg .bar{fill:#90caf9;stroke:#1565c0} svg .gate-label{fill:#1565c0}
 svg.timeline{max-width:100%;height:auto}
+.run{font-size:15px;letter-spacing:-2px} .run.pass{color:#2e7d32} .run.infra{color:#ef6c00} .run.fail{color:#c62828}
+.run.other{color:#9e9e9e} tr.rig td:first-child{border-left:4px solid #2e7d32} tr.rig.sick td:first-child{border-left:4px
+solid #ef6c00} .sickwhy{color:#e65100;font-size:12px;font-weight:600} .soakfig{font-size:12px;color:#444}
+.soakfig.failed b{color:#c62828} .spark{color:#1565c0;letter-spacing:-1px}
 .facts div.wide{grid-column:span 2}
 @media (max-width:640px){body{margin:8px auto;padding:0 8px;font-size:13px} svg.timeline{display:none}
 .facts{grid-template-columns:1fr 1fr} td,th{padding:3px 5px}

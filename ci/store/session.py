@@ -151,6 +151,17 @@ class StoreSession:
     def trends(self, runs: int = TREND_RUNS) -> list[dict]:
         return self.history.trends(runs)
 
+    def rig_health(self, last: int = TREND_RUNS) -> list[dict]:
+        """Each rig's pass rate, infrastructure-failure rate and soaks over its last runs on this branch
+        (`hilci.store.righealth`); [] without a store."""
+        from hilci.store.righealth import rig_health
+
+        if self.store is None:
+            return []
+        branch = self.origin["branch"]
+        stage = self.config.soak.stage if self.config.soak is not None else "hil"
+        return rig_health(self.store, branch, self.trust.history_ns(branch), stage=stage, last=last)
+
     def judge(self) -> list[gates.Judgement]:
         """This run's measured records against the target branch's green runs on the same board. A regressed
         record is rewritten as such and its cache entry dropped, so the next run measures again."""

@@ -169,6 +169,28 @@ class Emulator:
                     return fault
         return None
 
+    def growth(self, kind: str) -> float:
+        """A slow fault's size now: its `ramp` times the seconds since it started (0 when not active)."""
+        now = time.monotonic()
+        with self.lock:
+            for fault, start, end in self.faults:
+                if fault.kind == kind and start <= now and (end is None or now < end):
+                    return fault.ramp * (now - start)
+        return 0.0
+
+    def leak(self) -> None:
+        """The `leak` fault: memory held and touched (so it is resident) in step with its growth."""
+        held: list[bytes] = []
+        size = 0
+        while not self.stop.wait(0.05):
+            want = int(self.growth("leak") * 1e6)
+            if want < size:  # cleared: given back
+                held, size = [], 0
+            while size < want:
+                chunk = min(want - size, 4_000_000)
+                held.append(b"\x5a" * chunk)
+                size += chunk
+
     def hit(self, fault: Fault | None) -> bool:
         return fault is not None and self.rng.random() < fault.fraction
 
@@ -259,6 +281,7 @@ class Emulator:
                          name="control").start()
         threading.Thread(target=control.stop_when_parent_leaves, args=(self.stop,), daemon=True,
                          name="parent").start()
+        threading.Thread(target=self.leak, daemon=True, name="leak").start()
         print(json.dumps({"name": self.name, "kind": self.kind, "port": str(self.link.link),
                           "tty": os.ttyname(self.link.slave), "control": str(self.control_path),
                           "pid": os.getpid()}), flush=True)
@@ -308,6 +331,7 @@ class StreamEmulator(Emulator):
                 self.resync, next_t = False, time.perf_counter()
             drop = self.active("rate_drop")
             rate = (drop.rate_hz or self.rate_hz / 2) if drop else self.rate_hz
+            rate *= max(0.05, 1.0 - self.growth("drift") / 100.0)  # drift: the rate sags by `ramp` % a second
             period = 1.0 / rate
             noise = max(-3 * self.jitter_s, min(3 * self.jitter_s, self.rng.gauss(0.0, self.jitter_s)))
             delay = next_t + noise - time.perf_counter()

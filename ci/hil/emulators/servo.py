@@ -150,7 +150,8 @@ class ServoEmulator(Emulator):
                     continue
                 slow = self.active("rate_drop")
                 wire = len(reply) * 10.0 / self.baud  # an emulator models its own link speed
-                time.sleep(wire + (slow.delay_ms / 1000.0 if slow else 0.0))
+                drift = self.growth("drift") / 1000.0  # drift: the reply comes `ramp` ms later every second
+                time.sleep(wire + (slow.delay_ms / 1000.0 if slow else 0.0) + drift)
                 if self.hit(self.active("corrupt")):
                     reply = reply[:-1] + bytes([reply[-1] ^ 0xFF])
                     self.counters["corrupted"] += 1
