@@ -171,6 +171,7 @@ def run_flaky(tmp_path: Path, outage_s: float, **top) -> tuple[subprocess.Comple
     return proc, {c.name: c for c in junit.read_cases(xml)} if xml.exists() else {}
 
 
+@pytest.mark.emulator
 @pytest.mark.parametrize(("outage_s", "top", "how"), [
     (60, {"power": {"switch": "emulated", "off_s": 0.2}}, "gnss power-cycled"),  # only a power cycle ends it
     (0.5, {}, "gnss reconnected"),  # no switch: wait for the port to come back
@@ -188,6 +189,7 @@ def test_a_device_that_dropped_out_is_brought_back_and_its_test_retried_once(tmp
     assert proc.returncode == 1
 
 
+@pytest.mark.emulator
 def test_a_device_that_does_not_come_back_keeps_its_failure_and_says_why(tmp_path):
     proc, cases = run_flaky(tmp_path, 60)  # no switch, and the cable stays out
     flaky = cases["test_flaky_cable[gnss]"]

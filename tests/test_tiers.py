@@ -56,8 +56,15 @@ def unmarked_needs(source: str) -> list[tuple[str, str]]:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets):
             module |= _marks([node.value])
     missing = []
-    fixtures = {node.name: _needs(ast.get_source_segment(source, node) or "") for node in tree.body
-                if isinstance(node, ast.FunctionDef) and "fixture" in ast.unparse(node.decorator_list[:1] or ast.Pass())}
+    # the module's own helpers and fixtures, and what they start, through the helpers they call in turn
+    helpers = {node.name: ast.get_source_segment(source, node) or "" for node in tree.body
+               if isinstance(node, ast.FunctionDef) and not node.name.startswith("test_")}
+    fixtures = {name: _needs(code) for name, code in helpers.items()}
+    for _ in helpers:
+        for name, code in helpers.items():
+            for other in helpers:
+                if other != name and re.search(rf"\b{other}\(", code):
+                    fixtures[name] |= fixtures[other]
 
     def visit(body, inherited: set[str]) -> None:
         for node in body:
@@ -68,6 +75,10 @@ def unmarked_needs(source: str) -> list[tuple[str, str]]:
                 needs = _needs(ast.get_source_segment(source, node) or "")
                 for arg in node.args.args:  # what the module's own fixtures it takes start
                     needs |= fixtures.get(arg.arg, set())
+                code = ast.get_source_segment(source, node) or ""
+                for name in fixtures:  # and the helpers it calls
+                    if re.search(rf"\b{name}\(", code):
+                        needs |= fixtures[name]
                 missing.extend((node.name, mark) for mark in sorted(needs - marks))
 
     visit(tree.body, module)
