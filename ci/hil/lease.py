@@ -140,7 +140,7 @@ class Lease:
         fleet.change(self.rig, self.where, apply)
 
 
-def _try(rig: str, where: Path, me: Presence, ttl_s: float, skip: Callable[[dict], str]) -> tuple[bool, str]:
+def try_take(rig: str, where: Path, me: Presence, ttl_s: float, skip: Callable[[dict], str]) -> tuple[bool, str]:
     """Take the rig's lease if it is free and we are first among the waiters still present (else queue up).
     (taken, note): note says why it was free when a holder died or its lease expired, or why it is skipped."""
     def apply(state, _fleet):
@@ -185,7 +185,7 @@ def acquire_any(rigs: list[tuple[str, float]], where: Path, me: Presence, wait_s
     skipped: dict[str, str] = {}
     while True:
         for name, ttl_s in rigs:
-            taken, note = _try(name, where, me, ttl_s, skip)
+            taken, note = try_take(name, where, me, ttl_s, skip)
             if not taken and note and name not in skipped:
                 skipped[name] = note
                 told(note)
