@@ -194,8 +194,8 @@ class HilSession(PowerMixin):
         """The rig lock of every real rig, shared, until close(): the rig device plugin's probe, which takes it
         exclusive without waiting, then never opens a device of these rigs, not even between two tests."""
         for rig in self.rigs:
-            if rig.emulate:
-                continue  # its devices are this session's own emulators: no plugin probes them
+            if rig.emulate or rig.name in self.fleet.out_of_service:
+                continue  # its own emulators (no plugin probes them), or a rig out of service: never opened
             lock = RigLock([d.port for d in rig.devices.values()], rig.name)
             try:
                 self.rig_locks.append(lock.hold_for_session(rig.settings.lock_timeout_s))
