@@ -203,7 +203,7 @@ def test_a_rig_failing_its_probes_is_quarantined_unhealthy_with_why_skipped_by_s
     kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
     gnss = emus.handles["gnss"]
     gnss.stop()
-    line = plugin.until(r"rig desk quarantined: 2 consecutive infrastructure failures, the last: health probe "
+    line = plugin.until(r"rig desk quarantined: 2 consecutive failed health probes, the last: health probe "
                         r"\(device plugin\): ")
     assert "gnss" in line
     plugin.until(r"rig desk: Unhealthy: rig desk is quarantined since ")

@@ -48,6 +48,14 @@ def test_n_consecutive_infrastructure_failures_quarantine_a_rig_with_the_reason(
     assert fleet.quarantined("b", where) == ""
 
 
+def test_a_session_s_passing_start_up_check_does_not_restart_the_count(where):
+    rigs(where, "a", "b")
+    fleet.record_run("a", 1, 0, "gnss disconnected", where)
+    fleet.record_health("a", "", "session start", where, counts=False)  # it answered, then dropped out again
+    assert fleet.record_run("a", 1, 0, "gnss disconnected", where).startswith("rig a quarantined: 2 consecutive")
+    assert fleet.read("a", where)["last_health"]["ok"]
+
+
 def test_a_rig_without_quarantine_settings_is_never_taken_out_of_service(where):
     rigs(where, "a", "b", quarantine=None)
     for _ in range(5):
@@ -63,7 +71,7 @@ def test_the_cap_keeps_a_rig_in_service_and_says_so_in_one_line(where):
     fleet.record_health("c", "silent", "device plugin", where)
     line = fleet.record_health("c", "silent", "device plugin", where)
     assert line == ("rig c stays in service: quarantine cap reached (2 of 4 rigs quarantined, max_share 0.5); "
-                    "2 consecutive infrastructure failures, the last: health probe (device plugin): silent")
+                    "2 consecutive failed health probes, the last: health probe (device plugin): silent")
     assert "\n" not in line and fleet.quarantined("c", where) == ""
     assert fleet.read("c", where)["cap_reached"] == line
 
@@ -71,13 +79,16 @@ def test_the_cap_keeps_a_rig_in_service_and_says_so_in_one_line(where):
 def test_a_passing_health_probe_or_release_brings_a_rig_back(where):
     rigs(where, "a", "b")
     for _ in range(2):
-        fleet.record_run("a", 1, 0, "gone", where)
-    assert fleet.quarantined("a", where)
+        fleet.record_health("a", "imu silent", "device plugin", where)
+    assert fleet.quarantined("a", where).endswith("2 consecutive failed health probes, the last: health probe "
+                                                  "(device plugin): imu silent")
     assert fleet.record_health("a", "", "device plugin", where) == \
         "rig a back in service: health probe passed (device plugin)"
-    assert not fleet.quarantined("a", where) and fleet.read("a", where)["consecutive"] == 0
-    for _ in range(2):
+    assert not fleet.quarantined("a", where) and fleet.read("a", where)["probe_streak"] == 0
+    for _ in range(2):  # quarantined by its runs: its devices answer a probe and fail under test
         fleet.record_run("a", 1, 0, "gone", where)
+    assert fleet.record_health("a", "", "device plugin", where) == "" and fleet.quarantined("a", where)
+    assert fleet.record_health("a", "", "session start", where, counts=False) == ""
     assert fleet.release("a", "hilci rigs release", where) == "rig a back in service: released by hilci rigs release"
     with pytest.raises(fleet.UnknownRig):
         fleet.release("nope", "hilci rigs release", where)

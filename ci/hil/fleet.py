@@ -6,11 +6,11 @@ which every pod it allocates mounts): the rig device plugin, every test session 
 and write the same state. Every change is a read-modify-write under one `fcntl` lock for the whole folder (the
 quarantine cap is a fleet-wide count), written to a temporary file and renamed: a reader never sees half a file.
 
-Quarantine is the rig's choice (`quarantine: {after: 3, max_share: 0.5}` in its YAML): after `after` consecutive
-infrastructure failures (runs whose failures were the rig's, or failed health probes of the device plugin) it is
-taken out of service, unless that would put more than `max_share` of the rigs this folder knows out of service at
-once (then it stays in service, and its state says so). A passing health probe or `hilci rigs release` brings it
-back.
+Quarantine is the rig's choice (`quarantine: {after: 3, max_share: 0.5}` in its YAML): after `after` runs in a row
+whose failures were the rig's, or `after` failed health probes of the device plugin in a row, it is taken out of
+service, unless that would put more than `max_share` of the rigs this folder knows out of service at once (then
+it stays in service, and its state says so). A passing probe brings back a rig that failed probes; `hilci rigs
+release` any rig.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def state_path(name: str, where: Path) -> Path:
 
 
 def blank(name: str) -> dict[str, Any]:
-    return {"rig": name, "path": "", "quarantined": None, "consecutive": 0, "infrastructure": 0, "code": 0,
+    return {"rig": name, "path": "", "quarantined": None, "consecutive": 0, "probe_streak": 0, "infrastructure": 0,
+            "code": 0,
             "runs": 0, "probes_failed": 0, "last_health": None, "last_soak": None, "lease": None, "waiters": [],
             "quarantine": None, "cap_reached": "", "events": []}
 
@@ -142,14 +143,15 @@ def quarantined(name: str, where: Path) -> str:
     return f"rig {name} is quarantined since {since}: {q['reason']}"
 
 
-def _failed(state: dict[str, Any], fleet: dict[str, dict[str, Any]], reason: str) -> str:
-    """One more consecutive infrastructure failure; the line to tell when it quarantines the rig or the cap
-    stops it, else ''."""
-    state["consecutive"] += 1
+def _failed(state: dict[str, Any], fleet: dict[str, dict[str, Any]], reason: str, streak: str) -> str:
+    """One more consecutive infrastructure failure (`streak`: 'consecutive' for runs, 'probe_streak' for the
+    device plugin's probes); the line to tell when it quarantines the rig or the cap stops it, else ''."""
+    state[streak] += 1
     conf = state.get("quarantine")
-    if not conf or state["quarantined"] or state["consecutive"] < conf["after"]:
+    if not conf or state["quarantined"] or state[streak] < conf["after"]:
         return ""
-    why = f"{state['consecutive']} consecutive infrastructure failures, the last: {reason}"
+    what = "infrastructure failures" if streak == "consecutive" else "failed health probes"
+    why = f"{state[streak]} consecutive {what}, the last: {reason}"
     out = sum(1 for s in fleet.values() if s.get("quarantined"))
     allowed = math.floor(conf["max_share"] * len(fleet) + 1e-9)
     if out + 1 > allowed:
@@ -157,14 +159,14 @@ def _failed(state: dict[str, Any], fleet: dict[str, dict[str, Any]], reason: str
                                 f"{len(fleet)} rigs quarantined, max_share {conf['max_share']:g}); {why}")
         event(state, state["cap_reached"])
         return state["cap_reached"]
-    state["quarantined"] = {"reason": why, "since": time.time()}
+    state["quarantined"] = {"reason": why, "since": time.time(), "cause": streak}
     state["cap_reached"] = ""
     event(state, f"quarantined: {why}")
     return f"rig {state['rig']} quarantined: {why}"
 
 
 def _back(state: dict[str, Any], how: str) -> str:
-    state["consecutive"], state["cap_reached"] = 0, ""
+    state["consecutive"], state["probe_streak"], state["cap_reached"] = 0, 0, ""
     if not state["quarantined"]:
         return ""
     state["quarantined"] = None
@@ -182,24 +184,30 @@ def record_run(name: str, infrastructure: int, code: int, reason: str, where: Pa
         state["code"] += code
         if infrastructure:
             event(state, f"run: {infrastructure} infrastructure failure(s): {reason}")
-            return _failed(state, fleet, reason)
+            return _failed(state, fleet, reason, "consecutive")
         state["consecutive"], state["cap_reached"] = 0, ""
         return ""
     return change(name, where, apply)
 
 
 def record_health(name: str, problem: str, by: str, where: Path, counts: bool = True) -> str:
-    """A health probe's verdict ('' = every device answered). A failed one counts toward quarantine when
-    `counts` (the device plugin's probes; a session's start-up check is counted with its run); a passing one
-    brings a quarantined rig back. The line to tell, or ''."""
+    """A health probe's verdict ('' = every device answered), for `hilci rigs`. When it `counts` (the device
+    plugin's probes; a session's start-up check only notes it, its run counts), failed probes in a row count
+    toward quarantine, and a passing one ends that streak and brings the rig back from a quarantine that failed
+    probes caused. A quarantine that runs caused (devices that answer a probe and fail under test) stays until
+    `hilci rigs release`: a probe passing says nothing new about it. The line to tell, or ''."""
     def apply(state, fleet):
         state["last_health"] = {"at": time.time(), "ok": not problem, "reason": problem, "by": by}
-        if not problem:
-            return _back(state, f"health probe passed ({by})")
         if not counts:
             return ""
+        if not problem:
+            state["probe_streak"] = 0
+            q = state["quarantined"]
+            if q and q.get("cause", "probe_streak") == "probe_streak":
+                return _back(state, f"health probe passed ({by})")
+            return ""
         state["probes_failed"] += 1
-        return _failed(state, fleet, f"health probe ({by}): {problem}")
+        return _failed(state, fleet, f"health probe ({by}): {problem}", "probe_streak")
     return change(name, where, apply)
 
 

@@ -81,7 +81,8 @@ def view(state: dict[str, Any], where: Path) -> dict[str, Any]:
         "lease_note": "" if free == "free" else free,
         "queue": [{"pid": w["pid"], "host": w["host"], "label": w["label"], "since": w["since"]} for w in waiters],
         "last_health": health, "last_soak": soak,
-        "failures": {"consecutive": state.get("consecutive", 0), "infrastructure": state.get("infrastructure", 0),
+        "failures": {"consecutive": state.get("consecutive", 0), "probe_streak": state.get("probe_streak", 0),
+                     "infrastructure": state.get("infrastructure", 0),
                      "code": state.get("code", 0), "runs": state.get("runs", 0),
                      "probes_failed": state.get("probes_failed", 0)},
         "quarantine": state.get("quarantine"),
@@ -106,7 +107,8 @@ def cells(row: dict[str, Any], now: float) -> list[str]:
     f = row["failures"]
     after = (row["quarantine"] or {}).get("after")
     failures = (f"{f['consecutive']}{f'/{after}' if after else ''} in a row, {f['infrastructure']} infra, "
-                f"{f['code']} code, {f['runs']} runs")
+                f"{f['code']} code, {f['runs']} runs" + (f", {f['probe_streak']} failed probes in a row"
+                                                         if f["probe_streak"] else ""))
     return [row["rig"], status, holder, left, queue, health, soak_text, failures]
 
 
