@@ -324,15 +324,18 @@ def fleet(folder: Path, builds: int) -> None:
     state = fleet_state.read("dies", fleet_state.folder(locks)) or {}
     q = state.get("quarantined")
     bug_builds = [r for r in rows if r["bug"]]
-    blamed = sum(1 for r in bug_builds if not any(c.name.startswith("test_code") for c in r["code"]))
-    red_for_infra = sum(1 for r in rows if not r["bug"] and r["code"])
     not_built = [r for r in rows if r["infra"] and not r["code"]]
+    seen = [r for r in bug_builds if any(c.name.startswith("test_code") for c in r["code"])]
+    unseen = [r for r in bug_builds if r in not_built]  # the rig was dead: nothing ran, the build says "not built"
+    blamed = len(bug_builds) - len(seen) - len(unseen)
+    red_for_infra = sum(1 for r in rows if not r["bug"] and r["code"])
     after = [r for r in rows if r["after_death"]]
     healthy = [r for r in after if r["rig"] not in ("dies", "?")]
     print(f"bench: fleet: {builds} builds on 4 emulated rigs (flaky cable on 'flaky', 'dies' dies before build "
           f"{dies_at + 1}; every fifth build has a code bug)")
     print(f"bench: fleet: code failures blamed on infrastructure: {blamed} of {len(bug_builds)} builds with a bug "
-          "(goal 0)")
+          f"(goal 0); bug caught as a code failure: {len(seen)}; build not built on the dead rig (bug not run): "
+          f"{len(unseen)}")
     print(f"bench: fleet: infrastructure failures that reached a developer as red: {red_for_infra} (goal 0); "
           f"flaky-cable dropouts retried and passed: {sum(len(r['retried']) for r in rows)}")
     print(f"bench: fleet: builds not built (only infrastructure failed, exit 3): {len(not_built)} "

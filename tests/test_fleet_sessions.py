@@ -77,7 +77,7 @@ def test_a_dead_rig_is_quarantined_then_skipped_by_a_picking_run_and_failed_as_i
     dead = write_rig(tmp_path, "dead", DEAD, quarantine=q)
     good = write_rig(tmp_path, "good", GNSS, quarantine=q)
     where = fleet.folder(tmp_path / "locks")
-    for run in (1, 2):  # the picking run takes the first rig in service: the dead one, until it is quarantined
+    for _ in (1, 2):  # the picking run takes the first rig in service: the dead one, until it is quarantined
         proc, cases = session(tmp_path, [dead, good], "--hil-pick")
         case = cases["test_fix[gnss]"]
         assert case.status == junit.ERROR and case.failure_class == junit.INFRASTRUCTURE, proc.stdout

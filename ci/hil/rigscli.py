@@ -118,4 +118,4 @@ def table(rows: list[dict[str, Any]]) -> str:
     body = [cells(r, now) for r in rows]
     widths = [min(max(len(line[i]) for line in [head, *body]), 60) for i in range(len(head))]
     clip = [[c if len(c) <= 60 else c[:57] + "..." for c in line] for line in [head, *body]]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in clip)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in clip)

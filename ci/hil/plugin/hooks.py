@@ -16,8 +16,8 @@ from hilci.hil import cpushare, devicelog
 from hilci.hil.discovery import kinds
 from hilci.hil.faults import FaultError, parse_targeted
 from hilci.hil.plugin import failureclass, junitxml, retry
-from hilci.hil.plugin.fleetuse import FleetUse
 from hilci.hil.plugin.fixtures import CALL_CPU, CALL_START, KEY, register_device_fixtures
+from hilci.hil.plugin.fleetuse import FleetUse
 from hilci.hil.plugin.injection import FaultPlan
 from hilci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, USED, HilSession
 from hilci.hil.rig import ENGINE_SUFFIXES, RigError, load_rig
