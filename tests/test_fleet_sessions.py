@@ -117,3 +117,14 @@ def test_a_lease_that_expires_fails_the_next_test_as_infrastructure(tmp_path):
     assert "rig bench: lease of pid " in case.message and "expired: not renewed within 0.6 s; the rig went to " \
                                                           "pid 4242 (next build)" in case.message
     assert fleet.read("bench", fleet.folder(tmp_path / "locks"))["lease"]["token"] == "someone-else"
+
+
+def test_xdist_workers_use_the_rig_their_controller_picked(tmp_path):
+    first = write_rig(tmp_path, "first", GNSS)
+    second = write_rig(tmp_path, "second", GNSS)
+    proc, cases = session(tmp_path, [first, second], "--hil-pick", "-n", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list(cases) == ["test_fix[gnss]"]  # one rig's tests: a single rig's ids carry no rig name
+    where = fleet.folder(tmp_path / "locks")
+    assert (fleet.read("first", where)["runs"], fleet.read("second", where)["runs"]) == (1, 0)
+    assert fleet.read("first", where)["lease"] is None  # released at the end

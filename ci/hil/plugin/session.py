@@ -150,6 +150,7 @@ class HilSession(PowerMixin):
         self.state_file.write_text(json.dumps({"ports": self.emulation.ports, "controls": self.emulation.controls,
                                                "health": self.health, "hostclock": clock,
                                                "fleet": self.fleet.state()}))
+        os.environ[STATE_ENV] = str(self.state_file)
 
     def cycle_sick(self) -> None:
         """A device that did not answer at session start, on a rig with a switch that powers it: power-cycled
@@ -188,7 +189,6 @@ class HilSession(PowerMixin):
                                     self.fleet.where, counts=False)
             except OSError as exc:
                 print(f"hil: rig {rig.name}: fleet state not written ({exc})")
-        os.environ[STATE_ENV] = str(self.state_file)
 
     def hold_rigs(self) -> None:
         """The rig lock of every real rig, shared, until close(): the rig device plugin's probe, which takes it
