@@ -128,3 +128,37 @@ def test_xdist_workers_use_the_rig_their_controller_picked(tmp_path):
     where = fleet.folder(tmp_path / "locks")
     assert (fleet.read("first", where)["runs"], fleet.read("second", where)["runs"]) == (1, 0)
     assert fleet.read("first", where)["lease"] is None  # released at the end
+
+
+def test_hilci_rigs_check_asks_a_real_rig_now_and_a_pass_brings_it_back(tmp_path):
+    import shutil
+    import tempfile
+
+    from tests.conftest import hilci
+    from tests.kubelet_standin import wire_emulated_rig
+
+    folder = Path(tempfile.mkdtemp(prefix="hilci-fc-"))  # short: unix socket paths are limited
+    emus, _sim, real = wire_emulated_rig(folder, "desk")
+    try:
+        real.write_text(real.read_text() + "quarantine: {after: 2, max_share: 1}\n")
+        locks = folder / "locks"
+        where = fleet.folder(locks)
+        fleet.register("desk", str(real), fleet.QuarantineSettings(after=2, max_share=1), where)
+        for _ in range(2):  # quarantined by its runs: a passing device-plugin probe would not bring it back
+            fleet.record_run("desk", 1, 0, "servo dropped out", where)
+        assert fleet.quarantined("desk", where)
+        proc = hilci(tmp_path, "rigs", "check", str(real), "--lock-dir", str(locks))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.splitlines() == ["rig desk: every device answered",
+                                            "rig desk back in service: health probe passed (hilci rigs check)"]
+        emus.handles["gnss"].stop()
+        proc = hilci(tmp_path, "rigs", "check", str(real), "--lock-dir", str(locks))
+        assert proc.returncode == 1 and proc.stdout.startswith("rig desk: FAILED: gnss at "), proc.stdout
+        assert fleet.read("desk", where)["last_health"]["ok"] is False
+        emulated = write_rig(tmp_path, "sim", GNSS)
+        proc = hilci(tmp_path, "rigs", "check", str(emulated), "--lock-dir", str(locks))
+        assert proc.returncode == 2 and proc.stderr.strip() == (
+            f"hilci: error: {emulated}: an emulated rig's devices exist only inside a test session: nothing to check")
+    finally:
+        emus.stop()
+        shutil.rmtree(folder, ignore_errors=True)

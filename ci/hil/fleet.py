@@ -190,12 +190,12 @@ def record_run(name: str, infrastructure: int, code: int, reason: str, where: Pa
     return change(name, where, apply)
 
 
-def record_health(name: str, problem: str, by: str, where: Path, counts: bool = True) -> str:
+def record_health(name: str, problem: str, by: str, where: Path, counts: bool = True, asked: bool = False) -> str:
     """A health probe's verdict ('' = every device answered), for `hilci rigs`. When it `counts` (the device
     plugin's probes; a session's start-up check only notes it, its run counts), failed probes in a row count
     toward quarantine, and a passing one ends that streak and brings the rig back from a quarantine that failed
     probes caused. A quarantine that runs caused (devices that answer a probe and fail under test) stays until
-    `hilci rigs release`: a probe passing says nothing new about it. The line to tell, or ''."""
+    `hilci rigs release` or a check someone `asked` for (`hilci rigs check`). The line to tell, or ''."""
     def apply(state, fleet):
         state["last_health"] = {"at": time.time(), "ok": not problem, "reason": problem, "by": by}
         if not counts:
@@ -203,7 +203,7 @@ def record_health(name: str, problem: str, by: str, where: Path, counts: bool = 
         if not problem:
             state["probe_streak"] = 0
             q = state["quarantined"]
-            if q and q.get("cause", "probe_streak") == "probe_streak":
+            if q and (asked or q.get("cause", "probe_streak") == "probe_streak"):
                 return _back(state, f"health probe passed ({by})")
             return ""
         state["probes_failed"] += 1

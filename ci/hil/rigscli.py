@@ -1,6 +1,7 @@
 """`hilci rigs`: every rig of the fleet (the state in `$HILCI_LOCK_DIR/fleet`, `hilci.hil.fleet`): in service or
 quarantined and why, who holds it and since when, lease time left, queue, last health, last soak, failure
-counts; `hilci rigs release RIG` puts a quarantined rig back in service."""
+counts; `hilci rigs release RIG` puts a quarantined rig back in service; `hilci rigs check RIG.yaml` asks a real
+rig's devices now and, when all answer, brings it back too."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 def register(subparsers) -> None:
     p = subparsers.add_parser("rigs", help="the rig fleet: in service or quarantined, holders, leases, queues",
                               description=__doc__)
-    p.add_argument("action", nargs="?", choices=["release"], help="release RIG: back in service")
-    p.add_argument("rig", nargs="?", help="the rig to release (its `name:`)")
+    p.add_argument("action", nargs="?", choices=["release", "check"],
+                   help="release RIG: back in service; check RIG.yaml: a health check now (back in service if it "
+                        "passes)")
+    p.add_argument("rig", nargs="?", help="release: the rig's `name:`; check: its YAML")
     p.add_argument("--json", action="store_true", help="one JSON object: {rigs: [...]}")
     p.add_argument("--lock-dir", default=None, metavar="DIR",
                    help="the lock folder (default $HILCI_LOCK_DIR, else /tmp/hilci-locks; on a node /run/hilci/locks)")
@@ -35,6 +38,10 @@ def rigs(args) -> int:
             known = ", ".join(sorted(fleet.read_all(where))) or "none"
             raise UsageError(f"hilci rigs release {args.rig}: no such rig in {where} (known: {known})") from None
         return 0
+    if args.action == "check":
+        if not args.rig:
+            raise UsageError("hilci rigs check RIG.yaml: name the rig file to check")
+        return check(Path(args.rig), where)
     if args.rig:
         raise UsageError(f"hilci rigs {args.rig}: unknown action (use `hilci rigs` or `hilci rigs release RIG`)")
     rows = [view(state, where) for state in fleet.read_all(where).values()]
@@ -119,3 +126,36 @@ def table(rows: list[dict[str, Any]]) -> str:
     widths = [min(max(len(line[i]) for line in [head, *body]), 60) for i in range(len(head))]
     clip = [[c if len(c) <= 60 else c[:57] + "..." for c in line] for line in [head, *body]]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in clip)
+
+
+def check(path: Path, where: Path) -> int:
+    """Ask every device of a real rig once (as the device plugin's probe does, never while a session holds the
+    rig); record it; a pass brings the rig back in service whatever took it out. 0 healthy, 1 not."""
+    from hilci.errors import UsageError
+    from hilci.hil import fleet, health
+    from hilci.hil.locks import DeviceLock, RigLock
+    from hilci.hil.rig import RigError, load_rig
+
+    try:
+        rig = load_rig(path)
+    except RigError as exc:
+        raise UsageError(str(exc)) from None
+    if rig.emulate:
+        raise UsageError(f"{path}: an emulated rig's devices exist only inside a test session: nothing to check")
+    rig_lock = RigLock([d.port for d in rig.devices.values()], rig.name, folder=where.parent)
+    if not rig_lock.try_for_probe():
+        print(f"rig {rig.name}: held by a test session ({rig_lock.path}): not checked")
+        return 1
+    try:
+        timeout = rig.settings.health_timeout_s
+        problems = [health.probe(d, d.port, DeviceLock(d.port, d.label, timeout=0.0, folder=where.parent), timeout)
+                    for d in rig.devices.values()]
+    finally:
+        rig_lock.release()
+    problem = "; ".join(p for p in problems if p)
+    fleet.register(rig.name, str(path.resolve()), rig.quarantine, where)
+    line = fleet.record_health(rig.name, problem, "hilci rigs check", where, asked=True)
+    print(f"rig {rig.name}: " + (f"FAILED: {problem}" if problem else "every device answered"))
+    if line:
+        print(line)
+    return 1 if problem else 0
