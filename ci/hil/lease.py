@@ -37,6 +37,10 @@ class Presence:
     def __init__(self, where: Path, label: str):
         alive = where / "alive"
         alive.mkdir(exist_ok=True)
+        try:
+            os.chmod(alive, 0o1777)  # every pod's user adds its own file, none removes another's while it lives
+        except OSError:
+            pass
         self.token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.label = label
         self.path = alive / self.token
@@ -58,16 +62,21 @@ def present(where: Path, token: str) -> bool:
     """Whether the holder or waiter `token` still lives (its presence file is locked)."""
     path = where / "alive" / token
     try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
+        fd = os.open(path, os.O_RDONLY)  # read-only: a pod of another user may check it (flock needs no write)
+    except FileNotFoundError:
         return False
+    except OSError:
+        return True  # there, but not ours to open: never take a rig from a holder we cannot see
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     finally:
         os.close(fd)
-    path.unlink(missing_ok=True)  # its owner is gone: tidy up
+    try:
+        path.unlink(missing_ok=True)  # its owner is gone: tidy up (the sticky folder may keep another user's)
+    except OSError:
+        pass
     return False
 
 
