@@ -105,7 +105,7 @@ def store_problems(root: Path, pipeline: Pipeline) -> list[str]:
     from hilci.store.backend import configured_url, missing_credentials
 
     cfg = config.load(root, pipeline)
-    url = configured_url(root, {"store": cfg.store})
+    url = configured_url(root, cfg)
     missing = missing_credentials(url) if url else ""
     return [missing] if missing and not cfg.store_settings.store_optional else []
 

@@ -85,6 +85,14 @@ GRAPH = Pipeline(stages=(
     stage("gather", cacheable=False, gathers=True),
 ))  # slow and quick are independent, after needs quick, gather waits for all
 
+WEIGHTED = Pipeline(stages=(
+    stage("heavy", cacheable=False, jobs="all"),
+    stage("light", outputs=("out/light",)),
+    stage("after", cacheable=False, needs=("light",)),
+))  # heavy takes every job of --jobs; light and after wait for it, unless light is restored from the cache
+
+BAD_WEIGHT = Pipeline(stages=(stage("heavy", cacheable=False, jobs=0),))
+
 NOOP = Pipeline(stages=tuple(
     Stage(name=f"noop{i:02d}", pod="cpu", does="nothing", entry="tests.fixture_pipelines:noop", cacheable=False)
     for i in range(50)))

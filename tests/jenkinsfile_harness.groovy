@@ -56,7 +56,12 @@ for (scenario in scenarios) {
 //    agent, steps or post) marks the build FAILURE and every later stage is "skipped due to earlier failure(s)",
 //    its `when` never asked; a stage's post runs after its steps whatever they did, `unsuccessful` when the stage
 //    result is worse than SUCCESS; the pipeline's post runs last, always. catchError/unstable set results without
-//    throwing, as their steps do.
+//    throwing, as their steps do. Scripted steps inside `script {}` run as scripted Pipeline runs them: `stage`
+//    runs its body, `parallel(map)` runs every branch (in order, or reversed with fault.reverse, as the declarative
+//    `parallel` does too: what one branch needs must not come from another) and then throws the first error a
+//    branch threw, `lock` and `podTemplate` run their bodies (a podTemplate whose yaml names fault.podFails
+//    throws, as a pod that failed all its attempts does). `trace` lists the locks, pods and `hilci stage` runs
+//    in order.
 class Spec {
     String name
     Map<String, Object> parts = [:]
@@ -67,7 +72,7 @@ def declarative = { String file, Map fault ->
     Map env = [:]
     Map state = [build: 'SUCCESS', stage: 'SUCCESS', current: '', firstError: null]
     List stack = []
-    List ran = [], skipped = [], threw = [], published = []
+    List ran = [], skipped = [], threw = [], published = [], trace = []
     List order = ['SUCCESS', 'UNSTABLE', 'FAILURE', 'NOT_BUILT', 'ABORTED']
     def worse = { String a, String b -> order.indexOf(a) >= order.indexOf(b) ? a : b }
     Binding b = new Binding()
@@ -77,15 +82,29 @@ def declarative = { String file, Map fault ->
     b.setVariable('scm', 'scm')
     b.setVariable('POD_LABEL', 'pod-label')
     def record = { String part -> { Object body -> stack.last().parts[part] = body } }
-    for (part in ['agent', 'when', 'steps', 'post', 'options', 'parameters', 'stages', 'matrix', 'axes', 'parallel', 'environment',
+    for (part in ['agent', 'when', 'steps', 'post', 'options', 'parameters', 'stages', 'matrix', 'axes', 'environment',
                   'always', 'unsuccessful', 'beforeAgent', 'beforeOptions', 'expression', 'name', 'values']) {
         b.setVariable(part, record(part))
     }
     b.setVariable('axis', { Closure body -> Spec s = new Spec(name: 'axis'); stack << s; body(); stack.pop()
                                            stack.last().parts['axis'] = s })
     b.setVariable('values', { Object... vs -> stack.last().parts['values'] = vs as List })
-    b.setVariable('stage', { String name, Closure body ->
-        Spec s = new Spec(name: name); stack << s; body(); stack.pop(); stack.last().children << s })
+    b.setVariable('stage', { Object name, Closure body ->
+        if (stack) { Spec s = new Spec(name: name.toString()); stack << s; body(); stack.pop(); stack.last().children << s; return }
+        String outer = state.current  // a scripted stage (inside `script {}`), run as it comes
+        state.current = name.toString()
+        state.stage = 'SUCCESS'
+        try { body() } finally { state.current = outer }
+    })
+    b.setVariable('parallel', { Object branches ->
+        if (!(branches instanceof Map)) { stack.last().parts['parallel'] = branches; return }
+        List names = (branches.keySet() - ['failFast']) as List
+        Exception first = null
+        for (Object name in (fault.reverse ? names.reverse() : names)) {
+            try { branches[name].call() } catch (Exception e) { first = first ?: e }
+        }
+        if (first != null) { throw first }
+    })
     def collect = { Closure body, String name -> Spec s = new Spec(name: name); stack << s; body(); stack.pop(); s }
     def fail = { String where, Exception e ->
         if (state.firstError == null) { state.firstError = e }
@@ -131,7 +150,8 @@ def declarative = { String file, Map fault ->
             }
             if (stage.parts.parallel) {  // branches run side by side: a failure in one skips none of the others
                 Object before = state.firstError, after = null
-                for (Spec branch in collect(stage.parts.parallel, 'parallel').children) {
+                List branches = collect(stage.parts.parallel, 'parallel').children
+                for (Spec branch in (fault.reverse ? branches.reverse() : branches)) {
                     after = after ?: state.firstError
                     state.firstError = before
                     runStages([branch], board)
@@ -160,12 +180,16 @@ def declarative = { String file, Map fault ->
         if (m.script.contains('pip install') && fault.pipFails == state.current) {
             throw new IllegalStateException('pip: Permission denied')
         }
-        def hilci = (m.script =~ /^hilci stage (\w+)/)
+        def hilci = (m.script =~ /^hilci stage (\w+)(?: --board ([\w-]+))?/)
         if (hilci.find()) {
             String stage = hilci.group(1)
-            ran << "${stage}${env.BOARD && m.script.contains('--board') ? '-' + env.BOARD : ''}@${state.current}".toString()
-            return (fault.rc ?: [:])[stage] ?: 0
+            String id = hilci.group(2) ? "${stage}-${hilci.group(2)}".toString() : stage
+            ran << "${id}@${state.current}".toString()
+            trace << "run:${id}".toString()
+            Map rc = fault.rc ?: [:]
+            return rc[id] ?: rc[stage] ?: 0
         }
+        if (m.returnStdout && m.script.startsWith('hilci plan')) { return (fault.cached ?: []).join('\n') }
         return m.returnStdout ? '' : 0
     })
     b.setVariable('timeout', { Map m, Closure body ->
@@ -194,7 +218,14 @@ def declarative = { String file, Map fault ->
     })
     b.setVariable('script', { Closure body -> body() })
     b.setVariable('readTrusted', { String path -> path })
-    b.setVariable('podTemplate', { Map m, Closure body -> state.current = 'post'; body() })
+    b.setVariable('podTemplate', { Map m, Closure body ->
+        trace << "pod:${m.yaml}".toString()
+        if (fault.podFails && m.yaml.endsWith("/${fault.podFails}.yaml")) {
+            throw new IllegalStateException('pod failed after its attempts')
+        }
+        body()
+    })
+    b.setVariable('lock', { Map m, Closure body -> trace << "lock:${m.resource}".toString(); body() })
     b.setVariable('retry', { Map m, Closure body -> body() })
     b.setVariable('kubernetesAgent', { -> 'kubernetesAgent' })
     b.setVariable('nonresumable', { -> 'nonresumable' })
@@ -204,13 +235,14 @@ def declarative = { String file, Map fault ->
     b.setVariable('pipeline', { Closure body ->
         Spec top = collect(body, 'pipeline')
         runStages(collect(top.parts.stages, 'stages').children, '')
-        state.current = ''
+        state.current = 'post'
         if (top.parts.post) {
             try { collect(top.parts.post, 'post').parts.always?.call() } catch (Exception e) { fail('pipeline post', e) }
         }
     })
     new GroovyShell(b).parse(new File(file)).run()
-    return [fault: fault, result: state.build, ran: ran, skipped: skipped, threw: threw, published: published]
+    return [fault: fault, result: state.build, ran: ran, skipped: skipped, threw: threw, published: published,
+            trace: trace]
 }
 
 def faults = [[:], [rc: [train: 1]], [rc: [train: 2]], [pipFails: 'build'], [pipFails: 'plan'], [timeoutIn: 'train'],
@@ -222,7 +254,10 @@ for (fault in faults) {
 // 4. the same runs on a second file ($HILCI_GRAPH_FILE, a rendering with parallel branches), as `GRAPH {json}`.
 String graphFile = System.getenv('HILCI_GRAPH_FILE')
 if (graphFile) {
-    for (fault in faults + [[rc: [build: 2]], [podFails: 'build']]) {
+    List graphFaults = [[rc: [build: 2]], [podFails: 'build'], [reverse: true], [podFails: 'jetson-orin-nx'],
+                        [rc: ['convert-orin-nx': 2]], [rc: ['hil-agx-orin': 3]], [cached: ['convert-orin-nx', 'hil-orin-nx']],
+                        [rc: [quantize: 2]], [agentLost: 'convert-orin-nx'], [timeoutIn: 'hil-orin-nx']]
+    for (fault in faults + graphFaults) {
         println 'GRAPH ' + JsonOutput.toJson(declarative(graphFile, fault))
     }
 }

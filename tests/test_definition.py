@@ -39,6 +39,10 @@ def test_the_project_definition_is_valid_and_names_the_design_stages():
     ((s("bad name"),), "stage name 'bad name' must be letters"),
     ((Stage(name="a", pod="cpu", does="x", entry="no_colon"),), "entry 'no_colon' is not 'module:function'"),
     ((s("a", matrix=True, pod="jetson"),), "matrix stages need at least one board"),
+    ((s("a", jobs=0),), "stage 'a': jobs 0 must be a whole number of at least 1, or 'all'"),
+    ((s("a", jobs="half"),), "stage 'a': jobs 'half' must be a whole number of at least 1, or 'all'"),
+    ((s("a", jobs=1.5),), "stage 'a': jobs 1.5 must be a whole number"),
+    ((s("a", jobs=True),), "stage 'a': jobs True must be a whole number"),
 ])
 def test_invalid_definitions_fail_with_one_clear_error(stages, message):
     with pytest.raises(DefinitionError) as err:

@@ -133,12 +133,13 @@ def test_hilci_run_fails_on_a_regression_and_says_it(tmp_path: Path):
 @pytest.mark.parametrize("emulated, status", [(True, "inconclusive"), (False, "regression")])
 def test_timing_on_an_emulated_rig_is_reported_not_gated(tmp_path: Path, emulated: bool, status: str):
     """A busy shared host stretches an emulated rig's timing: a jump there is inconclusive; a real rig is gated."""
+    from hilci.pipeline.config import Config
     from hilci.store import history
     from hilci.store.session import StoreSession
     from tests.fixture_pipelines import PIPELINE
 
     root = make_project(tmp_path / "p", GOOD)
-    session = StoreSession.open(root, PIPELINE, {}, url=(tmp_path / "team").as_uri())
+    session = StoreSession.open(root, PIPELINE, Config(root / "hilci.yaml"), url=(tmp_path / "team").as_uri())
     session.origin["target"] = "main"
     for i in range(6):
         value = 13.0 if i == 5 else 2.0 + 0.01 * i

@@ -83,3 +83,33 @@ def test_jobs_below_one_is_one_line_and_exit_2(tmp_path: Path, jobs: str):
     proc = hilci(tmp_path, "run", "--jobs", jobs, pipeline=GRAPH)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"hilci: error: --jobs must be at least 1 (got {jobs})"]
+
+
+WEIGHTED = "tests.fixture_pipelines:WEIGHTED"
+
+
+def test_a_stage_weighing_all_runs_alone_and_a_cache_hit_is_restored_beside_it(tmp_path: Path):
+    make_project(tmp_path, "heavy: {}\nlight: {write: {out/light/x.txt: x}}\nafter: {}\n")
+    proc = hilci(tmp_path, "run", "--jobs", "3", pipeline=WEIGHTED)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert events(proc.stdout) == ["heavy started", "heavy ok", "light started", "light ok", "after started",
+                                   "after ok"]  # three jobs, but heavy takes them all
+    # light is a cache hit now: restored at once, it takes no job, so heavy sees its output while it runs
+    (tmp_path / "out" / "light" / "x.txt").unlink()
+    (tmp_path / "hilci.yaml").write_text("heavy: {wait_for: out/light/x.txt, wait_s: 15}\n"
+                                         "light: {write: {out/light/x.txt: x}}\nafter: {}\n")
+    proc = hilci(tmp_path, "run", "--jobs", "3", pipeline=WEIGHTED)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {n: r["status"] for n, r in stage_rows(tmp_path).items()} == {
+        "heavy": "passed", "light": "cached", "after": "passed"}
+    seen = events(proc.stdout)
+    assert seen.index("heavy ok") < seen.index("after started"), seen  # after (a miss) waited for heavy
+
+
+def test_a_bad_stage_weight_is_one_line_and_exit_2(tmp_path: Path):
+    make_project(tmp_path, "heavy: {}\n")
+    proc = hilci(tmp_path, "run", pipeline="tests.fixture_pipelines:BAD_WEIGHT")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "hilci: error: stage 'heavy': jobs 0 must be a whole number of at least 1, or 'all' (how many of "
+        "`hilci run --jobs` it takes while it runs)"]

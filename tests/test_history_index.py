@@ -47,12 +47,16 @@ def long_history(tmp_path_factory) -> Path:
 
 def test_the_gate_and_the_trends_read_about_their_window_not_the_whole_history(long_history: Path,
                                                                              tmp_path: Path, monkeypatch):
+    from hilci.pipeline.config import Config
+    from hilci.pipeline.sections import GateSettings
     from hilci.store.session import StoreSession
+    from hilci.util import settings as typed
 
     monkeypatch.setenv("HILCI_BRANCH", "main")
     root = make_project(tmp_path / "p", GOOD)
     gates = {"window": 10, "measurements": {"check.score": {"direction": "higher"}}}
-    session = StoreSession.open(root, PIPELINE, {"regressions": gates}, url=long_history.as_uri())
+    config = Config(root / "hilci.yaml", regressions=typed.build(GateSettings, gates, file="hilci.yaml"))
+    session = StoreSession.open(root, PIPELINE, config, url=long_history.as_uri())
     session.store.__class__ = CountingStore
     session.records = [_record(RECORDS, "sim")]
     CountingStore.reads = 0

@@ -14,7 +14,7 @@ import pytest
 from hilci import cli
 from hilci.example import PIPELINE
 from hilci.jenkins.check import JenkinsfileError, check, parse
-from hilci.jenkins.jenkinsfile import render
+from hilci.jenkins.jenkinsfile import definition_file, render
 from hilci.pipeline.model import Board, Pipeline, Stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,12 +274,32 @@ def test_cli_check_passes_on_the_committed_file_and_fails_on_drift(tmp_path, mon
     assert "the pipeline has no 'stages' block" in capsys.readouterr().err
 
 
+def test_the_rendering_names_the_definition_file_whichever_copy_of_it_was_imported(tmp_path, monkeypatch, capsys):
+    """A scratch copy of the repository (a clone in a temp folder) checked with the hilci imported from another
+    checkout (this one, installed editable) renders the same header: the definition file is named by its place in
+    the project, not by where Python happened to import it from (it said `hilci.example` there, so --check
+    reported drift)."""
+    copy = tmp_path / "copy"
+    for rel in ("Jenkinsfile", "hilci.yaml", "pyproject.toml", "ci/example.py"):
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, copy / rel)
+    shutil.copytree(ROOT / "podtemplates", copy / "podtemplates")
+    assert definition_file("hilci.example:PIPELINE", copy) == "ci/example.py"
+    assert definition_file("hilci.example:PIPELINE", tmp_path / "elsewhere") == "hilci.example"  # not in it
+    monkeypatch.chdir(copy)
+    assert cli.main(["jenkinsfile", "--check"]) == 0, capsys.readouterr().err
+    assert "Jenkinsfile: ok" in capsys.readouterr().out
+
+
 # --- the graph: parallel branches following the definition's needs -----------------------------------------------
+
+SCRIPTED_CELL = re.compile(r"-\$\{\w+\}$")  # a scripted per-board stage: "convert-${board}"
+
 
 def _waits_for(tree) -> dict[str, set[str]]:
     """Each leaf stage of a parsed Jenkinsfile: the leaf stages that must have ended before it starts, read from
-    the structure (a sequence waits for what came before; parallel branches and matrix cells for none of each
-    other)."""
+    the structure (a sequence waits for what came before; parallel branches, matrix cells and the cells of a
+    scripted per-board `parallel` for none of each other; a scripted cell's stages in sequence)."""
     waits: dict[str, set[str]] = {}
 
     def sequence(items, before: set[str]) -> set[str]:
@@ -291,8 +311,16 @@ def _waits_for(tree) -> dict[str, set[str]]:
     def one(stage, before: set[str]) -> set[str]:
         name = stage.strings()[0]
         if stage.children("steps"):
-            waits[name] = set(before)
-            return before | {name}
+            cells = [i for i in stage.children("steps")[0].walk() if i.name == "stage" and i.block is not None]
+            if not cells:
+                waits[name] = set(before)
+                return before | {name}
+            after = set(before)
+            for cell in cells:  # in order inside one board's branch; every board's the same
+                leaf = SCRIPTED_CELL.sub("", cell.strings()[0])
+                waits[leaf] = set(after)
+                after |= {leaf}
+            return after
         after = set(before)
         for inner in stage.children("stages"):
             after = sequence(inner.block, after)
@@ -309,8 +337,12 @@ def _waits_for(tree) -> dict[str, set[str]]:
 
 
 def _has_passed(item) -> set[str]:
-    """The stages a stage's `when` asks `hasPassed` of, with its matrix's `when` (which applies to every cell)."""
+    """The stages a stage's `when` (or a scripted cell's `if`) asks `hasPassed` of, with the `when` of the stages
+    around it (a matrix's, a scripted parallel's stage: they apply to every cell)."""
     out: set[str] = set()
+    for gate in item.walk():
+        if gate.name == "if" and gate.parent is item:
+            out |= set(re.findall(r"hasPassed \( '([\w-]+)'", gate.text()))
     while item is not None:
         for when in item.children("when"):
             for expr in when.walk():
@@ -320,27 +352,29 @@ def _has_passed(item) -> set[str]:
 
 
 def test_the_committed_jenkinsfile_follows_the_definitions_needs():
-    """Parsed back: every stage's `when` asks its needs (a matrix cell also its matrix's), starts only after all
-    it needs (directly or not),
-    and stages the definition leaves independent run side by side as parallel branches (build beside the model
-    chain); the matrix waits for the branches before it, the one thing Declarative forces."""
+    """Parsed back, the Jenkinsfile's graph is the definition's: every stage starts after exactly the stages it
+    needs (directly or not) and the plan, and its gate asks its needs; so `hil` (and `convert`) on the Jetsons do
+    not wait for `build`, which runs its unit tests beside the whole model chain, and the report waits for all."""
     tree = parse((ROOT / "Jenkinsfile").read_text())
     waits = _waits_for(tree)
-    leaves = {i.strings()[0]: i for i in tree.walk() if i.name == "stage" and i.children("steps")}
+    leaves = {SCRIPTED_CELL.sub("", i.strings()[0]): i for i in tree.walk()
+              if i.name == "stage" and i.block is not None and i.strings()
+              and (i.children("steps") and not any(c.name == "stage" for c in i.children("steps")[0].walk()
+                                                    if c is not i) or SCRIPTED_CELL.search(i.strings()[0]))}
     assert set(waits) == set(PIPELINE.names) | {"plan"}
     for stage in PIPELINE.stages:
-        closure = {s.name for s in PIPELINE.needs_closure(stage)}
-        assert closure <= waits[stage.name], (stage.name, waits[stage.name])
-        assert "plan" in waits[stage.name]
         if stage.gathers:
             assert waits[stage.name] == set(PIPELINE.names) - {stage.name} | {"plan"}
             continue
+        closure = {s.name for s in PIPELINE.needs_closure(stage)}
+        assert waits[stage.name] == closure | {"plan"}, (stage.name, waits[stage.name])
         asked = _has_passed(leaves[stage.name])
         assert set(stage.needs) <= asked <= closure, (stage.name, asked)
-    assert "build" not in waits["train"] and "train" not in waits["build"]  # independent: side by side
-    assert "build" not in waits["quantize"] and "quantize" not in waits["build"]
-    pars = [i for i in tree.walk() if i.name == "parallel"]
-    assert len(pars) == 1 and [b.strings()[0] for b in pars[0].block] == ["build", "train, quantize"]
+    assert "build" not in waits["hil"] and "build" not in waits["convert"]  # the first HIL verdict needs no build
+    pars = [i for i in tree.walk() if i.name == "parallel" and i.block is not None]  # Declarative's
+    assert len(pars) == 1 and [b.strings()[0] for b in pars[0].block] == ["build", "train, quantize, convert, hil"]
+    scripted = [i for i in pars[0].block[1].walk() if i.name == "parallel" and i.block is None]  # one per board
+    assert [i.text() for i in scripted] == ["parallel ( cells )"]
 
 
 def test_a_line_of_needs_renders_no_parallel_and_a_join_keeps_one_chain(matrix_text):
@@ -357,13 +391,30 @@ def test_a_line_of_needs_renders_no_parallel_and_a_join_keeps_one_chain(matrix_t
     assert waits["c"] >= {"a", "b"} and "d" not in waits["a"] and "a" not in waits["d"]
 
 
-def test_checker_refuses_a_matrix_inside_a_parallel_branch():
-    text = (ROOT / "Jenkinsfile").read_text()
-    matrix = text[text.index("        stage('jetson: convert, hil') {"):text.index("        stage('report') {")]
-    moved = text.replace(matrix, "").replace("                stage('train, quantize') {",
-                                             _indent(matrix, 8) + "                stage('train, quantize') {", 1)
+def test_checker_refuses_a_matrix_inside_a_parallel_branch(matrix_text):
+    matrix = matrix_text[matrix_text.index("        stage('jetson: convert, hil') {"):
+                         matrix_text.index("        stage('report') {")]
+    moved = matrix_text.replace(matrix, "        stage('side') {\n            parallel {\n" + _indent(matrix, 8)
+                                + "            }\n        }\n")
     with pytest.raises(JenkinsfileError, match="'matrix' inside a parallel branch"):
-        check(moved, PIPELINE, ROOT)
+        check(moved, matrix_pipeline(), ROOT)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('junit testResults: "reports/junit/hil-${board}.xml", allowEmptyResults: true, keepProperties: true',
+     'junit testResults: "reports/junit/hil-${board}.xml", keepProperties: true',
+     "stage 'hil': junit needs allowEmptyResults: true"),
+    ('junit testResults: "reports/junit/convert-${board}.xml", allowEmptyResults: true, keepProperties: true',
+     'echo "no junit"', "stage 'convert' does not publish JUnit in finally { junit ... } after its steps"),
+    ("hilciStage('hil', 1200, board)", "hilciStage('hil', 1200)", "matrix stage 'hil' does not pass its board"),
+    ('readTrusted("podtemplates/jetson-${board}.yaml")', 'readTrusted("podtemplates/nano-${board}.yaml")',
+     "podTemplate file 'podtemplates/nano-orin-nx.yaml' does not exist"),
+    ('stage("hil-${board}") {', 'stage("hill-${board}") {', "stage 'hill' is not in the pipeline definition"),
+])
+def test_checker_reads_the_scripted_per_board_stages(old, new, message):
+    text = _broken((ROOT / "Jenkinsfile").read_text(), old, new)
+    with pytest.raises(JenkinsfileError, match=re.escape(message)):
+        check(text, PIPELINE, ROOT)
 
 
 def _indent(block: str, n: int) -> str:
@@ -377,16 +428,63 @@ def _graph_runs(out: str) -> dict[str, dict]:
 
 def test_in_the_graph_a_failed_stage_stops_only_what_needs_it(harness):
     """The committed Jenkinsfile run as Declarative runs it: build failing (exit 2) or its pod lost stops none
-    of the model chain beside it; the report runs once whatever happened."""
+    of the model chain beside it, Jetson cells included; the report runs once whatever happened."""
     runs = _graph_runs(harness[0])
-    assert len(runs) == 13, harness[0][-3000:]
+    assert len(runs) == 21, harness[0][-3000:]
     for key, r in runs.items():
         assert len([s for s in r["ran"] if s.startswith("report@")]) == 1, (key, r)
     everything = runs[json.dumps({})]
     assert everything["result"] == "SUCCESS"
-    assert {"build@build", "train@train", "quantize@quantize", "hil-orin-nx@hil", "hil-agx-orin@hil"} \
-        <= set(everything["ran"])
+    assert {"build@build", "train@train", "quantize@quantize", "convert-orin-nx@convert-orin-nx",
+            "hil-orin-nx@hil-orin-nx", "hil-agx-orin@hil-agx-orin"} <= set(everything["ran"])
     failed = runs[json.dumps({"rc": {"build": 2}})]
-    assert failed["result"] == "FAILURE" and "hil-agx-orin@hil" in failed["ran"], failed  # hil did not need build
+    assert failed["result"] == "FAILURE" and {"hil-orin-nx@hil-orin-nx", "hil-agx-orin@hil-agx-orin"} \
+        <= set(failed["ran"]), failed  # hil did not need build
     lost = runs[json.dumps({"podFails": "build"})]
-    assert {"train@train", "quantize@quantize"} <= set(lost["ran"]) and "report@post" in lost["ran"], lost
+    assert {"train@train", "quantize@quantize", "hil-agx-orin@hil-agx-orin"} <= set(lost["ran"]), lost
+    assert "report@post" in lost["ran"], lost
+
+
+def test_in_the_graph_hil_runs_before_build_ends(harness):
+    """With the parallel branches taken in the other order, the whole model chain and HIL on every board run,
+    and pass, before `build` has run at all: nothing on the Jetson side asks for build."""
+    r = _graph_runs(harness[0])[json.dumps({"reverse": True})]
+    ran = [s.split("@")[0] for s in r["ran"]]
+    assert r["result"] == "SUCCESS", r
+    assert ran.index("hil-orin-nx") < ran.index("build") and ran.index("hil-agx-orin") < ran.index("build"), ran
+    assert ran[-1] == "report"
+
+
+def test_in_the_graph_one_board_failing_stops_no_other_board(harness):
+    """Each board is its own branch: its pod lost after every attempt, its convert failing, a lost agent while it
+    publishes, or its hil's timeout, fails that board (and the build), never the other board, and the report runs
+    in its own stage; a board whose convert failed skips its hil."""
+    runs = _graph_runs(harness[0])
+    for fault in ({"podFails": "jetson-orin-nx"}, {"rc": {"convert-orin-nx": 2}}, {"agentLost": "convert-orin-nx"},
+                  {"timeoutIn": "hil-orin-nx"}):
+        r = runs[json.dumps(fault)]
+        assert r["result"] == "FAILURE", (fault, r)
+        assert {"convert-agx-orin@convert-agx-orin", "hil-agx-orin@hil-agx-orin", "report@report"} \
+            <= set(r["ran"]), (fault, r)
+        if fault != {"timeoutIn": "hil-orin-nx"}:
+            assert not any(s.startswith("hil-orin-nx@") for s in r["ran"]), (fault, r)
+    # only the rig failed on one board (exit 3): NOT_BUILT there, the build UNSTABLE, not a code failure
+    infra = runs[json.dumps({"rc": {"hil-agx-orin": 3}})]
+    assert infra["result"] == "UNSTABLE" and "hil-orin-nx@hil-orin-nx" in infra["ran"], infra
+    # quantize failed: no board asks for its lock or a pod
+    no_model = runs[json.dumps({"rc": {"quantize": 2}})]
+    assert not any("jetson" in t or t.startswith("lock:") for t in no_model["trace"]), no_model
+    assert "report@report" in no_model["ran"]
+
+
+def test_in_the_graph_a_board_takes_its_rig_lock_then_its_pod_and_the_plan_skips_cached_cells(harness):
+    """Per board: the rig lock first, then the Jetson pod, then the stages; a board whose convert and hil the plan
+    found cached asks for neither (decided before the lock and the pod), and the other board runs."""
+    runs = _graph_runs(harness[0])
+    trace = runs[json.dumps({})]["trace"]
+    for board in ("orin-nx", "agx-orin"):
+        lock, pod = trace.index(f"lock:rig-{board}"), trace.index(f"pod:podtemplates/jetson-{board}.yaml")
+        assert lock < pod < trace.index(f"run:convert-{board}") < trace.index(f"run:hil-{board}"), trace
+    cached = runs[json.dumps({"cached": ["convert-orin-nx", "hil-orin-nx"]})]
+    assert not any("orin-nx" in t and "agx" not in t for t in cached["trace"]), cached["trace"]
+    assert "pod:podtemplates/jetson-agx-orin.yaml" in cached["trace"] and cached["result"] == "SUCCESS"

@@ -12,8 +12,8 @@ from hilci.local.schedule import Schedule, default_jobs
 from hilci.pipeline.model import Stage, StageOutcome, Status
 
 
-def s(name: str, *needs: str, gathers: bool = False) -> Stage:
-    return Stage(name=name, pod="cpu", does=name, entry="x:y", needs=needs, gathers=gathers)
+def s(name: str, *needs: str, gathers: bool = False, jobs: int | str = 1) -> Stage:
+    return Stage(name=name, pod="cpu", does=name, entry="x:y", needs=needs, gathers=gathers, jobs=jobs)
 
 
 # build and train are independent; quantize needs train; hil needs quantize; report gathers everything
@@ -104,3 +104,54 @@ def test_jobs_must_be_at_least_one_and_defaults_to_the_cpus():
     with pytest.raises(ValueError, match="at least 1"):
         Schedule(GRAPH, jobs=0)
     assert default_jobs() >= 1
+
+
+# --- stage weights: a stage takes its `jobs` of --jobs while it runs -------------------------------------------
+
+def test_stages_start_while_their_weights_fit_in_jobs():
+    schedule = Schedule([s("heavy", jobs=2), s("a"), s("b")], jobs=3)
+    assert names(schedule.ready()) == ["heavy", "a"]  # 2 + 1 = 3: b would make 4
+    end(schedule, "a")
+    assert names(schedule.ready()) == ["b"]
+    end(schedule, "heavy")
+    assert names(schedule.ready()) == [] and schedule.running == {"b"}
+
+
+def test_a_stage_weighing_all_runs_alone_and_so_does_one_heavier_than_jobs():
+    schedule = Schedule([s("build", jobs="all"), s("train"), s("quantize", "train")], jobs=4)
+    assert names(schedule.ready()) == ["build"]  # it takes all four
+    end(schedule, "build")
+    assert names(schedule.ready()) == ["train"]
+    schedule = Schedule([s("small"), s("huge", jobs=8), s("after")], jobs=2)
+    assert names(schedule.ready()) == ["small"]  # huge does not fit beside small, and after does not overtake it
+    end(schedule, "small")
+    assert names(schedule.ready()) == ["huge"]  # heavier than --jobs: it runs, alone
+    assert names(schedule.ready()) == []
+    end(schedule, "huge")
+    assert names(schedule.ready()) == ["after"]
+
+
+def test_a_light_stage_does_not_overtake_a_ready_heavy_one():
+    schedule = Schedule([s("a"), s("heavy", jobs=2), s("light")], jobs=2)
+    assert names(schedule.ready()) == ["a"]
+    assert names(schedule.ready()) == []  # light would fit beside a, but heavy, ready before it, waits first
+    end(schedule, "a")
+    assert names(schedule.ready()) == ["heavy"]
+    end(schedule, "heavy")
+    assert names(schedule.ready()) == ["light"]
+
+
+def test_a_stage_restored_from_the_cache_takes_no_job():
+    schedule = Schedule([s("build", jobs="all"), s("train"), s("quantize", "train")], jobs=2)
+    assert names(schedule.ready(free=lambda st: st.name != "build")) == ["build", "train"]  # train is a hit
+    end(schedule, "train", Status.CACHED)
+    asked = []
+    assert names(schedule.ready(free=lambda st: asked.append(st.name) or False)) == []  # a miss: it waits
+    assert asked == ["quantize"]  # only a stage that does not fit is asked about
+    end(schedule, "build")
+    assert names(schedule.ready()) == ["quantize"]
+
+
+def test_weights_with_jobs_1_are_still_the_line():
+    assert line(Schedule([s("build", jobs="all"), s("train", jobs=3), s("hil", "train")], jobs=1), {}) == [
+        ("build", "passed"), ("train", "passed"), ("hil", "passed")]

@@ -34,11 +34,14 @@ def store(request, tmp_path, monkeypatch) -> Store:
 
 
 def test_the_url_comes_from_the_environment_then_hilci_yaml_then_the_local_folder(tmp_path, monkeypatch):
+    from hilci.pipeline.config import Config
+
     monkeypatch.delenv("HILCI_STORE", raising=False)
-    assert store_url(tmp_path, {}) == (tmp_path / ".hilci-cache").resolve().as_uri()
-    assert store_url(tmp_path, {"store": "s3://team/ci"}) == "s3://team/ci"
+    team = Config(tmp_path / "hilci.yaml", store="s3://team/ci")
+    assert store_url(tmp_path, Config(tmp_path / "hilci.yaml")) == (tmp_path / ".hilci-cache").resolve().as_uri()
+    assert store_url(tmp_path, team) == "s3://team/ci"
     monkeypatch.setenv("HILCI_STORE", "file:///mnt/hilci")
-    assert store_url(tmp_path, {"store": "s3://team/ci"}) == "file:///mnt/hilci"
+    assert store_url(tmp_path, team) == "file:///mnt/hilci"
     assert display_url("s3://AKIA:secret@minio.local:9000/bucket/ci?X-Amz-Signature=1") == \
         "s3://minio.local:9000/bucket/ci"
 
@@ -130,7 +133,7 @@ def test_convert_reuses_a_stored_engine_built_from_the_same_onnx_on_the_same_boa
     from hilci.conversion.engines import ONNXRUNTIME, build_engine
     from hilci.conversion.stages import _stored_engine
     from hilci.example import PIPELINE
-    from hilci.stage.run import StageContext
+    from hilci.stage.context import StageContext
 
     monkeypatch.delenv("HILCI_STORE", raising=False)
     monkeypatch.chdir(tmp_path)

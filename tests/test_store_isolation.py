@@ -15,11 +15,12 @@ from tests.test_store_cache import hilci
 
 
 def test_a_store_passed_in_wins_over_hilci_store_in_the_environment(tmp_path: Path, monkeypatch):
+    from hilci.pipeline.config import Config
     from hilci.store.session import StoreSession
 
     monkeypatch.setenv("HILCI_STORE", (tmp_path / "team-of-someone-else").as_uri())
     root = make_project(tmp_path / "p", GOOD)
-    session = StoreSession.open(root, PIPELINE, {}, url=(tmp_path / "mine").as_uri())
+    session = StoreSession.open(root, PIPELINE, Config(root / "hilci.yaml"), url=(tmp_path / "mine").as_uri())
     session.close()
     assert session.display.endswith("/mine") and session.gating
     assert not (tmp_path / "team-of-someone-else").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hilci.builtin.settings import HilSettings
 from hilci.errors import StageError
-from hilci.stage.run import PYTEST_ABORT_PLUGIN, StageContext, artifacts_dir
+from hilci.stage.context import PYTEST_ABORT_PLUGIN, StageContext, artifacts_dir
 
 
 def built_engine(ctx: StageContext, cfg: HilSettings) -> Path | None:

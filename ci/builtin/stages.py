@@ -7,7 +7,7 @@ import time
 
 from hilci.builtin.settings import BuildSettings, ReportSettings
 from hilci.errors import StageError
-from hilci.stage.run import PYTEST_ABORT_PLUGIN, ChildResult, StageContext
+from hilci.stage.context import PYTEST_ABORT_PLUGIN, ChildResult, StageContext
 
 
 def _run(ctx: StageContext, name: str, cmd: list[str], timeout_s: float) -> ChildResult | None:

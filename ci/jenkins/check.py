@@ -5,7 +5,9 @@ declarative linter judges directives, options and steps (`hilci jenkinsfile --li
 validate). What stays here is the project's contract: one `pipeline` with `agent none`, every stage of the
 definition present and no other, each running `hilci stage NAME` through `hilciStage` and publishing its JUnit
 with `keepProperties: true`, each Kubernetes agent naming its pod template, container and retries, and every
-`yamlFile` present in the repository (Jenkins would only find out when the build runs).
+`yamlFile` (and every `podTemplate(yaml: readTrusted(...))` file, per board) present in the repository (Jenkins
+would only find out when the build runs). A per-board group inside a parallel branch is scripted: its stages are
+`stage("NAME-${board}")` inside the steps of a Declarative stage, publishing in `finally`.
 """
 
 from __future__ import annotations
@@ -262,6 +264,37 @@ def check(text: str, pipeline: Pipeline, root: Path, filename: str = "Jenkinsfil
     leaves: dict[str, Item] = {}
     _collect_stages(c, stages, leaves, matrix=None)
     _check_pipeline_stages(c, leaves, methods, top)
+    _check_pod_templates(c, tree)
+
+
+_SCRIPTED = re.compile(r"^([\w-]+)-\$\{(\w+)\}$")  # a scripted per-board stage: "convert-${board}"
+
+
+def scripted_stages(steps: Item) -> list[tuple[str, Item]]:
+    """The scripted per-board stages inside a Declarative stage's steps, as (definition stage name, item)."""
+    found = []
+    for item in steps.walk():
+        if item is not steps and item.name == "stage" and item.block is not None and item.strings():
+            m = _SCRIPTED.match(item.strings()[0])
+            if m:
+                found.append((m.group(1), item))
+    return found
+
+
+def _check_pod_templates(c: _Checker, tree: Item) -> None:
+    """Each scripted `podTemplate(yaml: readTrusted(PATH))` names a file here (`${board}`: every board's)."""
+    boards = [b.name for b in c.pipeline.boards]
+    for item in tree.walk():
+        if item.name != "podTemplate":
+            continue
+        for path in item.strings():
+            refs = set(re.findall(r"\$\{(\w+)\}", path))
+            paths = [path]
+            for ref in refs:
+                paths = [p.replace("${" + ref + "}", b) for p in paths for b in boards]
+            for one in paths:
+                if not (c.root / one).is_file():
+                    c.fail(item, f"podTemplate file '{one}' does not exist")
 
 
 def _collect_stages(c: _Checker, stages: Item, leaves: dict[str, Item], matrix: Item | None,
@@ -281,9 +314,11 @@ def _collect_stages(c: _Checker, stages: Item, leaves: dict[str, Item], matrix: 
         for agent in stage.children("agent"):
             _check_agent(c, agent, f"stage '{name}'", matrix)
         if stage.children("steps"):
-            if name in leaves:
-                c.fail(stage, f"stage '{name}' appears twice")
-            leaves[name] = stage
+            cells = scripted_stages(stage.children("steps")[0])
+            for leaf, item in cells or [(name, stage)]:
+                if leaf in leaves:
+                    c.fail(item, f"stage '{leaf}' appears twice")
+                leaves[leaf] = item
         for inner in stage.children("stages"):
             _collect_stages(c, inner, leaves, matrix, branch)
         for inner in stage.children("parallel"):
@@ -352,16 +387,22 @@ def _check_pipeline_stages(c: _Checker, leaves: dict[str, Item], methods: dict[s
     for name in wanted:
         stage = leaves[name]
         defn = c.pipeline.stage(name)
-        steps = stage.children("steps")[0]
+        scripted = not stage.children("steps")  # a scripted per-board stage: its body is its steps
+        steps = stage if scripted else stage.children("steps")[0]
         calls = [i for i in steps.walk() if i.name == "hilciStage"]
         if not any(call.strings()[:1] == [name] for call in calls):
             c.fail(steps, f"stage '{name}' does not run hilciStage('{name}', ...) (`hilci stage {name}`)")
-        if defn.matrix and not any(t.text.endswith("BOARD") for call in calls for t in call.args):
+        if defn.matrix and not any(t.text.endswith(("BOARD", "board")) for call in calls for t in call.args):
             c.fail(steps, f"matrix stage '{name}' does not pass its board to hilciStage")
-        always = [cond for post in stage.children("post") for cond in post.children("always")]
+        if scripted:
+            always = [i for i in stage.walk() if i.name == "finally"]
+            where = "finally { junit ... } after its steps"
+        else:
+            always = [cond for post in stage.children("post") for cond in post.children("always")]
+            where = "post { always { junit ... } }"
         junit = [i for cond in always for i in cond.walk() if i.name == "junit"]
         if not junit:
-            c.fail(stage, f"stage '{name}' does not publish JUnit in post {{ always {{ junit ... }} }}")
+            c.fail(stage, f"stage '{name}' does not publish JUnit in {where}")
         call = junit[0].text().replace(" ", "")
         if "keepProperties:true" not in call:
             c.fail(junit[0], f"stage '{name}': junit needs keepProperties: true (measurements are properties)")

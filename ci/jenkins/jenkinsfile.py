@@ -6,15 +6,20 @@ Every Jenkins stage runs `hilci stage NAME` (matrix stages: `--board B --rig RIG
 
 Layout of the rendering, decided by stage fields only:
 - non-matrix stages get `agent { kubernetes { yamlFile 'podtemplates/<pod>.yaml' ... } }`;
-- plain stages that no need joins run as `parallel` branches (each in its own pod; a chain of them in
-  sequence inside its branch), following the definition's `needs`; a matrix group stays a top-level step
-  (Declarative allows no matrix inside a parallel branch), so it starts when the branches before it ended;
-- consecutive matrix stages share one `matrix` over the boards (one Jetson pod per board for all of them, so
-  an engine built by `convert` is the one `hil` tests) with a stage-level `lock` of that board's rig;
+- stages that no need joins run as `parallel` branches (each stage in its own pod; a chain of them in sequence
+  inside its branch), following the definition's `needs`, so `build` runs beside the whole model chain and the
+  Jetson stages start once `quantize` passed, not when `build` ended;
+- consecutive matrix stages form one group over the boards (one Jetson pod per board for all of them, so an
+  engine built by `convert` is the one `hil` tests), its board's rig locked before the pod is asked for. At the
+  top level the group is a Declarative `matrix`; inside a parallel branch, where Declarative allows no `matrix`,
+  it is a scripted `parallel` of one branch per board in a `script {}` step (onBoard: the lock, `podTemplate`
+  with the same attempts, `node`, the container), each board's stages as scripted stages with the same gates,
+  publishing in `finally` and diagnostics when not passed;
 - a failed stage archives its diagnostics (`podRetention onFailure()` would keep a pod only when the pod itself
   failed, never because a stage failed, so it is not used);
 - "Restart from stage" is disabled: the gates read what passed in this build, and a restart skips those stages;
-- the matrix's `when` runs before its rig lock (`beforeOptions true`): a skipped board waits for nothing;
+- the matrix's `when` runs before its rig lock (`beforeOptions true`), a scripted board's `if` before its lock:
+  a skipped board (not in BOARDS, or cached) waits for nothing and asks for no pod;
 - `parameters` declares what `hilci trigger --param` may pass (BOARDS);
 - a stage runs only when the stages it `needs` passed; a `gathers` stage runs after failures too. Nothing may
   throw out of a stage (Declarative would skip every later stage, the gathering one included): hilciStage runs
@@ -77,6 +82,10 @@ def render(pipeline: Pipeline, spec: str = "", definition: str = "") -> str:
     out.line(f"    return [{rigs}][board]")
     out.line("}")
     out.line()
+    if any(isinstance(step, Parallel) and any(unit[0].matrix for branch in step.branches for unit in branch)
+           for step in layout(pipeline)):
+        out.lines(_ON_BOARD.replace("@DIR@", pipeline.podtemplates_dir).replace("@CONTAINER@", CONTAINER)
+                  .replace("@RETRIES@", str(POD_RETRIES)))
     out.line("pipeline {")
     with out.indent():
         out.line("agent none")
@@ -226,6 +235,29 @@ def isCached(String stage, String board = '') {
     return cached[board ? "${stage}-${board}".toString() : stage] == true
 }
 """
+_ON_BOARD = """\
+// One board's branch of a per-board group inside a parallel branch (Declarative allows no `matrix` there): the
+// board's rig lock, then its Jetson pod (the same attempts as a stage's `retries`), its container and checkout,
+// then the group's stages. An error thrown here (a pod that failed all its attempts, an agent lost while
+// publishing) fails this board and the build, never another board, and the report still runs in its stage.
+def onBoard(String board, Closure body) {
+    catchError(buildResult: 'FAILURE', stageResult: 'FAILURE') {
+        lock(resource: "rig-${board}") {
+            podTemplate(yaml: readTrusted("@DIR@/jetson-${board}.yaml")) {
+                retry(count: @RETRIES@, conditions: [kubernetesAgent(), nonresumable()]) {
+                    node(POD_LABEL) {
+                        container('@CONTAINER@') {
+                            checkout scm
+                            body()
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+"""
+CELL = "board"  # the Groovy variable naming the board in a scripted per-board branch
 PLAN_STAGE = "plan"
 PLAN_STASH = "junit-plan"
 
@@ -300,9 +332,9 @@ def plan_pod(pipeline: Pipeline) -> str:
     return next((s.pod for s in pipeline.stages if not s.matrix), "cpu")
 
 
-def _not_cached(stage: Stage, group: list[Stage] | None = None) -> str:
+def _not_cached(stage: Stage, group: list[Stage] | None = None, board_var: str = f"env.{AXIS}") -> str:
     """The `when` check that skips what the plan found cached (a matrix cell: only when all its stages are)."""
-    board = f", env.{AXIS}" if stage.matrix else ""
+    board = f", {board_var}" if stage.matrix else ""
     if group and len(group) > 1:
         return "!(" + " && ".join(f"isCached({_q(s.name)}{board})" for s in group) + ")"
     return f"!isCached({_q(stage.name)}{board})"
@@ -327,50 +359,58 @@ def groups(pipeline: Pipeline) -> list[list[Stage]]:
 
 @dataclass(frozen=True)
 class Parallel:
-    """Independent chains of stages run side by side: one `parallel` branch each, every stage in its own pod."""
+    """Independent chains run side by side: one `parallel` branch each, made of units in sequence (a plain stage,
+    or a group of consecutive matrix stages run per board), every stage in its own pod."""
 
-    branches: tuple[tuple[Stage, ...], ...]
+    branches: tuple[tuple[tuple[Stage, ...], ...], ...]
 
     @property
     def name(self) -> str:
-        return " | ".join(", ".join(s.name for s in branch) for branch in self.branches)
+        return " | ".join(_branch_name(branch) for branch in self.branches)
+
+
+def _branch_name(branch: tuple[tuple[Stage, ...], ...]) -> str:
+    return ", ".join(s.name for unit in branch for s in unit)
 
 
 def layout(pipeline: Pipeline) -> list[list[Stage] | Parallel]:
-    """The top-level steps after the plan, following the stages' `needs`: a run of plain stages that falls apart
-    into independent chains becomes one `parallel` stage (a branch per chain, its stages in sequence); a Jetson
-    matrix group and a gathering stage stay top-level steps of their own, because Declarative allows no `matrix`
-    (and no `parallel`) inside a parallel branch, so the matrix waits for the chains before it."""
+    """The top-level steps after the plan, following the stages' `needs`: a run of stages that falls apart into
+    independent chains becomes one `parallel` stage (a branch per chain, its units in sequence); a gathering stage
+    stays a top-level step after them all. A matrix group in a branch renders as a scripted per-board `parallel`
+    (`_board_cells`); one at the top level, as a Declarative `matrix`."""
     steps: list[list[Stage] | Parallel] = []
-    run: list[Stage] = []
+    run: list[list[Stage]] = []
     for group in groups(pipeline):
-        if group[0].matrix or group[0].gathers:
+        if group[0].gathers:
             steps += _chains(run)
             run = []
             steps.append(group)
         else:
-            run.append(group[0])
+            run.append(group)
     return steps + _chains(run)
 
 
-def _chains(run: list[Stage]) -> list[list[Stage] | Parallel]:
-    """Plain stages in pipeline order, split into the chains no need joins (stages in one chain stay in order)."""
-    root = {s.name: s.name for s in run}  # union-find: each chain named by one of its stages
+def _chains(run: list[list[Stage]]) -> list[list[Stage] | Parallel]:
+    """Units (a plain stage, a matrix group) in pipeline order, split into the chains no need joins (units in one
+    chain stay in order)."""
+    unit_of = {s.name: i for i, unit in enumerate(run) for s in unit}
+    root = list(range(len(run)))  # union-find: each chain named by one of its units
 
-    def top(name: str) -> str:
-        while root[name] != name:
-            name = root[name]
-        return name
+    def top(i: int) -> int:
+        while root[i] != i:
+            i = root[i]
+        return i
 
-    for stage in run:
-        for need in stage.needs:
-            if need in root:
-                root[top(stage.name)] = top(need)
-    chains: dict[str, list[Stage]] = {}
-    for stage in run:
-        chains.setdefault(top(stage.name), []).append(stage)
+    for i, unit in enumerate(run):
+        for stage in unit:
+            for need in stage.needs:
+                if need in unit_of:
+                    root[top(i)] = top(unit_of[need])
+    chains: dict[int, list[tuple[Stage, ...]]] = {}
+    for i, unit in enumerate(run):
+        chains.setdefault(top(i), []).append(tuple(unit))
     if len(chains) < 2:
-        return [[s] for s in run]
+        return [list(unit) for unit in run]
     return [Parallel(tuple(tuple(chain) for chain in chains.values()))]
 
 
@@ -379,9 +419,10 @@ def matrix_group_name(group: list[Stage]) -> str:
     return "jetson: " + ", ".join(s.name for s in group)
 
 
-def junit_file(stage: Stage) -> str:
-    """The JUnit path `hilci stage` writes (ci/stage/run.py: junit_path), as Groovy source."""
-    return f'"reports/junit/{stage.name}-${{{AXIS}}}.xml"' if stage.matrix else _q(f"reports/junit/{stage.name}.xml")
+def junit_file(stage: Stage, var: str = AXIS) -> str:
+    """The JUnit path `hilci stage` writes (ci/stage/run.py: junit_path), as Groovy source (`var`: the variable
+    holding the board, for matrix stages)."""
+    return f'"reports/junit/{stage.name}-${{{var}}}.xml"' if stage.matrix else _q(f"reports/junit/{stage.name}.xml")
 
 
 def junit_stashes(pipeline: Pipeline, stage: Stage) -> list[str]:
@@ -396,23 +437,31 @@ def output_stash(stage: Stage) -> str | None:
     return None if (stage.matrix or not stage.outputs) else f"outputs-{stage.name}"
 
 
-def _when(out: _Writer, stage: Stage, pipeline: Pipeline, skip: set[str] = frozenset(),
-          matrix: bool = False, group: list[Stage] | None = None) -> None:
-    """Run only when not cached and every needed stage passed (checked before a pod is asked for, and for the
-    matrix before its rig lock, with the BOARDS parameter)."""
-    checks = [f"boardSelected(env.{AXIS})"] if matrix else []
+def _gates(stage: Stage, pipeline: Pipeline, skip: set[str] = frozenset(), group: list[Stage] | None = None,
+           board_var: str = f"env.{AXIS}") -> list[str]:
+    """The Groovy conditions for running `stage`: not cached and every needed stage passed (`board_var`: the
+    board of a matrix stage's cell; `skip`: needs checked around it already)."""
+    checks = []
     if stage.cacheable:
-        checks.append(_not_cached(stage, group))
+        checks.append(_not_cached(stage, group, board_var))
     for need in stage.needs:
         if need in skip:
             continue
         other = pipeline.stage(need)
         if other.matrix and stage.matrix:
-            checks.append(f"hasPassed({_q(need)}, env.{AXIS})")
+            checks.append(f"hasPassed({_q(need)}, {board_var})")
         elif other.matrix:
             checks += [f"hasPassed({_q(need)}, {_q(b.name)})" for b in pipeline.boards]
         else:
             checks.append(f"hasPassed({_q(need)})")
+    return checks
+
+
+def _when(out: _Writer, stage: Stage, pipeline: Pipeline, skip: set[str] = frozenset(),
+          matrix: bool = False, group: list[Stage] | None = None) -> None:
+    """Run only when not cached and every needed stage passed (checked before a pod is asked for, and for the
+    matrix before its rig lock, with the BOARDS parameter)."""
+    checks = ([f"boardSelected(env.{AXIS})"] if matrix else []) + _gates(stage, pipeline, skip, group)
     if not checks:
         return
     out.line("when {")
@@ -457,12 +506,13 @@ def unstash_names(pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> list[st
     return unstash
 
 
-def _stage_body(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str]) -> None:
+def _stage_body(out: _Writer, pipeline: Pipeline, stage: Stage, in_pod: set[str],
+                board_var: str = f"env.{AXIS}") -> None:
     """A stage's steps: unstash, then `hilciStage`."""
     unstash = unstash_names(pipeline, stage, in_pod)
     if unstash:
         out.line(f"unstashAll([{', '.join(_q(n) for n in unstash)}])")
-    board = f", env.{AXIS}" if stage.matrix else ""
+    board = f", {board_var}" if stage.matrix else ""
     out.line(f"hilciStage({_q(stage.name)}, {int(stage.timeout_s)}{board})")
 
 
@@ -481,15 +531,15 @@ def _post(out: _Writer, stage: Stage) -> None:
     out.line("}")
 
 
-def _publish(out: _Writer, stage: Stage) -> None:
+def _publish(out: _Writer, stage: Stage, var: str = AXIS) -> None:
     """JUnit (allowed empty: a stage that failed before writing it must not throw here), archives, stashes."""
-    out.line(f"junit testResults: {junit_file(stage)}, allowEmptyResults: true, keepProperties: true")
+    out.line(f"junit testResults: {junit_file(stage, var)}, allowEmptyResults: true, keepProperties: true")
     if stage.archive:
         globs = ",".join(stage.archive)
         out.line(f"archiveArtifacts artifacts: {_q(globs)}, fingerprint: true, allowEmptyArchive: true")
-    name = f'"junit-{stage.name}-${{{AXIS}}}"' if stage.matrix else _q(f"junit-{stage.name}")
+    name = f'"junit-{stage.name}-${{{var}}}"' if stage.matrix else _q(f"junit-{stage.name}")
     if not stage.gathers:
-        out.line(f"stash name: {name}, includes: {junit_file(stage)}, allowEmpty: true")
+        out.line(f"stash name: {name}, includes: {junit_file(stage, var)}, allowEmpty: true")
     stash = output_stash(stage)
     if stash:
         includes = ",".join(_dir_glob(o) for o in stage.outputs)
@@ -515,17 +565,103 @@ def _parallel(out: _Writer, pipeline: Pipeline, step: Parallel) -> None:
         with out.indent():
             for branch in step.branches:
                 if len(branch) == 1:
-                    _stage(out, pipeline, branch[0])
+                    _unit(out, pipeline, branch[0])
                     continue
-                out.line(f"stage({_q(', '.join(s.name for s in branch))}) {{")
+                out.line(f"stage({_q(_branch_name(branch))}) {{")
                 with out.indent():
                     out.line("stages {")
                     with out.indent():
-                        for stage in branch:
-                            _stage(out, pipeline, stage)
+                        for unit in branch:
+                            _unit(out, pipeline, unit)
                     out.line("}")
                 out.line("}")
         out.line("}")
+    out.line("}")
+
+
+def _unit(out: _Writer, pipeline: Pipeline, unit: tuple[Stage, ...]) -> None:
+    """A stage in a parallel branch, or a matrix group there: scripted, per board."""
+    if unit[0].matrix:
+        _board_cells(out, pipeline, list(unit))
+    else:
+        _stage(out, pipeline, unit[0])
+
+
+def _board_cells(out: _Writer, pipeline: Pipeline, group: list[Stage]) -> None:
+    """A matrix group inside a parallel branch: a stage whose `when` asks the group's plain needs, running a
+    scripted `parallel` with one branch per board. A board runs when BOARDS selects it and the plan did not find
+    all its stages cached (decided before its lock and pod), in `onBoard`; each stage of the group is a scripted
+    stage named 'STAGE-BOARD' with the gates of its `when`, JUnit, archives and stashes in `finally`, and the
+    diagnostics when it did not pass (`post { unsuccessful }`)."""
+    names = {s.name for s in group}
+    plain = {n for s in group for n in s.needs if n not in names and not pipeline.stage(n).matrix}
+    title = matrix_group_name(group)
+    out.line(f"stage({_q(title)}) {{")
+    with out.indent():
+        before = [f"hasPassed({_q(n)})" for n in sorted(plain, key=pipeline.names.index)]
+        if before:
+            out.line("when {")
+            with out.indent():
+                out.line(f"expression {{ {' && '.join(before)} }}")
+            out.line("}")
+        out.line("steps {")
+        with out.indent():
+            out.line("script {")
+            with out.indent():
+                out.line("Map cells = [:]")
+                out.line(f"for (String b : [{', '.join(_q(b.name) for b in pipeline.boards)}]) {{")
+                with out.indent():
+                    out.line(f"String {CELL} = b  // each branch keeps its own board")
+                    out.line(f"cells[{CELL}] = {{")
+                    with out.indent():
+                        cell = [f"boardSelected({CELL})"]
+                        if group[0].cacheable:
+                            cell.append(_not_cached(group[0], group, CELL))
+                        out.line(f"if ({' && '.join(cell)}) {{")
+                        with out.indent():
+                            out.line(f"onBoard({CELL}) {{")
+                            in_pod: set[str] = set()
+                            with out.indent():
+                                for stage in group:
+                                    _cell_stage(out, pipeline, stage, plain, in_pod)
+                            out.line("}")
+                        out.line("} else {")
+                        with out.indent():
+                            out.line(f'echo "{title} on ${{{CELL}}}: skipped (not in BOARDS, or cached)"')
+                        out.line("}")
+                    out.line("}")
+                out.line("}")
+                out.line("parallel(cells)")
+            out.line("}")
+        out.line("}")
+    out.line("}")
+
+
+def _cell_stage(out: _Writer, pipeline: Pipeline, stage: Stage, skip: set[str], in_pod: set[str]) -> None:
+    """One stage of a board's branch, as a scripted stage in that board's pod."""
+    out.line(f'stage("{stage.name}-${{{CELL}}}") {{')
+    with out.indent():
+        gates = _gates(stage, pipeline, skip, board_var=CELL)
+        if gates:
+            out.line(f"if ({' && '.join(gates)}) {{")
+            out._depth += 1
+        out.line("try {")
+        with out.indent():
+            _stage_body(out, pipeline, stage, in_pod, board_var=CELL)
+        out.line("} finally {")
+        with out.indent():
+            _publish(out, stage, CELL)
+            out.line(f"if (!hasPassed({_q(stage.name)}, {CELL})) {{")
+            with out.indent():
+                out.line(f'diagnostics("{stage.name}-${{{CELL}}}")')
+            out.line("}")
+        out.line("}")
+        if gates:
+            out._depth -= 1
+            out.line("} else {")
+            with out.indent():
+                out.line(f'echo "{stage.name} on ${{{CELL}}}: skipped (cached, or what it needs did not pass)"')
+            out.line("}")
     out.line("}")
 
 
@@ -662,15 +798,32 @@ def _cmd_jenkinsfile(args) -> int:
 
 
 def definition_file(spec: str, root: Path) -> str:
-    """The file defining `module:attr`, relative to the project when it lives there (else the module's name)."""
-    module = sys.modules.get(spec.partition(":")[0])
+    """The file defining `module:attr`, relative to the project when it lives there (else the module's name).
+    The module may have been imported from another copy of the project (an editable install of one checkout, run
+    in a clone of it): its path below the folder holding its top package names the same file here, so the
+    rendering does not depend on which copy Python imported."""
+    name = spec.partition(":")[0]
+    module = sys.modules.get(name)
     file = getattr(module, "__file__", None)
-    if file:
+    if not file:
+        return name
+    path, root = Path(file).resolve(), root.resolve()
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        pass
+    top = sys.modules.get(name.partition(".")[0])
+    top_file = getattr(top, "__file__", None)
+    if top_file:
+        base = Path(top_file).resolve().parent
+        base = base.parent if Path(top_file).name == "__init__.py" else base  # a package: the folder above it
         try:
-            return Path(file).resolve().relative_to(root.resolve()).as_posix()
+            rel = path.relative_to(base)
         except ValueError:
-            pass
-    return spec.partition(":")[0]
+            rel = None
+        if rel is not None and (root / rel).is_file():
+            return rel.as_posix()
+    return name
 
 
 def _lint(path: Path, shown: str) -> int:

@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--from", dest="start_from", metavar="STAGE", help="start at this stage")
     run.add_argument("--rig", default=None, help=f"rig YAML for the matrix stages (default {DEFAULT_RIG})")
     run.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
-                     help="stages running at once at most (default: one per CPU, here "
-                          f"{default_jobs()}); 1 runs them one after another in pipeline order")
+                     help="jobs at once at most, each stage taking its `jobs` weight (1 unless the definition "
+                          f"says more; 'all': it runs alone) (default: one per CPU, here {default_jobs()}); "
+                          "1 runs the stages one after another in pipeline order")
     run.add_argument("--no-cache", action="store_true", help="run every stage, neither reading nor writing the cache")
     add_pipeline_option(run)
     run.add_argument("-n", "--dry-run", action="store_true",

@@ -89,6 +89,7 @@ class LocalRunner:
         self.outcomes: list[StageOutcome] = []
         self._running: dict[str, Running] = {}  # stages whose child runs now
         self._starting: list[Stage] = []  # stages the schedule let start, not yet started (an abort skips none)
+        self._consulted: dict[str, Consulted] = {}  # the cache's answer for a ready stage, asked before it started
         self._t0 = 0.0
         self._aborting = False
 
@@ -128,7 +129,7 @@ class LocalRunner:
         """Start every stage whose needs are met (up to --jobs), poll the running ones, until none is left."""
         last_tick = 0.0
         while not schedule.done:
-            self._starting = schedule.ready()
+            self._starting = schedule.ready(free=self._restorable)
             if not self._starting and not self._running:  # a validated definition never gets here
                 raise RuntimeError(f"no stage can start: {schedule.stuck()}")
             while self._starting:
@@ -204,12 +205,23 @@ class LocalRunner:
         raise RunAborted(signum)
 
     # -- one stage -----------------------------------------------------------------------------------------
+    def _restorable(self, stage: Stage) -> bool:
+        """Whether a ready stage that does not fit in --jobs now is a cache hit (restored at once, it takes no job);
+        asked once (the loop asks again while it waits), the answer kept for its start."""
+        found = self._consulted.get(stage.name)
+        if found is None:
+            rig = self._rig_for(stage)
+            found = self._consulted[stage.name] = self.cache.consult(stage, self.root / rig if rig is not None else None)
+        return found.hit is not None
+
     def _begin(self, stage: Stage) -> StageOutcome | None:
         """A cache hit's outcome (restored), or None once the stage's child has started."""
         start = self._elapsed()
         rig = self._rig_for(stage)
         rig_file = self.root / rig if rig is not None else None
-        found = self.cache.consult(stage, rig_file)
+        found = self._consulted.pop(stage.name, None)
+        if found is None:
+            found = self.cache.consult(stage, rig_file)
         if found.hit is not None:
             return self._cached(stage, found, start, rig_file)
         junit_file = self._junit(stage)

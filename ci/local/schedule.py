@@ -1,8 +1,11 @@
 """The runner's scheduling policy, in one place: which stages may start now, and which stages an outcome skips.
 
 The stages form a graph through their `needs`: a stage may start once every stage it needs (among those
-selected) has passed or was restored from the cache, so independent stages run side by side, at most `jobs`
-at a time. A stage whose need did not pass is skipped with the reason, naming the stage that did not pass (its
+selected) has passed or was restored from the cache, so independent stages run side by side while the weights of
+the running stages add up to at most `jobs`. A stage weighs its `jobs` field (1 unless it says more; "all": every
+job, so it runs alone; a stage heavier than `jobs` runs alone too). Ready stages start in pipeline order and none
+overtakes a ready stage that does not fit yet (a heavy stage is never starved by light ones); a stage the runner
+will restore from the cache at once weighs nothing and starts whatever runs. A stage whose need did not pass is skipped with the reason, naming the stage that did not pass (its
 dependents too, naming the same stage); stages that do not depend on it still run. A stage that `gathers`
 (the report) waits for every other selected stage and is skipped, like a dependent, when one did not pass.
 
@@ -13,13 +16,14 @@ With `jobs=1` the stages start one at a time in pipeline order (the definition l
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from hilci.pipeline.model import Pipeline, Stage, StageOutcome
 
 
 def default_jobs() -> int:
-    """What this machine can take: one stage per CPU, at least one. Each stage counts as one job whatever its
-    tools use inside (training may take every core): lower --jobs for a lighter load."""
+    """What this machine can take: one job per CPU, at least one. A stage counts as its `jobs` weight (1 unless it
+    says more) whatever its tools use inside: lower --jobs for a lighter load."""
     return max(os.cpu_count() or 1, 1)
 
 
@@ -41,6 +45,7 @@ class Schedule:
                                 else tuple(n for n in s.needs if n in names)) for s in self.stages}
         self._pending = list(self.stages)
         self._running: set[str] = set()
+        self._taken: dict[str, int] = {}  # running stage -> the jobs it takes
         self._ok: set[str] = set()
         self._blocked: dict[str, str] = {}  # stage that did not pass, or was skipped for it -> the reason
 
@@ -57,21 +62,37 @@ class Schedule:
         """What `stage` waits for in this run (a gathering stage: every other selected stage)."""
         return self._needs[stage.name]
 
-    def ready(self) -> list[Stage]:
-        """The stages to start now, in pipeline order, as many as `jobs` allows; each is taken as running."""
+    def weight(self, stage: Stage) -> int:
+        """The jobs `stage` takes while it runs: its `jobs` ("all": every one), at most `jobs` (so a stage heavier
+        than --jobs still runs, alone)."""
+        wanted = self.jobs if stage.jobs == "all" else int(stage.jobs)
+        return max(1, min(wanted, self.jobs))
+
+    def ready(self, free: Callable[[Stage], bool] | None = None) -> list[Stage]:
+        """The stages to start now, in pipeline order, while their weights fit in `jobs`; each is taken as running.
+        `free(stage)`, asked only of a ready stage that does not fit: true when it will be restored from the cache
+        at once (it then takes nothing)."""
         started = []
+        held = False  # a ready stage did not fit: the ready stages after it wait for it (no overtaking)
         for stage in list(self._pending):
-            if len(self._running) >= self.jobs:
-                break
-            if all(n in self._ok for n in self._needs[stage.name]):
-                self._pending.remove(stage)
-                self._running.add(stage.name)
-                started.append(stage)
+            if not all(n in self._ok for n in self._needs[stage.name]):
+                continue
+            take = self.weight(stage)
+            if held or sum(self._taken.values()) + take > self.jobs:
+                if free is None or not free(stage):
+                    held = True
+                    continue
+                take = 0
+            self._pending.remove(stage)
+            self._running.add(stage.name)
+            self._taken[stage.name] = take
+            started.append(stage)
         return started
 
     def finished(self, stage: Stage, outcome: StageOutcome) -> list[tuple[Stage, str]]:
         """Take one stage's outcome; the pending stages it skips now, each with the reason (none when it passed)."""
         self._running.discard(stage.name)
+        self._taken.pop(stage.name, None)
         if outcome.ok:
             self._ok.add(stage.name)
             return []

@@ -36,6 +36,11 @@ class Config:
     regressions: Any = None  # GateSettings, when the file has the section
     store_settings: StoreSettings = field(default_factory=StoreSettings)
 
+    @property
+    def gates(self) -> GateSettings:
+        """The regression gates' settings: the file's `regressions:` section, else the defaults."""
+        return self.regressions if self.regressions is not None else GateSettings()
+
     def settings(self, stage: str) -> Any:
         """The stage's settings object (its class's defaults when the file has no section)."""
         return self.sections.get(stage)
@@ -46,6 +51,17 @@ class Config:
         if value is None:
             return {}
         return _drop_none(value if isinstance(value, dict) else as_dict(value))
+
+    def plain(self) -> dict[str, Any]:
+        """The whole file as plain data: each stage's section, and the top-level `store`, `regressions` and store
+        settings when set. Cache keys hash it; everything else reads the typed fields."""
+        data: dict[str, Any] = {name: self.section(name) for name in self.sections}
+        if self.store:
+            data[STORE] = self.store
+        if self.regressions is not None:
+            data[REGRESSIONS] = as_dict(self.regressions)
+        data.update(as_dict(self.store_settings))  # trusted_branches, store_optional
+        return data
 
 
 def settings_class(stage: Stage) -> type | None:

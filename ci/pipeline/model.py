@@ -86,6 +86,7 @@ class Stage:
     archive: tuple[str, ...] = ()  # repo-relative globs Jenkins archives with fingerprints
     gathers: bool = False  # in Jenkins: runs even after failed stages and unstashes every stage's reports
     uses_store: bool = False  # its body reads or writes the store itself (engines, history): it gets the keys
+    jobs: int | str = 1  # how many of `hilci run --jobs` it takes while it runs: a whole number, or "all" (alone)
 
     @property
     def command(self) -> str:
@@ -159,6 +160,7 @@ class Pipeline:
                 raise DefinitionError(f"duplicate stage name {stage.name!r}")
             seen.add(stage.name)
         for stage in self.stages:
+            _check_jobs(stage)
             for need in stage.needs:
                 if need not in seen:
                     raise DefinitionError(f"stage {stage.name!r} needs unknown stage {need!r}")
@@ -206,6 +208,15 @@ class Pipeline:
             for need in stage.needs:
                 if order[need] > order[stage.name]:
                     raise DefinitionError(f"stage {stage.name!r} is listed before {need!r}, which it needs")
+
+
+def _check_jobs(stage: Stage) -> None:
+    """A stage's weight under `--jobs`: a whole number of at least 1, or "all"."""
+    jobs = stage.jobs
+    if jobs == "all" or (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
+        return
+    raise DefinitionError(f"stage {stage.name!r}: jobs {jobs!r} must be a whole number of at least 1, or 'all' "
+                          "(how many of `hilci run --jobs` it takes while it runs)")
 
 
 def _check_reference(stage: Stage, what: str, spec: str, kind: type) -> None:

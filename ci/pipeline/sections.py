@@ -10,6 +10,7 @@ from typing import Any
 
 from hilci.util import settings as typed
 
+DEFAULT_TRUSTED = ("main", "master", "release/*")  # branches whose builds write what every build reads
 LOWER, HIGHER, NEUTRAL = "lower", "higher", "none"  # a measurement's direction: which way is better
 
 
@@ -43,7 +44,7 @@ class GateSettings:
 class StoreSettings:
     """hilci.yaml's top-level settings of the shared store, beside `store:` (all optional)."""
 
-    trusted_branches: list = typed.str_list(["main", "master", "release/*"],
+    trusted_branches: list = typed.str_list(list(DEFAULT_TRUSTED),
                                             help="branches (shell globs) whose builds write what they all read; "
                                                  "every other build writes under branches/<name>/ only")
     store_optional: bool = typed.flag(False, help="a configured store without credentials: go on without it "

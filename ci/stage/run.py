@@ -17,39 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from hilci.errors import StageError, UsageError
+from hilci.pipeline.config import Config
 from hilci.pipeline.model import Pipeline, Stage
 from hilci.results import junit
-from hilci.stage.context import (  # noqa: F401 - ChildResult, PYTEST_ABORT_PLUGIN, ABORT_GRACE_S: re-exported
-    ABORT_GRACE_S,
-    PYTEST_ABORT_PLUGIN,
-    Aborted,
-    ChildResult,
-    StageContext,
-    artifacts_dir,
-    log,
-    suite_name,
-)
+from hilci.stage.context import Aborted, StageContext, log, suite_name
 from hilci.util.provenance import commit
-from hilci.util.settings import as_dict
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 EXIT_INFRASTRUCTURE = 3  # every failed testcase was the rig's (`hil.failure_class=infrastructure`), none the code's
 
 
-def load_config(root: Path, pipeline: Pipeline) -> dict[str, Any]:
-    """Every stage's hilci.yaml section as plain data (see `hilci.pipeline.config`), plus the top-level `store` URL and
-    `regressions` settings when the file sets them; a bad file is a UsageError naming it."""
-    config = _read_config(root, pipeline)
-    data: dict[str, Any] = {name: config.section(name) for name in pipeline.names}
-    if config.store:
-        data["store"] = config.store
-    if config.regressions is not None:
-        data["regressions"] = as_dict(config.regressions)
-    data.update(as_dict(config.store_settings))  # trusted_branches, store_optional
-    return data
-
-
-def _read_config(root: Path, pipeline: Pipeline):
+def load_config(root: Path, pipeline: Pipeline) -> Config:
+    """hilci.yaml validated and typed (see `hilci.pipeline.config`); a bad file is a UsageError naming it."""
     from hilci.errors import ConfigError
     from hilci.pipeline.config import load
 
@@ -60,7 +39,7 @@ def _read_config(root: Path, pipeline: Pipeline):
 
 
 def stage_config(root: Path, pipeline: Pipeline, name: str) -> dict[str, Any]:
-    return _read_config(root, pipeline).section(name)
+    return load_config(root, pipeline).section(name)
 
 
 def junit_path(root: Path, stage: Stage, board: str = "local") -> Path:
@@ -84,7 +63,7 @@ def run_stage(root: Path, pipeline: Pipeline, name: str, rig: Path | None = None
     """Run one stage body, write its JUnit (also on error or abort), return the exit code."""
     stage = pipeline.stage(name)
     try:
-        config, config_error = _read_config(root, pipeline), ""
+        config, config_error = load_config(root, pipeline), ""
     except UsageError as exc:  # still a testcase in the stage's JUnit, so Jenkins shows why
         config, config_error = None, str(exc)
     if rig is None and stage.matrix:

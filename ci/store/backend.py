@@ -16,11 +16,14 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from hilci.errors import UsageError
 from hilci.util.digest import sha256_bytes, sha256_file
+
+if TYPE_CHECKING:
+    from hilci.pipeline.config import Config
 
 ENV_URL = "HILCI_STORE"
 ENV_DOWN = "HILCI_STORE_DOWN"  # set by `hilci run` for its stages once its store is down: they skip it too
@@ -52,21 +55,22 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def configured_url(root: Path, config: dict | None = None) -> str | None:
-    """The store URL set by $HILCI_STORE or hilci.yaml's `store:` (None when neither says)."""
+def configured_url(root: Path, config: Config | None = None) -> str | None:
+    """The store URL set by $HILCI_STORE or hilci.yaml's `store:` (None when neither says; `root` names the file
+    in the error for a config built by hand with an empty URL)."""
     env = os.environ.get(ENV_URL, "").strip()
     if env:
         return env
-    value = (config or {}).get("store")
+    value = config.store if config is not None else None
     if value is None:
         return None
-    if not isinstance(value, str) or not value.strip():
+    if not value.strip():
         raise UsageError(f"{root / 'hilci.yaml'}: store: expected a URL such as s3://bucket/prefix or "
                          f"file:///path, got {value!r}")
     return value.strip()
 
 
-def store_url(root: Path, config: dict | None = None) -> str:
+def store_url(root: Path, config: Config | None = None) -> str:
     """The configured URL, or the repository's own `.hilci-cache` folder."""
     return configured_url(root, config) or (root / LOCAL_DIR).resolve().as_uri()
 

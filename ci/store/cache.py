@@ -253,3 +253,13 @@ def inside_outputs(rel: str, outputs: tuple[str, ...]) -> bool:
         if rel == out or rel.startswith(out + "/") or fnmatch.fnmatchcase(rel, out):
             return True
     return False
+
+
+def drop_entry(store: Store, stage: str, key: str, ns: str = "") -> bool:
+    """Delete one entry (its blobs stay for gc): a regressed run's, so the next run measures again. False when
+    the store did not answer."""
+    try:
+        store.delete(entry_path(stage, key, ns))
+    except StoreUnavailable:
+        return False
+    return True

@@ -198,7 +198,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     values[(r["board"], name)] = (float(fields["value"]), str(fields.get("unit") or ""))
         sides.append(values)
     a, b = sides
-    settings = _gate_settings(session.config)
+    settings = session.config.gates
     print(f"{'board':<10}  {'measurement':<32}  {args.rev_a[:10]:>12}  {args.rev_b[:10]:>12}  {'change':>10}  "
           f"{'unit':<6}  verdict")
     for key in sorted(set(a) | set(b)):
@@ -211,13 +211,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         fb = f"{vb[0]:.4g}" if vb else "-"
         print(f"{key[0]:<10}  {key[1]:<32}  {fa:>12}  {fb:>12}  {change:>10}  {unit:<6}  {verdict}")
     return 0
-
-
-def _gate_settings(config: dict):
-    from hilci.pipeline.sections import GateSettings
-    from hilci.util import settings as typed
-
-    return typed.build(GateSettings, config.get("regressions"), file="hilci.yaml", prefix="regressions.")
 
 
 def compare_values(name: str, unit: str, old: float, new: float, settings) -> tuple[str, str]:

@@ -12,9 +12,13 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 from hilci.pipeline.sections import HIGHER, LOWER, NEUTRAL, GateSettings
+from hilci.results import junit
 from hilci.store import history
+from hilci.store.backend import Store
+from hilci.store.trust import Trust
 
 # Gated by default only where the direction is unambiguous; anything else (spreads, parity residuals, counts) is
 # gated when hilci.yaml's `regressions.measurements` names its direction.
@@ -133,3 +137,50 @@ def judge_record(record: dict, baseline_records: list[dict], branch: str,
         out.append(judge(name, float(value), str(fields.get("unit") or ""), history.values(base, name), branch,
                          settings))
     return out
+
+
+class RegressionGates:
+    """The gates of one run: each measured record against the target branch's green runs on its board.
+
+    Judging only reads; what follows from a regression (the record rewritten, its cache entry dropped) is the
+    caller's (`hilci.store.session.StoreSession.judge`)."""
+
+    def __init__(self, store: Store, trust: Trust, settings: GateSettings, target: str) -> None:
+        self.store = store
+        self.trust = trust
+        self.settings = settings
+        self.target = target  # the branch whose history is the baseline (a PR's target, else its own branch)
+
+    def judge(self, record: dict) -> list[Judgement]:
+        """One record's measurements; StoreUnavailable when the baseline cannot be read."""
+        this = (record.get("commit"), record.get("build"))
+        # the baseline's window of green runs, read newest first: O(window), not O(history)
+        base = history.recent(self.store, self.target, record["board"], self.trust.history_ns(self.target),
+                              stage=record["stage"], last=self.settings.window,
+                              keep=lambda r: baseline_for([r], record["stage"], this) != [])
+        judged = judge_record(record, base.records, self.target, self.settings)
+        if record.get("emulated"):  # an emulated rig's timing follows the shared host: reported, not gated
+            for j in judged:
+                if j.regressed and is_timing(j.unit):
+                    j.status, j.message = "inconclusive", f"{j.message}: emulated rig, not gated"
+        return judged
+
+
+def as_cases(judgements: list[Judgement], gating: bool) -> list:
+    """The judgements as testcases: a failure per regression (a skip when not `gating`: no shared store, so no
+    CI baseline), skipped when inconclusive or history is too short."""
+    cases = []
+    for j in judgements:
+        if j.status == "not-gated":
+            continue
+        kw: dict[str, Any] = {}
+        if j.regressed and gating:
+            kw["failure"] = j.message
+        elif j.regressed:
+            kw["skipped"] = f"not gated (no shared store): {j.message}"
+        elif j.status in ("inconclusive", "too-little-history"):
+            kw["skipped"] = j.message
+        cases.append(junit.make_case(j.name, "hilci.regressions", properties=[("regression.baseline",
+                     "" if j.baseline is None else f"{j.baseline:g}"), ("regression.runs", str(j.runs))],
+                     stdout=j.message, **kw))
+    return cases

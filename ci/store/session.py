@@ -1,4 +1,5 @@
-"""One run's use of the store, for `hilci run` and `hilci stage`: keys, cache, history records, gates, trends.
+"""One run's use of the store, for `hilci run` and `hilci stage`: the cache, this run's history records and the
+regression gates, each its own object taking the typed config; the session opens the store once and ties them.
 
 Opening probes the store once: a refusal is a usage error (exit 2, the URL without credentials); silence makes
 the run go on without it (every stage a miss, records spooled locally) and says so in `notes`.
@@ -6,15 +7,13 @@ the run go on without it (every stage a miss, records spooled locally) and says 
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hilci.errors import UsageError
+from hilci.pipeline.config import Config
 from hilci.pipeline.model import Pipeline, Stage
-from hilci.pipeline.sections import GateSettings
 from hilci.results import junit
 from hilci.store import gates, history
 from hilci.store.backend import (
@@ -27,22 +26,11 @@ from hilci.store.backend import (
     missing_credentials,
     store_url,
 )
-from hilci.store.cache import Hit, StageCache, entry_path
-from hilci.store.keys import key_for, rig_is_emulated
+from hilci.store.cache import Hit, StageCache, drop_entry
+from hilci.store.keys import key_for
+from hilci.store.runhistory import TREND_RUNS, RunHistory
 from hilci.store.trust import Trust, trust_for
-from hilci.util import settings as typed
-from hilci.util.provenance import environment_facts, provenance
-
-TREND_RUNS = 20
-
-
-def board_label(stage: Stage, board: str, rig: Path | None) -> str:
-    """The board a record is filed under: the Jenkins board, the rig locally, else the pod or 'local'."""
-    if board and board != "local":
-        return board
-    if stage.matrix and rig is not None:
-        return rig.stem
-    return stage.pod if os.environ.get("BUILD_NUMBER") else "local"
+from hilci.util.provenance import provenance
 
 
 def _say_in_every_case(path: Path, text: str) -> None:
@@ -62,20 +50,18 @@ def _say_in_every_case(path: Path, text: str) -> None:
 class StoreSession:
     root: Path
     pipeline: Pipeline
-    config: dict
+    config: Config
     store: Store | None
     cache: StageCache | None
-    origin: dict
+    history: RunHistory
     notes: list[str] = field(default_factory=list)
-    records: list[dict] = field(default_factory=list)
     judgements: list[gates.Judgement] = field(default_factory=list)
-    spooled: int = 0
     gating: bool = True  # regressions fail the run; only with a configured (shared) store, where history is CI's
     trust: Trust = field(default_factory=lambda: Trust("local", ("*",)))
     _memo: dict = field(default_factory=dict)
 
     @classmethod
-    def open(cls, root: Path, pipeline: Pipeline, config: dict, use_cache: bool = True,
+    def open(cls, root: Path, pipeline: Pipeline, config: Config, use_cache: bool = True,
              url: str | None = None) -> StoreSession:
         """The session on `url` when given (a caller's own store wins over $HILCI_STORE), else the configured
         store, else the repository's `.hilci-cache`."""
@@ -84,27 +70,39 @@ class StoreSession:
         origin = provenance(root).as_dict()
         # a shared store splits trusted from untrusted writers; the repository's own folder is the user's alone
         trust = trust_for(origin["branch"], config) if gating else Trust(origin["branch"], ("*",))
+
+        def session(store: Store | None, note: str = "") -> StoreSession:
+            cache = StageCache(root, store, trust) if store is not None and use_cache else None
+            made = cls(root, pipeline, config, store, cache, RunHistory(root, store, trust, origin),
+                       gating=gating, trust=trust)
+            made.notes += [note] if note else []
+            return made
+
         missing = missing_credentials(url)
-        if missing and not config.get("store_optional"):
+        if missing and not config.store_settings.store_optional:
             raise UsageError(missing)
         if missing:  # the user said the store is optional: a note, every stage a miss
-            session = cls(root, pipeline, config, None, None, origin, gating=gating, trust=trust)
-            session.notes.append(f"store unavailable: {missing.split('; set them')[0]} (store_optional: true)")
-            return session
+            return session(None, f"store unavailable: {missing.split('; set them')[0]} (store_optional: true)")
         store = Store(url)
         try:
             store.probe()
         except StoreUnavailable as exc:
-            session = cls(root, pipeline, config, None, None, origin, gating=gating, trust=trust)
-            session.notes.append(f"store unavailable: {exc}; stages run as misses, history is kept locally")
             store.close()
-            return session
+            return session(None, f"store unavailable: {exc}; stages run as misses, history is kept locally")
         sent = history.flush_spool(store, root / LOCAL_DIR) if not store.local else 0
-        session = cls(root, pipeline, config, store, StageCache(root, store, trust) if use_cache else None, origin,
-                      gating=gating, trust=trust)
-        if sent:
-            session.notes.append(f"{sent} history record(s) kept while the store was away were sent")
-        return session
+        return session(store, f"{sent} history record(s) kept while the store was away were sent" if sent else "")
+
+    @property
+    def origin(self) -> dict:
+        return self.history.origin
+
+    @property
+    def records(self) -> list[dict]:
+        return self.history.records
+
+    @records.setter
+    def records(self, value: list[dict]) -> None:
+        self.history.records = value
 
     @property
     def display(self) -> str:
@@ -118,7 +116,7 @@ class StoreSession:
 
     # -- the stage cache ------------------------------------------------------------------------------------
     def key(self, stage: Stage, rig: Path | None, board: str = "local") -> tuple[str, dict]:
-        return key_for(self.root, self.pipeline, self.config, stage, rig, board, self._memo)
+        return key_for(self.root, self.pipeline, self.config.plain(), stage, rig, board, self._memo)
 
     def lookup(self, stage: Stage, key: str) -> Hit | None:
         return self.cache.lookup(stage, key) if self.cache else None
@@ -140,105 +138,47 @@ class StoreSession:
             src.unlink(missing_ok=True)
         _say_in_every_case(out, f"{hit.origin}: restored from the store, not run in this build")
 
-    # -- history --------------------------------------------------------------------------------------------
-    def record(self, stage: Stage, *, status: str, start: float, duration_s: float, key: str,
-               junit_file: Path | None, rig: Path | None, board: str = "local", cached: bool = False) -> None:
-        """Append this stage's record; a restored stage's measurements are kept (`cached`) but out of trends,
-        baselines and gates, which would otherwise count one measurement twice."""
-        measurements = {} if junit_file is None else history.measurements_of(junit_file)
-        record = history.make_record(origin=self.origin, board=board_label(stage, board, rig),
-                                     rig=str(rig) if rig else "", stage=stage.name, start=start,
-                                     duration_s=duration_s, status=str(status), key=key,
-                                     measurements=measurements, environment=environment_facts(), cached=cached)
-        record["emulated"] = bool(stage.matrix and rig_is_emulated(rig))
-        record["failures"] = {} if junit_file is None else history.failures_of(junit_file)
-        note = history.append(self.store, record, self.root / LOCAL_DIR, self.trust.write_ns)
-        if note == "kept":
-            self.spooled += 1
-        elif note:
-            self.notes.append(note)
-        self.records.append(record)
+    # -- history and gates ----------------------------------------------------------------------------------
+    def record(self, stage: Stage, **fields) -> None:
+        """This stage's history record (see `RunHistory.record`)."""
+        self.history.record(stage, **fields)
 
-    # -- regression gates -----------------------------------------------------------------------------------
+    def adopt_build(self) -> None:
+        self.history.adopt_build()
+
+    def trends(self, runs: int = TREND_RUNS) -> list[dict]:
+        return self.history.trends(runs)
+
     def judge(self) -> list[gates.Judgement]:
-        """This run's measured records against the target branch's green runs on the same board."""
+        """This run's measured records against the target branch's green runs on the same board. A regressed
+        record is rewritten as such and its cache entry dropped, so the next run measures again."""
         if self.store is None:
             return []
-        settings = typed.build(GateSettings, self.config.get("regressions"), file="hilci.yaml",
-                               prefix="regressions.")
-        branch = self.origin["target"]
+        regression_gates = gates.RegressionGates(self.store, self.trust, self.config.gates, self.origin["target"])
         out: list[gates.Judgement] = []
-        for record in self.records:
-            if record["cached"] or not record["measurements"]:  # judged once, when it was measured
-                continue
-            this = (record.get("commit"), record.get("build"))
-            try:  # the baseline's window of green runs, read newest first: O(window), not O(history)
-                base = history.recent(self.store, branch, record["board"], self.trust.history_ns(branch),
-                                      stage=record["stage"], last=settings.window,
-                                      keep=lambda r, stage=record["stage"], this=this:
-                                      gates.baseline_for([r], stage, this) != [])
+        for record in self.history.measured():
+            try:
+                judged = regression_gates.judge(record)
             except StoreUnavailable as exc:
                 self.notes.append(f"regression gates skipped: {exc}")
-                return out
-            judged = gates.judge_record(record, base.records, branch, settings)
-            if record.get("emulated"):  # an emulated rig's timing follows the shared host: reported, not gated
-                for j in judged:
-                    if j.regressed and gates.is_timing(j.unit):
-                        j.status, j.message = "inconclusive", f"{j.message}: emulated rig, not gated"
+                break
             out += judged
-            if any(j.regressed for j in judged):  # a regressed run is not green: never part of a baseline,
-                record["status"] = "regressed"   # and its entry goes, so the next run measures again
-                record["regressed"] = [j.name for j in judged if j.regressed]
-                history.append(self.store, record, self.root / LOCAL_DIR, self.trust.write_ns)
+            regressed = [j.name for j in judged if j.regressed]
+            if regressed:
+                self.history.mark_regressed(record, regressed)
                 self._drop_entry(record)
         self.judgements = out
         return out
 
-    def adopt_build(self) -> None:
-        """Take this build's records from the store (each pod wrote its own): the Jenkins report stage."""
-        if self.store is None:
-            return
-        try:
-            branch, ns = self.origin["branch"], self.trust.write_ns
-            hist = history.History()
-            for board in history.boards(self.store, branch, ns):  # only this commit's records are read
-                hist.records += history.recent(self.store, branch, board, ns, last=10_000,
-                                               commit=self.origin["commit"][:12]).records
-        except StoreUnavailable as exc:
-            self.notes.append(f"regression gates skipped: {exc}")
-            return
-        self.records = [r for r in hist.records if r.get("commit") == self.origin["commit"]
-                        and r.get("build") == self.origin["build"]]
-
     def _drop_entry(self, record: dict) -> None:
-        if not record.get("cache_key") or self.store is None:
-            return
-        try:
-            self.store.delete(entry_path(record["stage"], record["cache_key"], self.trust.write_ns))
-        except StoreUnavailable:
-            return
-        self.notes.append(f"{record['stage']}: cache entry {record['cache_key'][:12]} dropped: its measurements "
-                          "regressed, the next run measures again")
+        if record.get("cache_key") and drop_entry(self.store, record["stage"], record["cache_key"],
+                                                  self.trust.write_ns):
+            self.notes.append(f"{record['stage']}: cache entry {record['cache_key'][:12]} dropped: its "
+                              "measurements regressed, the next run measures again")
 
     def gate_cases(self) -> list:
         """The regression gates as testcases: a failure per regression, skipped when history is too short."""
-        cases = []
-        for j in self.judgements:
-            if j.status == "not-gated":
-                continue
-            kw: dict[str, Any] = {}
-            if j.regressed and self.gating:
-                kw["failure"] = j.message
-            elif j.regressed:
-                kw["skipped"] = f"not gated (no shared store): {j.message}"
-            elif j.status == "inconclusive":
-                kw["skipped"] = j.message
-            elif j.status == "too-little-history":
-                kw["skipped"] = j.message
-            cases.append(junit.make_case(j.name, "hilci.regressions", properties=[("regression.baseline",
-                         "" if j.baseline is None else f"{j.baseline:g}"), ("regression.runs", str(j.runs))],
-                         stdout=j.message, **kw))
-        return cases
+        return gates.as_cases(self.judgements, self.gating)
 
     def gates_junit(self, path: Path) -> Path | None:
         """reports/junit/regressions.xml: one testcase per gated measurement (failures are regressions)."""
@@ -246,31 +186,6 @@ class StoreSession:
         if not cases:
             return None
         return junit.write_suite(path, "hilci.regressions", cases, [("hilci.stage", "regressions")])
-
-    def trends(self, runs: int = TREND_RUNS) -> list[dict]:
-        """Each measurement of this run over the last `runs` runs on the same board, the current one marked."""
-        if self.store is None:
-            return []
-        out = []
-        for record in self.records:
-            if record["cached"] or not record["measurements"]:
-                continue
-            try:  # the last `runs` measured runs of this stage on this board: O(runs) reads
-                same = history.recent(self.store, record["branch"], record["board"],
-                                      self.trust.history_ns(record["branch"]), stage=record["stage"], last=runs,
-                                      keep=lambda r: not r.get("cached")).records
-            except StoreUnavailable:
-                return out
-            for name, fields in sorted(record["measurements"].items()):
-                points = [(r, v) for r, v in history.values(same, name)][-runs:]
-                if len(points) < 2:
-                    continue
-                out.append({"name": name, "unit": str(fields.get("unit") or ""), "board": record["board"],
-                            "branch": record["branch"],
-                            "points": [{"commit": r["commit"][:7], "value": v,
-                                        "current": r["start"] == record["start"] and r["stage"] == record["stage"]}
-                                       for r, v in points]})
-        return out
 
     def stats(self) -> dict:
         """What this run cost the store: seconds per stage (lookup, restore, save) and bytes uploaded."""
@@ -281,12 +196,11 @@ class StoreSession:
 
     def close(self) -> list[str]:
         """Notes for the summary: discarded entries, an unavailable store, spooled records."""
-        notes = list(self.notes)
+        notes = list(self.notes) + self.history.notes
         if self.cache and self.cache.unavailable:  # first: the one note that says why and what it cost
             notes.insert(0, f"store unavailable during the run: {self.cache.unavailable}")
-        if self.spooled:
-            notes.append(f"{self.spooled} history record(s) kept in {self.root / LOCAL_DIR / history.SPOOL} "
-                         "until the store is back")
+        if self.history.spooled:
+            notes.append(self.history.spool_note())
         if self.cache:
             notes = self.cache.discarded + notes
         if self.store:

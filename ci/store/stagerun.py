@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from hilci.pipeline.model import Pipeline
-from hilci.stage.run import EXIT_FAILED, EXIT_OK, junit_path, load_config, log, run_stage
+from hilci.stage.context import log
+from hilci.stage.run import EXIT_FAILED, EXIT_OK, junit_path, load_config, run_stage
 
 ENV_SWITCH = "HILCI_STAGE_CACHE"
 # Set by every pod template to the Secret its envFrom reads; optional there, so a pod starts without it.

@@ -15,8 +15,13 @@ import fnmatch
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-DEFAULT_TRUSTED = ("main", "master", "release/*")
+from hilci.pipeline.sections import DEFAULT_TRUSTED
+
+if TYPE_CHECKING:
+    from hilci.pipeline.config import Config
+
 NAMESPACES = "branches"
 
 
@@ -69,9 +74,7 @@ class Trust:
         return "" if is_trusted(branch, self.patterns) else namespace(branch)
 
 
-def trust_for(branch: str, config: dict | None) -> Trust:
-    """The build's trust from hilci.yaml's `trusted_branches` (validated by hilci.pipeline.config)."""
-    patterns = (config or {}).get("trusted_branches")
-    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        patterns = DEFAULT_TRUSTED
+def trust_for(branch: str, config: Config | None) -> Trust:
+    """The build's trust from hilci.yaml's `trusted_branches` (typed by hilci.pipeline.sections.StoreSettings)."""
+    patterns = config.store_settings.trusted_branches if config is not None else DEFAULT_TRUSTED
     return Trust(branch, tuple(patterns))
