@@ -134,13 +134,18 @@ def test_hilci_rigs_check_asks_a_real_rig_now_and_a_pass_brings_it_back(tmp_path
     import shutil
     import tempfile
 
+    from hilci.hil.emulators.process import RigEmulators
+    from hilci.hil.rig import load_rig
     from tests.conftest import hilci
-    from tests.kubelet_standin import wire_emulated_rig
 
     folder = Path(tempfile.mkdtemp(prefix="hilci-fc-"))  # short: unix socket paths are limited
-    emus, _sim, real = wire_emulated_rig(folder, "desk")
+    sim = write_rig(folder, "desk-sim", GNSS)
+    (folder / "ports").mkdir()
+    emus = RigEmulators(load_rig(sim), folder / "ports").start()  # wired as a real rig: ports are links to ptys
+    real = folder / "desk.yaml"
+    real.write_text(yaml.safe_dump({"name": "desk", "emulate": False, "health_timeout_s": 2, "devices": {
+        "gnss": {**GNSS, "port": emus.handles["gnss"].port}}, "quarantine": {"after": 2, "max_share": 1}}))
     try:
-        real.write_text(real.read_text() + "quarantine: {after: 2, max_share: 1}\n")
         locks = folder / "locks"
         where = fleet.folder(locks)
         fleet.register("desk", str(real), fleet.QuarantineSettings(after=2, max_share=1), where)
