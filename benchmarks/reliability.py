@@ -319,7 +319,7 @@ def fleet(folder: Path, builds: int) -> None:
         infra = [c for c in cases if c.status in (junit.FAILED, junit.ERROR) and c.failure_class == junit.INFRASTRUCTURE]
         retried = [c for c in cases if c.retried and c.status == junit.PASSED]
         rig = out.read_text() if out.exists() else "?"
-        rows.append({"bug": bug, "rig": rig, "code": code, "infra": infra, "retried": retried, "cases": cases,
+        rows.append({"build": i + 1, "bug": bug, "rig": rig, "code": code, "infra": infra, "retried": retried, "cases": cases,
                      "after_death": death is not None})
     state = fleet_state.read("dies", fleet_state.folder(locks)) or {}
     q = state.get("quarantined")
@@ -340,6 +340,11 @@ def fleet(folder: Path, builds: int) -> None:
           f"flaky-cable dropouts retried and passed: {sum(len(r['retried']) for r in rows)}")
     print(f"bench: fleet: builds not built (only infrastructure failed, exit 3): {len(not_built)} "
           f"({', '.join(sorted({r['rig'] for r in not_built})) or 'none'})")
+    for r in not_built:
+        first = r["infra"][0]
+        why = f"; {first.retried}" if first.retried else ""
+        print(f"bench: fleet: not built: build {r['build']} on {r['rig']}: {first.name}: {first.message[:160]}"
+              f"{why[:200]}")
     if q and death is not None:
         lost = sum(1 for r in after if r["rig"] == "dies")
         print(f"bench: fleet: rig death to quarantine: {q['since'] - death:.1f} s, {lost} build(s) on it in between "
