@@ -10,8 +10,15 @@ verdicts on a busy host. Prints `bench:` lines; asserts nothing.
 3. Busy host: the HIL suites on the sim rig beside CPU-bound processes (six by default, on whatever cores the
    host has): runs with a failure no fault caused (goal 0), inconclusive verdicts, the host's wake-up latency;
    then each fault kind injected under the same load, still caught.
+4. Fleet: four emulated rigs (one with a flaky cable that drops out once in every build it runs, one that dies a
+   quarter of the way in) under a stream of builds, each a pytest session that picks its rig by lease
+   (`--hil-pick`, the rigs offered in a rotating order as a scheduler would); every fifth build carries a code
+   bug. Printed: code failures blamed on infrastructure (goal 0), infrastructure failures that reached a
+   developer as red (goal 0: retried, or "not built" and then quarantined), builds lost as "not built", the time
+   from the rig's death to its quarantine, and the builds that still ran on the healthy rigs.
 
-Run from the repository root: `.venv/bin/python benchmarks/reliability.py [--quick] [--runs N] [--hogs N]`.
+Run from the repository root: `.venv/bin/python benchmarks/reliability.py [--quick] [--runs N] [--hogs N]
+[--fleet-only] [--builds N]`.
 """
 
 from __future__ import annotations
@@ -233,25 +240,148 @@ def busy_host(folder: Path, runs: int, hogs: int, args: list[str], kinds: list[s
         print(f"bench: busy host, fault missed under load: {miss}")
 
 
+FLEET_SUITE = """
+import os
+from pathlib import Path
+
+import pytest
+
+from hilci.hil.emulators.process import send
+from hilci.hil.plugin.fixtures import KEY
+
+pytestmark = pytest.mark.sensor
+
+
+def test_a_rig(request):  # which rig this build picked (before any device is opened)
+    Path(os.environ["BUILD_OUT"]).write_text(request.config.stash[KEY].rigs[0].name)
+
+
+def test_fix(gnss, request):
+    hil = request.config.stash[KEY]
+    rig = hil.rigs[0].name
+    dropped = Path(os.environ["BUILD_OUT"] + ".dropped")
+    if rig == "flaky" and not dropped.exists():  # the cable drops out once in every build on this rig
+        dropped.write_text("1")
+        send(hil.emulation.controls["flaky:gnss"], {"cmd": "fault", "kind": "disconnect", "duration_s": 0.5})
+    cap = gnss.capture(0.5)
+    if cap.error:
+        pytest.fail(cap.error, pytrace=False)
+    assert cap.sentences > 0
+
+
+def test_code(gnss):
+    assert not os.environ.get("BUG"), "a bug in our code"
+"""
+FLEET_RIGS = ("steady-1", "flaky", "dies", "steady-2")
+
+
+def fleet_rig(folder: Path, name: str, dead: bool = False) -> Path:
+    import yaml
+
+    gnss = {"driver": "gnss", "baud": 115200}
+    if dead:  # silent from power-on, and no switch that could bring it back
+        gnss["faults"] = [{"kind": "disconnect", "after_s": 0, "duration_s": 3600}]
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "emulate": True, "health_timeout_s": 1.0, "lock_timeout_s": 5,
+                                    "quarantine": {"after": 2, "max_share": 0.5}, "devices": {"gnss": gnss}}))
+    return path
+
+
+def fleet(folder: Path, builds: int) -> None:
+    from hilci.hil import fleet as fleet_state
+
+    folder = folder / "fleet"
+    folder.mkdir()
+    (folder / "test_fleet_build.py").write_text(FLEET_SUITE)
+    paths = [fleet_rig(folder, n) for n in FLEET_RIGS]
+    locks = folder / "locks"
+    dies_at = max(1, builds // 4)
+    death = None
+    rows = []
+    for i in range(builds):
+        if i == dies_at:
+            fleet_rig(folder, "dies", dead=True)
+            death = time.time()
+        bug = i % 5 == 4
+        order = paths[i % 4:] + paths[:i % 4]
+        out = folder / f"build-{i}.rig"
+        xml = folder / f"build-{i}.xml"
+        env = child_env(HILCI_LOCK_DIR=str(locks), BUILD_OUT=str(out), **({"BUG": "1"} if bug else {}))
+        cmd = [sys.executable, "-m", "pytest", str(folder / "test_fleet_build.py"), "--hil-pick",
+               *[a for p in order for a in ("--rig", str(p))], f"--junitxml={xml}", "-q", "-p", "no:cacheprovider",
+               "-o", "junit_family=xunit2", "--rootdir", str(folder), "-W", "ignore"]
+        try:
+            subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            pass
+        cases = junit.read_cases(xml) if xml.exists() else []
+        code = [c for c in cases if c.status in (junit.FAILED, junit.ERROR) and c.failure_class != junit.INFRASTRUCTURE]
+        infra = [c for c in cases if c.status in (junit.FAILED, junit.ERROR) and c.failure_class == junit.INFRASTRUCTURE]
+        retried = [c for c in cases if c.retried and c.status == junit.PASSED]
+        rig = out.read_text() if out.exists() else "?"
+        rows.append({"build": i + 1, "bug": bug, "rig": rig, "code": code, "infra": infra, "retried": retried, "cases": cases,
+                     "after_death": death is not None})
+    state = fleet_state.read("dies", fleet_state.folder(locks)) or {}
+    q = state.get("quarantined")
+    bug_builds = [r for r in rows if r["bug"]]
+    not_built = [r for r in rows if r["infra"] and not r["code"]]
+    seen = [r for r in bug_builds if any(c.name.startswith("test_code") for c in r["code"])]
+    unseen = [r for r in bug_builds if r in not_built]  # the rig was dead: nothing ran, the build says "not built"
+    blamed = len(bug_builds) - len(seen) - len(unseen)
+    red_for_infra = sum(1 for r in rows if not r["bug"] and r["code"])
+    after = [r for r in rows if r["after_death"]]
+    healthy = [r for r in after if r["rig"] not in ("dies", "?")]
+    print(f"bench: fleet: {builds} builds on 4 emulated rigs (flaky cable on 'flaky', 'dies' dies before build "
+          f"{dies_at + 1}; every fifth build has a code bug)")
+    print(f"bench: fleet: code failures blamed on infrastructure: {blamed} of {len(bug_builds)} builds with a bug "
+          f"(goal 0); bug caught as a code failure: {len(seen)}; build not built on the dead rig (bug not run): "
+          f"{len(unseen)}")
+    print(f"bench: fleet: infrastructure failures that reached a developer as red: {red_for_infra} (goal 0); "
+          f"flaky-cable dropouts retried and passed: {sum(len(r['retried']) for r in rows)}")
+    print(f"bench: fleet: builds not built (only infrastructure failed, exit 3): {len(not_built)} "
+          f"({', '.join(sorted({r['rig'] for r in not_built})) or 'none'})")
+    for r in not_built:
+        first = r["infra"][0]
+        why = f"; {first.retried}" if first.retried else ""
+        print(f"bench: fleet: not built: build {r['build']} on {r['rig']}: {first.name}: {first.message[:160]}"
+              f"{why[:200]}")
+    if q and death is not None:
+        lost = sum(1 for r in after if r["rig"] == "dies")
+        print(f"bench: fleet: rig death to quarantine: {q['since'] - death:.1f} s, {lost} build(s) on it in between "
+              f"(quarantine after 2)")
+    else:
+        print("bench: fleet: rig death to quarantine: never quarantined")
+    print(f"bench: fleet: builds that still ran on the healthy rigs after the death: {len(healthy)} of {len(after)}, "
+          f"passed {sum(1 for r in healthy if not r['code'] and not r['infra'])} (red for a bug: "
+          f"{sum(1 for r in healthy if r['bug'])})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one case of each benchmark (a smoke run)")
     parser.add_argument("--runs", type=int, default=10, help="busy-host runs of the HIL suites (default 10)")
     parser.add_argument("--hogs", type=int, default=6, help="CPU-bound processes beside them (default 6)")
+    parser.add_argument("--builds", type=int, default=0, help="fleet builds (default 40, --quick 8)")
+    parser.add_argument("--fleet-only", action="store_true", help="only the fleet benchmark")
     args = parser.parse_args()
+    builds = args.builds or (8 if args.quick else 40)
     with tempfile.TemporaryDirectory(prefix="hilci-reliability-") as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
-        if args.quick:
+        if args.fleet_only:
+            fleet(folder, builds)
+        elif args.quick:
             fault_matrix(folder, ["imu"], ["stall"])
             abort(folder, 1)
             holder_killed(folder, 1)
             busy_host(folder, 1, 2, ["hil_tests/test_sensors.py::TestImu::test_rate"], ["stall"])
+            fleet(folder, builds)
         else:
             fault_matrix(folder, list(SUITES), list(KINDS))
             abort(folder, 5)
             holder_killed(folder, 5)
             busy_host(folder, args.runs, args.hogs, suite_args(), list(KINDS))
+            fleet(folder, builds)
         print(f"bench: wall time: reliability benchmarks took {time.perf_counter() - start:.0f} s"
               f"{' (quick)' if args.quick else ''}")
 

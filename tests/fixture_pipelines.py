@@ -36,11 +36,21 @@ def behave(ctx) -> None:
     if cfg.get("hard_exit") is not None:
         print("about to die without JUnit", flush=True)
         os._exit(int(cfg["hard_exit"]))
+    if cfg.get("infra"):  # a failure that was the rig's, as a HIL suite's JUnit says it: `hilci stage` exits 3
+        part = ctx.root / "out" / f"{ctx.stage.name}-rig.xml"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_text(INFRA_JUNIT.replace("MESSAGE", str(cfg["infra"])))
+        ctx.junit_files.append(part)
     if cfg.get("crash"):
         raise RuntimeError("boom in stage body")
     value = float(cfg.get("value", 1.0))
     ctx.gate(f"{ctx.stage.name} gate", measure(f"{ctx.stage.name}.score", value, "pt", low=0.5,
                                                 nominal="0.5 pt floor"))
+
+
+INFRA_JUNIT = """<testsuites><testsuite name="pytest" tests="1" errors="1"><testcase classname="hil.test_x" name="test_x">
+<properties><property name="hil.failure_class" value="infrastructure"/></properties>
+<error type="infrastructure" message="MESSAGE">MESSAGE</error></testcase></testsuite></testsuites>"""
 
 
 def stage(name: str, **kw) -> Stage:

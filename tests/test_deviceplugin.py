@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 
 from hilci.hil.emulators.process import start
 from hilci.hil.locks import DeviceLock
@@ -188,3 +189,42 @@ def test_a_rig_held_by_a_test_is_not_probed_and_keeps_its_verdict(cluster_node):
         assert kubelet.health("desk") == "Healthy", "a probe ran while a test held the rig"
     kubelet.wait_health("desk", "Unhealthy", HEALTH_BOUND_S)  # let go: the next probe finds it silent
     assert "imu" in plugin.until(r"rig desk: Unhealthy: ")
+
+
+def test_a_rig_failing_its_probes_is_quarantined_unhealthy_with_why_skipped_by_sessions_and_back_when_it_answers(
+        cluster_node):
+    from hilci.hil import fleet
+    from hilci.results import junit
+
+    folder, emus, sim, kubelet, plugin = cluster_node
+    real = folder / "rigs" / "desk.yaml"
+    data = yaml.safe_load(real.read_text())
+    real.write_text(yaml.safe_dump({**data, "quarantine": {"after": 2, "max_share": 1}}))  # read at the next probe
+    kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
+    gnss = emus.handles["gnss"]
+    gnss.stop()
+    line = plugin.until(r"rig desk quarantined: 2 consecutive failed health probes, the last: health probe "
+                        r"\(device plugin\): ")
+    assert "gnss" in line
+    plugin.until(r"rig desk: Unhealthy: rig desk is quarantined since ")
+    kubelet.wait_health("desk", "Unhealthy", HEALTH_BOUND_S)
+    locks = folder / "state" / "locks"
+    why = fleet.quarantined("desk", fleet.folder(locks))
+    assert why
+    # the lock path sees the same state: a session given the rig does not open it and says why
+    xml = folder / "junit.xml"
+    env = child_env(HILCI_LOCK_DIR=str(locks))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "hil_tests/test_sensors.py", "--rig", str(real),
+                           "--hil-pick", "-k", "TestGnss and test_present", f"--junitxml={xml}", "-q", "-p",
+                           "no:cacheprovider", "-o", "junit_family=xunit2"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert f"hil: {why}: skipped" in proc.stdout, proc.stdout + proc.stderr
+    assert xml.exists(), proc.stdout + proc.stderr
+    cases = [c for c in junit.read_cases(xml) if c.status != junit.SKIPPED]
+    assert cases and all(c.failure_class == junit.INFRASTRUCTURE and why in c.message for c in cases)
+
+    device = load_rig(sim).devices["gnss"]
+    emus.handles["gnss"] = start(device, Path(gnss.port))  # it answers again: the next probe brings it back
+    plugin.until(r"rig desk back in service: health probe passed \(device plugin\)")
+    kubelet.wait_health("desk", "Healthy", HEALTH_BOUND_S)
+    assert fleet.quarantined("desk", fleet.folder(locks)) == ""

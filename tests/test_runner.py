@@ -202,3 +202,21 @@ def test_a_stage_on_a_real_rig_always_reruns(tmp_path: Path, emulate: bool, seco
     assert statuses(tmp_path) == {"probe": second}
     proc = hilci(tmp_path, "run", "--rig", "missing.yaml", pipeline="tests.fixture_pipelines:RIGGED")
     assert proc.returncode == 2 and "rig file missing.yaml does not exist" in proc.stderr
+
+
+@pytest.mark.parametrize(("check", "code", "status"), [
+    ({"infra": "gnss at /dev/x did not answer within 2 s"}, 3, "not_built"),
+    ({"infra": "gnss at /dev/x did not answer within 2 s", "value": 0.25}, 1, "failed"),
+])
+def test_a_stage_whose_only_failures_are_the_rigs_is_not_built_not_an_error(project: Path, check, code, status):
+    """`hilci stage` exits 3 when only the rig failed: the run says "not built (infrastructure)" in its summary,
+    history and exit code (3), as the Jenkinsfile marks the stage NOT_BUILT; a code failure beside it stays 1."""
+    (project / "hilci.yaml").write_text(GOOD.replace("check:\n", f"check:\n  infra: {check['infra']}\n"
+                                                     + (f"  value: {check['value']}\n" if "value" in check else "")))
+    proc = hilci(project, "run")
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert statuses(project)["check"] == status and statuses(project)["final"] == "skipped"
+    if status == "not_built":
+        assert "NOT BUILT (infrastructure)" in proc.stdout
+        assert "only infrastructure failed (exit 3): the rig, not the code" in proc.stdout
+        assert "skipped: stage 'check' not_built" in (project / "reports/junit.xml").read_text()

@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                               description=guard.__doc__)
     guard.add_arguments(g)
     g.set_defaults(func=guard.guard)
+    from hilci.hil import rigscli
+
+    rigscli.register(subparsers)
 
 
 def emulate(args) -> int:

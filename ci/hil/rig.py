@@ -17,6 +17,7 @@ import attrs
 from hilci.errors import YamlFileError
 from hilci.hil.discovery import device_kind, kinds
 from hilci.hil.faults import Fault, FaultError, parse_fault
+from hilci.hil.fleet import QuarantineSettings
 from hilci.hil.power import PowerSettings
 from hilci.hil.power import check as check_power
 from hilci.hil.registry import MAX_TIMEOUT_S, DeviceKind, check_device
@@ -62,6 +63,9 @@ class RigSettings:
     latency_warmup: int = integer(20, ge=0, le=1_000_000, help="engine runs discarded before timing")
     latency_samples: int = integer(200, ge=1, le=10_000_000, help="timed engine runs")
     loop_samples: int = integer(30, ge=1, le=1_000_000, help="camera -> engine -> servo -> feedback iterations")
+    lease_timeout_s: float = number(60.0, gt=0, le=86_400,
+                                    help="a session's lease on the rig ends this long after its last renewal "
+                                         "(its heartbeat renews it every third of this while it lives)")
 
 
 @settings
@@ -75,6 +79,8 @@ class RigFile(RigSettings):
     budgets: Budgets = nested(Budgets)
     devices: dict = mapping(help="device name -> its kind (`driver:`) and settings")
     power: dict = mapping(help="the whole rig's power switch (hilci.hil.power); a device may have its own")
+    quarantine: dict = mapping(help="{after: N, max_share: S}: out of service after N consecutive infrastructure "
+                                    "failures, at most share S of the fleet at once (hilci.hil.fleet)")
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ class Rig:
     budgets: Budgets
     settings: RigSettings
     power: PowerSettings | None = None  # the whole rig's switch
+    quarantine: QuarantineSettings | None = None  # absent: the rig is never taken out of service
 
     def of_driver(self, driver: str) -> list[Device]:
         return [d for d in self.devices.values() if d.driver == driver]
@@ -171,7 +178,16 @@ def load_rig(path: str | Path, base: Path | None = None) -> Rig:
     platform = top.platform or ("emulated" if top.emulate else "jetson")
     return Rig(path=path, name=top.name, platform=platform, emulate=top.emulate, devices=devices,
                engine=engine_path, budgets=top.budgets, settings=rig_settings,
-               power=_power(where, "power", top.power, top.emulate))
+               power=_power(where, "power", top.power, top.emulate), quarantine=_quarantine(where, top.quarantine))
+
+
+def _quarantine(where: str, raw: Any) -> QuarantineSettings | None:
+    if raw is None or raw == {}:
+        return None
+    try:
+        return build(QuarantineSettings, raw, file=where, prefix="quarantine.")
+    except SettingsError as exc:
+        raise RigError(str(exc)) from None
 
 
 def _power(where: str, field_path: str, raw: Any, emulate: bool) -> PowerSettings | None:

@@ -57,6 +57,6 @@ class StageCache:
         """After a run: save a pass under its key, record a pass or a failure in the history."""
         if self.cacheable(stage, rig_file) and outcome.status == Status.PASSED:
             self.store.save(stage, found.key, found.parts, junit_file, log_file)
-        if outcome.status in (Status.PASSED, Status.FAILED):
+        if outcome.status in (Status.PASSED, Status.FAILED, Status.NOT_BUILT):
             self.store.record(stage, status=outcome.status, start=wall_start, duration_s=outcome.duration_s,
                               key=found.key, junit_file=junit_file, rig=rig_file)

@@ -23,7 +23,8 @@ from hilci.stage.progress import StageProgress
 if TYPE_CHECKING:
     from hilci.pipeline.model import Stage, StageOutcome
 
-MARKS = {"passed": "ok", "cached": "cached", "failed": "FAILED", "error": "ERROR", "skipped": "skipped"}
+MARKS = {"passed": "ok", "cached": "cached", "failed": "FAILED", "error": "ERROR", "skipped": "skipped",
+         "not_built": "NOT BUILT (infrastructure)"}
 PLAIN_PROGRESS_EVERY_S = 10.0  # CI logs: a progress line at most this often
 
 
@@ -93,7 +94,7 @@ class LiveProgress(Progress):
 
     def finished(self, outcome: StageOutcome) -> None:
         self._lines.pop(outcome.name, None)
-        color = {"passed": 32, "cached": 36, "skipped": 33}.get(outcome.status, 31)
+        color = {"passed": 32, "cached": 36, "skipped": 33, "not_built": 33}.get(outcome.status, 31)
         mark = MARKS.get(outcome.status, outcome.status)
         why = f"  {outcome.reason}" if outcome.reason else ""
         done = f"  {outcome.name:<10} \033[{color}m{mark:<8}\033[0m {outcome.duration_s:5.1f} s{why}\n"
@@ -132,6 +133,8 @@ def outcome_detail(outcome: StageOutcome, junit_dir: Path | None) -> str:
     if outcome.status in ("failed", "error") and not failure_detail(cases):
         return outcome.reason  # it broke outside its testcases: a timeout, no JUnit
     detail = stage_detail(cases) or outcome.reason
+    if outcome.status == "not_built" and outcome.reason and not detail.startswith(outcome.reason.split(":")[0]):
+        detail = f"{outcome.reason.split(': the rig')[0]}: the rig, not the code; {detail}"
     if outcome.status == "cached":
         props = next(iter(suite_properties(path).values()), {})
         produced = produced_duration(props, cases)

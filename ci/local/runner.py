@@ -38,7 +38,7 @@ from hilci.local.stageprocess import (
 )
 from hilci.local.substitute import LOG_TAIL_LINES, log_tail
 from hilci.pipeline.model import Pipeline, Stage, StageOutcome, Status
-from hilci.stage.run import EXIT_ERROR, EXIT_FAILED, EXIT_OK, junit_path, load_config
+from hilci.stage.run import EXIT_ERROR, EXIT_FAILED, EXIT_INFRASTRUCTURE, EXIT_OK, junit_path, load_config
 from hilci.store.keys import rig_is_emulated  # noqa: F401 - moved there
 from hilci.store.session import StoreSession
 
@@ -184,9 +184,13 @@ class LocalRunner:
         self._running, self._starting = {}, []
 
     def exit_code(self, regressions: bool = False) -> int:
+        """0 passed; 1 a gate failed (or a regression); 3 nothing failed but a stage whose only failures were the
+        rig's (`not_built`, as `hilci stage` exits and the Jenkinsfile's NOT_BUILT stage); 2 any error."""
         bad = [o for o in self.outcomes if o.status in (FAILED, ERROR)]
         if not bad:
-            return EXIT_FAILED if regressions else EXIT_OK
+            if regressions:
+                return EXIT_FAILED
+            return EXIT_INFRASTRUCTURE if any(o.status == Status.NOT_BUILT for o in self.outcomes) else EXIT_OK
         return EXIT_FAILED if all(o.status == FAILED for o in bad) else EXIT_ERROR
 
     def _check_rig(self, stages: list[Stage]) -> None:

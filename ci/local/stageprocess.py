@@ -22,9 +22,10 @@ from hilci.results.measurements import INCONCLUSIVE
 from hilci.stage.child import Child
 from hilci.stage.context import ABORT_GRACE_S
 from hilci.stage.progress import PROGRESS_ENV, StageProgress, progress_file, read_progress
-from hilci.stage.run import EXIT_FAILED, EXIT_OK
+from hilci.stage.run import EXIT_FAILED, EXIT_INFRASTRUCTURE, EXIT_OK
 from hilci.store.backend import without_store_credentials
 
+INFRASTRUCTURE_ONLY = "only infrastructure failed (exit 3): the rig, not the code"
 STAGE_ABORT_GRACE_S = ABORT_GRACE_S + 10.0  # the stage forwards an abort to its tool and writes its JUnit
 
 
@@ -133,8 +134,12 @@ def outcome_of(root: Path, stage: Stage, exited: Exited, junit_file: Path, start
     if not junit_file.is_file():
         return StageOutcome(stage.name, Status.ERROR, start, duration,
                             f"exited with code {code} without writing {junit_file.relative_to(root)}", code, log=log_rel)
-    status = {EXIT_OK: Status.PASSED, EXIT_FAILED: Status.FAILED}.get(code, Status.ERROR)
-    outcome = StageOutcome(stage.name, status, start, duration, first_problem(junit_file), code, log=log_rel)
+    status = {EXIT_OK: Status.PASSED, EXIT_FAILED: Status.FAILED,
+              EXIT_INFRASTRUCTURE: Status.NOT_BUILT}.get(code, Status.ERROR)
+    reason = first_problem(junit_file)
+    if status == Status.NOT_BUILT:  # the Jenkinsfile's words for the same exit (a NOT_BUILT stage)
+        reason = f"{INFRASTRUCTURE_ONLY}: {reason}" if reason else INFRASTRUCTURE_ONLY
+    outcome = StageOutcome(stage.name, status, start, duration, reason, code, log=log_rel)
     if status == Status.PASSED and code == EXIT_OK and outcome.reason:
         outcome.status = Status.FAILED  # a stage that exits 0 with failing testcases does not pass
     inconclusive = count_inconclusive(junit_file)

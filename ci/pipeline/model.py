@@ -25,6 +25,8 @@ class Status(str, Enum):
     ERROR = "error"
     SKIPPED = "skipped"
     CACHED = "cached"  # a stage only: restored from the stage cache
+    # a stage only: every failed testcase was the rig's (`hilci stage` exit 3), as the Jenkinsfile's NOT_BUILT stage
+    NOT_BUILT = "not_built"
 
     def __str__(self) -> str:
         return self.value

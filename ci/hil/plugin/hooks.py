@@ -17,8 +17,9 @@ from hilci.hil.discovery import kinds
 from hilci.hil.faults import FaultError, parse_targeted
 from hilci.hil.plugin import failureclass, junitxml, retry
 from hilci.hil.plugin.fixtures import CALL_CPU, CALL_START, KEY, register_device_fixtures
+from hilci.hil.plugin.fleetuse import FleetUse
 from hilci.hil.plugin.injection import FaultPlan
-from hilci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, HilSession
+from hilci.hil.plugin.session import OPEN_DRIVERS, STATE_ENV, UNHEALTHY, USED, HilSession
 from hilci.hil.rig import ENGINE_SUFFIXES, RigError, load_rig
 from hilci.results.measurements import Declared
 from hilci.stage import interrupt as pytest_interrupt
@@ -54,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--hil-retries", type=int, default=1, metavar="N",
                     help="run a test whose device dropped out again, up to N times, after bringing the device "
                          "back (power cycle, else reconnect); code failures are never retried (default 1)")
+    group.addoption("--hil-pick", action="store_true", default=False,
+                    help="use ONE of the --rig rigs: the first in service whose lease this session gets (waiting "
+                         "in every rig's queue up to its lock_timeout_s); quarantined rigs are skipped, with why")
     group.addoption("--hil-logs", default="reports/hil-logs", metavar="DIR",
                     help="where a failing test's device traffic is written, one file per test "
                          "(default reports/hil-logs)")
@@ -92,13 +96,20 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--hil-fault {exc}") from None
     if not config.option.junitprefix:  # classname "BOARD.hil_tests.test_sensors.TestImu": Jenkins groups by it
         config.option.junitprefix = config.getoption("board") or "+".join(names)
-    hil = HilSession(rigs, FaultPlan(faults))
+    worker_state = os.environ.get(STATE_ENV) if hasattr(config, "workerinput") else None
+    use = FleetUse(rigs, config.getoption("hil_pick"))
+    if worker_state:
+        rigs, use.out_of_service = FleetUse.chosen(rigs, worker_state)
+        use.rigs = rigs
+    else:
+        rigs = use.choose()
+        config.pluginmanager.register(use, "hilci-fleet")  # counts each test's final report per rig
+    hil = HilSession(rigs, FaultPlan(faults), use)
     config.stash[KEY] = hil
     config.add_cleanup(hil.close)
     junitxml.register(config)  # device traffic, late suite properties, infrastructure failures as <error>
     # SIGTERM (Jenkins's abort) or Ctrl-C: actuators safe before anything else, then the usual teardown
     pytest_interrupt.guard(config).on_abort.append(hil.safe.make_all_safe)
-    worker_state = os.environ.get(STATE_ENV) if hasattr(config, "workerinput") else None
     if worker_state:
         hil.attach(worker_state)
     else:
@@ -205,6 +216,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
     if item.config.stash.get(KEY, None) is not None:
         failureclass.note(item, report)
+        report.hil_rigs = [d.rig for d in item.stash.get(USED, [])]  # whose run this failure counts in
     drivers = item.stash.get(OPEN_DRIVERS, [])
     if report.failed and report.when == "call" and drivers:
         text = devicelog.render([d.traffic for d in drivers])
@@ -228,6 +240,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     host = hil.timing.session()
     if host is not None:
         junitxml.suite_properties(session.config, host.properties())
+    hil.fleet.finish()  # each rig's run recorded (quarantine counts), its lease released
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

@@ -20,6 +20,7 @@ import pytest
 from hilci.hil import guard, health
 from hilci.hil.hostclock import HostClock
 from hilci.hil.locks import DeviceBusy, DeviceLock, RigLock
+from hilci.hil.plugin.fleetuse import FleetUse
 from hilci.hil.plugin.injection import FaultPlan
 from hilci.hil.plugin.recovery import PowerMixin
 from hilci.hil.rig import Device, Rig
@@ -86,8 +87,9 @@ class Emulation:
 class HilSession(PowerMixin):
     """The rigs of this pytest session, their ports, health verdicts, locks, faults and safe state."""
 
-    def __init__(self, rigs: list[Rig], faults: FaultPlan):
+    def __init__(self, rigs: list[Rig], faults: FaultPlan, fleet: FleetUse | None = None):
         self.rigs = rigs
+        self.fleet = fleet if fleet is not None else FleetUse(rigs, pick=False)
         self.faults = faults
         self.emulation = Emulation(rigs)
         self.health: dict[str, str] = {}  # device label -> "" (answered) or the failure message
@@ -134,20 +136,66 @@ class HilSession(PowerMixin):
             self.timing.clock = None
             print(f"hil: {exc}; timing verdicts are judged without the host's latency")
         self.verify_power()
-        self.health = health.check(self.devices(), self.port, self.lock,
+        in_service = [d for d in self.devices() if d.rig not in self.fleet.out_of_service]
+        self.health = health.check(in_service, self.port, self.lock,
                                    lambda d: self.rig(d.rig).settings.health_timeout_s)
+        self.cycle_sick()
+        self.note_health()
+        for device in self.devices():
+            why = self.fleet.out_of_service.get(device.rig)
+            if why:  # never opened: each of its tests fails as the rig's, naming why
+                self.health[device.label] = why
         self.state_file = self.emulation.folder / "state.json"
         clock = str(self.timing.clock.path) if self.timing.clock else ""
         self.state_file.write_text(json.dumps({"ports": self.emulation.ports, "controls": self.emulation.controls,
-                                               "health": self.health, "hostclock": clock}))
+                                               "health": self.health, "hostclock": clock,
+                                               "fleet": self.fleet.state()}))
         os.environ[STATE_ENV] = str(self.state_file)
+
+    def cycle_sick(self) -> None:
+        """A device that did not answer at session start, on a rig with a switch that powers it: power-cycled
+        and asked again before its tests are given up (one cycle per switch)."""
+        cycled: dict[str, tuple[str, str]] = {}
+        for device in self.devices():
+            first = self.health.get(device.label, "")
+            switch = self.switch(device) if first else None
+            if switch is None:
+                continue
+            if switch.name in cycled:  # its switch was cycled for another device: ask it again
+                problem = health.probe(device, self.port(device), self.lock(device),
+                                       self.rig(device.rig).settings.health_timeout_s)
+                how = cycled[switch.name][0]
+                if not problem:
+                    self.health[device.label] = ""
+            else:
+                how, problem = self.recover(device)
+                cycled[switch.name] = (how, problem)
+            if problem:
+                self.health[device.label] = f"{first}; {how} at session start, still: {problem}"
+                self.fleet.say(f"{device.label} did not answer at session start; {how}, still: {problem}")
+            else:
+                self.fleet.say(f"{device.label} did not answer at session start ({first}); {how}: answers now")
+
+    def note_health(self) -> None:
+        """Each rig's start-up health in the fleet state (`hilci rigs`); a session counts it with its run."""
+        from hilci.hil import fleet
+
+        for rig in self.rigs:
+            if rig.name in self.fleet.out_of_service:
+                continue
+            problems = [self.health.get(d.label, "") for d in rig.devices.values()]
+            try:
+                fleet.record_health(rig.name, "; ".join(p for p in problems if p), "session start",
+                                    self.fleet.where, counts=False)
+            except OSError as exc:
+                print(f"hil: rig {rig.name}: fleet state not written ({exc})")
 
     def hold_rigs(self) -> None:
         """The rig lock of every real rig, shared, until close(): the rig device plugin's probe, which takes it
         exclusive without waiting, then never opens a device of these rigs, not even between two tests."""
         for rig in self.rigs:
-            if rig.emulate:
-                continue  # its devices are this session's own emulators: no plugin probes them
+            if rig.emulate or rig.name in self.fleet.out_of_service:
+                continue  # its own emulators (no plugin probes them), or a rig out of service: never opened
             lock = RigLock([d.port for d in rig.devices.values()], rig.name)
             try:
                 self.rig_locks.append(lock.hold_for_session(rig.settings.lock_timeout_s))
@@ -177,6 +225,7 @@ class HilSession(PowerMixin):
             for lock in self.rig_locks:
                 lock.release()
             self.rig_locks.clear()
+            self.fleet.close()
 
     # --- one test's use of one device -----------------------------------------------------------------
     @contextmanager
@@ -186,7 +235,7 @@ class HilSession(PowerMixin):
 
         if item is not None:
             item.stash.setdefault(USED, []).append(device)
-        problem = self.health.get(device.label, "")
+        problem = self.health.get(device.label, "") or self.fleet.lost.get(device.rig, "")
         if problem:
             if item is None:
                 pytest.fail(problem, pytrace=False)

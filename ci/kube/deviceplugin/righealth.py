@@ -12,11 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hilci.hil import fleet
 from hilci.hil.drivers import DeviceError, driver_for
 from hilci.hil.locks import DeviceBusy, DeviceLock, RigLock
 from hilci.hil.rig import Rig, RigError, load_rig
 
-__all__ = ["DeviceError", "Probe", "RigError", "device_nodes", "load_rig", "probe_rig"]
+__all__ = ["DeviceError", "Probe", "RigError", "device_nodes", "fleet_verdict", "load_rig", "probe_rig"]
 
 PROBE_TIMEOUT_CAP_S = 3.0  # a probe never waits longer than this per device, whatever health_timeout_s says
 
@@ -86,3 +87,15 @@ def device_nodes(rig: Rig) -> dict[str, str]:
             raise DeviceError(f"{device.label}: {device.port} does not exist on this node")
         nodes[device.name] = host
     return nodes
+
+
+def fleet_verdict(rig: Rig, probe: Probe, lock_folder: Path) -> tuple[str, str]:
+    """The probe recorded in the fleet state the test sessions share (`hilci.hil.fleet`): a failed one counts
+    toward the rig's quarantine, a passing one brings it back. (why the rig is quarantined or '', the line to
+    log or '')."""
+    where = fleet.folder(lock_folder)
+    fleet.register(rig.name, str(rig.path), rig.quarantine, where)
+    line = ""
+    if not probe.in_use:
+        line = fleet.record_health(rig.name, "" if probe.healthy else probe.reason, "device plugin", where)
+    return fleet.quarantined(rig.name, where), line

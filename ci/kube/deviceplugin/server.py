@@ -8,7 +8,9 @@ starts a container that asked for `hilci.dev/rig`. When the kubelet restarts it 
 
 Health is probed per rig in its own thread (`righealth.probe_rig`): a rig whose devices all answer is Healthy;
 a silent device, a missing port or an unreadable rig YAML make it Unhealthy, with the reason in the log. A rig
-that a test is using (its device locks held) is not probed and keeps its last verdict.
+that a test is using (its device locks held) is not probed and keeps its last verdict. Each probe goes into the
+fleet state the sessions share (`hilci.hil.fleet`): a quarantined rig is Unhealthy with why, whatever it answers
+while a session holds it; its next passing probe brings it back.
 """
 
 from __future__ import annotations
@@ -106,6 +108,16 @@ class RigDevicePlugin(api_pb2_grpc.DevicePluginServicer):
             self.set_health(slot, UNHEALTHY, f"{slot.path}: an emulated rig (emulate: true) has no devices here")
             return
         probe = righealth.probe_rig(rig, self.lock_dir)
+        try:
+            quarantined, line = righealth.fleet_verdict(rig, probe, self.lock_dir)
+        except OSError as exc:
+            quarantined, line = "", ""
+            log.warning("rig %s: fleet state not read or written (%s)", slot.id, exc)
+        if line:
+            log.warning("%s", line)
+        if quarantined:  # out of service until a passing probe or `hilci rigs release`
+            self.set_health(slot, UNHEALTHY, quarantined)
+            return
         if probe.in_use:
             log.debug("rig %s: in use by a test, keeping %s (%s)", slot.id, slot.health, probe.reason)
             return
