@@ -101,7 +101,7 @@ def soak(tmp_path: Path, *faults: str, seconds: str = "7") -> tuple:
     out = tmp_path / "out"
     proc = hilci(REPO, "soak", "--rig", "hil_tests/rigs/sim.yaml", "--duration", seconds, *PROFILE,
                  "--out", str(out), *[a for f in faults for a in ("--fault", f)], pipeline="",
-                 env={"HILCI_STORE": store.as_uri()}, timeout=300)
+                 env={"HILCI_STORE": store.as_uri(), "HILCI_LOCK_DIR": str(tmp_path / "locks")}, timeout=300)
     records = [json.loads(p.read_text()) for p in store.rglob("*-soak.json")]
     return proc, out, records
 
@@ -118,6 +118,9 @@ def test_a_clean_soak_passes_and_is_recorded_in_the_history(tmp_path):
     assert m["soak.memory.growth"]["verdict"] == "pass" and m["soak.gpu.clock_under_load"]["value"] == 100.0
     assert {"soak.servo.roundtrip.drift", "soak.imu.rate.drift", "soak.temperature.max"} <= set(m)
     assert (out / "soak.xml").is_file() and json.loads((out / "samples.json").read_text())["tegrastats"]
+    rigs = hilci(REPO, "rigs", "--json", "--lock-dir", str(tmp_path / "locks"), pipeline="")
+    (row,) = [r for r in json.loads(rigs.stdout)["rigs"] if r["rig"] == "sim"]
+    assert row["last_soak"]["verdict"] == "passed" and row["last_soak"]["failed"] == []  # `hilci rigs` sees it
 
 
 @pytest.mark.emulator

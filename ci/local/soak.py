@@ -92,7 +92,23 @@ def cmd_soak(args: argparse.Namespace) -> int:
                       marker=args.marker or cfg.marker, keyword=args.keyword if args.keyword is not None else
                       cfg.keyword, engine=args.engine, board=board, emulated=rig.emulate)
     junit_file = Path(args.junit) if args.junit else out / "soak.xml"
-    return _finish(root, pipeline, result, board, rig_path, junit_file)
+    code = _finish(root, pipeline, result, board, rig_path, junit_file)
+    _note_in_fleet(rig.name, result, code)
+    return code
+
+
+def _note_in_fleet(rig: str, result: dict, code: int) -> None:
+    """`hilci rigs` shows each rig's last soak from the fleet state the sessions share (hilci.hil.fleet)."""
+    from hilci.hil import fleet
+    from hilci.results.measurements import FAIL
+
+    failed = [m.name for m in result["figures"] if m.verdict == FAIL]
+    verdict = "error" if result["problem"] else ("failed" if code else "passed")
+    try:
+        fleet.note_soak(rig, {"verdict": verdict, "failed": failed, "duration_s": round(result["duration_s"], 1)},
+                        fleet.folder())
+    except OSError as exc:  # the soak's own results are written already; the fleet view is a convenience
+        print(f"note: last soak not noted in the fleet state ({exc.strerror})", file=sys.stderr)
 
 
 def _spell(fault: dict) -> str:
