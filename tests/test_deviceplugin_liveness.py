@@ -140,3 +140,19 @@ def test_the_daemonset_s_reasons_name_only_mounts_allocate_makes(tmp_path):
     assert "never mounted into a pod" in reasons["/etc/hilci/rigs"]
     for path in mounted:  # each mount Allocate makes is named in the reason, by its folder
         assert path.rsplit("/", 1)[0] in why or path in why, path
+
+
+def test_a_failing_probe_leaves_the_rig_free_as_long_as_it_held_it(tmp_path):
+    """A dead rig's probe holds the rig lock through its device timeouts (~2 s of every 2.05 s before): a test
+    session waiting for that lock gave up. After an unhealthy probe the plugin now waits at least as long as
+    the probe took, within the liveness bound; a healthy rig keeps the plain interval."""
+    from hilci.kube.deviceplugin.server import HEALTHY, UNHEALTHY, RigSlot
+
+    plugin = RigDevicePlugin([], tmp_path / "sockets", tmp_path / "state", interval_s=2.0, stale_after_s=20.0)
+    slot = RigSlot("bench", tmp_path / "bench.yaml")
+    slot.health = UNHEALTHY
+    assert plugin.pause_after(slot, 1.95) == 1.95  # not 0.05: as long as the lock was held
+    assert plugin.pause_after(slot, 9.0) == 1.0  # the heartbeat (stale after 20 s) still comes in time
+    assert plugin.pause_after(slot, 0.1) == 1.9  # a quick failure: the plain interval
+    slot.health = HEALTHY
+    assert plugin.pause_after(slot, 1.95) == pytest.approx(0.05)
