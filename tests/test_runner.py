@@ -156,7 +156,7 @@ def test_only_and_from_select_stages(project: Path):
     (("run", "--only", "nope"), GOOD, "unknown stage 'nope' (stages: gen, check, final)"),
     (("stage", "nope"), GOOD, "unknown stage 'nope'"),
     (("run",), "gen: [unclosed\n", "hilci.yaml: line 2: malformed YAML"),
-    (("run",), "deploy: {}\n", "hilci.yaml: deploy: unknown section (valid: gen, check, final, store, regressions, trusted_branches, store_optional, pipeline, kinds, boards)"),
+    (("run",), "deploy: {}\n", "hilci.yaml: deploy: unknown section (valid: gen, check, final, store, regressions, soak, trusted_branches, store_optional, pipeline, kinds, boards)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(project: Path, args, config, message):
     (project / "hilci.yaml").write_text(config)
