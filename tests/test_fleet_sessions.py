@@ -102,8 +102,8 @@ def test_a_sick_rig_with_a_switch_is_power_cycled_at_session_start(tmp_path):
     sick = write_rig(tmp_path, "sick", DEAD, power={"switch": "emulated", "off_s": 0.2})
     proc, cases = session(tmp_path, [sick])
     assert cases["test_fix[gnss]"].status == junit.PASSED, proc.stdout
-    assert "hil: sick:gnss did not answer at session start (gnss at " in proc.stdout
-    assert "; power-cycled: answers now" in proc.stdout
+    assert "hil: sick:gnss did not answer at session start (gnss at " in proc.stdout, proc.stdout
+    assert "; power-cycled: answers now" in proc.stdout, proc.stdout
     health = fleet.read("sick", fleet.folder(tmp_path / "locks"))["last_health"]
     assert health["ok"] and health["by"] == "session start"
 
