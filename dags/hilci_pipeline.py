@@ -2,9 +2,10 @@
 # Each task runs `hilci stage NAME` (matrix stages: per board) in a KubernetesPodOperator pod made from
 # podtemplates/, after the plan task found it not cached; HILCI_AIRFLOW_LOCAL=1 runs the same tasks as
 # local subprocesses. Checked by `hilci airflow --check`; docs/airflow.md says how to run it.
-"""The hilci pipeline as an Airflow DAG (dag id `hilci`), rendered from the pipeline definition."""
+# SOAK: hilci.yaml's soak: section as DAG `hilci-soak`, `hilci soak` on every board's rig nightly.
+"""The hilci pipeline as an Airflow DAG (dag id `hilci`) and its nightly soak (dag id `hilci-soak`), rendered from the pipeline definition and hilci.yaml."""
 
-from hilci.airflow.dag import build_dag
+from hilci.airflow.dag import build_dag, build_soak_dag
 
 SPEC = {'plan': {'id': 'plan', 'pod': 'cpu', 'command': 'hilci plan --json --jenkins --output reports/plan.json'},
  'tasks': [{'id': 'build',
@@ -250,4 +251,23 @@ SPEC = {'plan': {'id': 'plan', 'pod': 'cpu', 'command': 'hilci plan --json --jen
                                                                         'mountPath': '/home/jenkins/agent'}]}],
                                       'volumes': [{'name': 'workspace', 'emptyDir': {}}]}}}}
 
+SOAK = {'dag_id': 'hilci-soak',
+ 'schedule': '12 2 * * *',
+ 'hilci_yaml_schedule': 'H 2 * * *',
+ 'duration': '1h',
+ 'branch': 'main',
+ 'tasks': [{'id': 'soak-orin-nx',
+            'board': 'orin-nx',
+            'pod': 'jetson-orin-nx',
+            'command': 'hilci soak --board orin-nx --rig "${HILCI_RIG:-hil_tests/rigs/orin-example.yaml}" '
+                       '--duration 1h --junit reports/junit/soak-orin-nx.xml',
+            'timeout_s': 5400},
+           {'id': 'soak-agx-orin',
+            'board': 'agx-orin',
+            'pod': 'jetson-agx-orin',
+            'command': 'hilci soak --board agx-orin --rig "${HILCI_RIG:-hil_tests/rigs/agx-orin.yaml}" '
+                       '--duration 1h --junit reports/junit/soak-agx-orin.xml',
+            'timeout_s': 5400}]}
+
 dag = build_dag(SPEC)
+soak_dag = build_soak_dag(SPEC, SOAK)

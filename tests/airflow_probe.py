@@ -1,7 +1,8 @@
 """Run in a child process by tests/test_airflow.py, with AIRFLOW_HOME in a tmp folder, so Airflow's settings and
 logging never reach the test process. Prints one JSON object on its last line.
 
-  describe DAG_FILE: import errors, each task's upstream ids and trigger rule, each pod task's dry-run pod
+  describe DAG_FILE: import errors, each task's upstream ids and trigger rule, each pod task's dry-run pod;
+                     the same for the nightly soak DAG (`hilci-soak`) under "soak", with its schedule settings
   run DAG_FILE:      dag.test() (local mode, SQLite): the run's state, each task's state, the report's XCom
 """
 
@@ -20,13 +21,22 @@ def describe(path: str) -> dict:
            "warnings": {k: list(map(str, v)) for k, v in bag.captured_warnings.items()}}
     if "hilci" not in bag.dags:
         return out
-    dag = bag.dags["hilci"]
-    out["schedule"] = str(dag.schedule) if hasattr(dag, "schedule") else None
-    out["tasks"] = {t.task_id: {"upstream": sorted(t.upstream_task_ids), "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
-                                "operator": type(t).__name__} for t in dag.tasks}
-    out["pods"] = {t.task_id: ApiClient().sanitize_for_serialization(t.build_pod_request_obj(dry_run=True))
-                   for t in dag.tasks if hasattr(t, "build_pod_request_obj")}
+    out.update(_dag(bag.dags["hilci"], ApiClient()))
+    if "hilci-soak" in bag.dags:
+        soak = bag.dags["hilci-soak"]
+        out["soak"] = {**_dag(soak, ApiClient()), "max_active_runs": soak.max_active_runs, "catchup": soak.catchup}
     return out
+
+
+def _dag(dag, api) -> dict:
+    return {
+        "schedule": str(dag.schedule) if hasattr(dag, "schedule") else None,
+        "tasks": {t.task_id: {"upstream": sorted(t.upstream_task_ids),
+                              "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
+                              "operator": type(t).__name__} for t in dag.tasks},
+        "pods": {t.task_id: api.sanitize_for_serialization(t.build_pod_request_obj(dry_run=True))
+                 for t in dag.tasks if hasattr(t, "build_pod_request_obj")},
+    }
 
 
 def run(path: str) -> dict:

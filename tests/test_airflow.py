@@ -95,7 +95,7 @@ def expected_graph(pipeline: Pipeline) -> dict[str, set[str]]:
 def test_the_dag_file_imports_without_errors(described):
     assert described["import_errors"] == {}
     assert described["warnings"] == {}  # no deprecated (Airflow 2) idiom
-    assert described["dags"] == ["hilci"]
+    assert described["dags"] == ["hilci", "hilci-soak"]  # the pipeline and its nightly soak (hilci.yaml soak:)
 
 
 def test_the_task_graph_is_the_definition_s_needs_per_board(described):
@@ -162,6 +162,55 @@ def test_a_stage_pod_runs_the_jenkins_stage_s_command(described):
     assert "hilci plan --json --jenkins" in plan and "handoff plan" in plan
     report = described["pods"]["report"]["spec"]["containers"][0]["args"][0]
     assert report.index("handoff pull") < report.index("hilci stage report") < report.index("handoff publish")
+
+
+def test_the_soak_dag_runs_every_board_nightly_at_hilci_yaml_s_schedule(described):
+    from hilci.pipeline.config import load
+    from hilci.pipeline.soakschedule import without_h
+
+    soak, settings = described["soak"], load(ROOT, PIPELINE).soak
+    assert soak["schedule"] == without_h(settings.schedule, "hilci-soak")  # H fixed as for the CronJobs
+    assert soak["max_active_runs"] == 1 and soak["catchup"] is False
+    boards = [b.name for b in PIPELINE.boards]
+    assert set(soak["tasks"]) == {f"soak-{b}" for b in boards}
+    for task in soak["tasks"].values():
+        # in parallel: each pod holds its own rig, so a board waits only for its rig
+        assert task["upstream"] == [] and task["operator"] == "HilciPodOperator"
+
+
+def test_every_soak_task_s_pod_passes_the_strict_schema_and_our_pod_rules(described):
+    pods = described["soak"]["pods"]
+    assert set(pods) == {f"soak-{b.name}" for b in PIPELINE.boards}
+    for task, pod in pods.items():
+        doc = Document(Path(f"{task} (dry-run pod)"), 0, pod)
+        validate_schema(doc)
+        check_security(doc)
+
+
+@pytest.mark.parametrize("board", [b for b in PIPELINE.boards], ids=lambda b: b.name)
+def test_a_soak_pod_is_the_board_s_jetson_pod_running_hilci_soak(described, board):
+    from hilci.pipeline.config import load
+
+    pod = described["soak"]["pods"][f"soak-{board.name}"]["spec"]
+    spec, hilci = _template_hilci(board.pod)
+    assert [c["name"] for c in pod["containers"]] == ["hilci", "airflow-xcom-sidecar"]  # no jnlp
+    for key in ("nodeSelector", "tolerations", "runtimeClassName", "securityContext"):
+        assert pod.get(key) == spec.get(key), key
+    container = pod["containers"][0]
+    assert container["resources"] == hilci["resources"]
+    assert container["resources"]["requests"]["hilci.dev/rig"] == "1"  # the rig, held for the whole soak
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"secretRef": {"name": "hilci-store", "optional": False}} in container["envFrom"]
+    script = container["args"][0]
+    duration = load(ROOT, PIPELINE).soak.duration
+    assert (f'hilci soak --board {board.name} --rig "${{HILCI_RIG:-{board.rig}}}" --duration {duration} '
+            f"--junit reports/junit/soak-{board.name}.xml || rc=$?") in script
+    assert f"handoff soak --task soak-{board.name}" in script and script.endswith('exit "$rc"')
+    # a scheduled run has no params: the repository comes from the soak CronJobs' ConfigMap
+    env = {e["name"]: e for e in container["env"]}
+    assert env["HILCI_SOAK_REPO"]["valueFrom"]["configMapKeyRef"] == {"name": "hilci-soak", "key": "repository",
+                                                                       "optional": True}
+    assert script.index('HILCI_GIT_URL="${HILCI_GIT_URL:-${HILCI_SOAK_REPO:-}}"') < script.index("git clone")
 
 
 def test_the_cli_checks_the_committed_dag_file(tmp_path):

@@ -83,3 +83,77 @@ def test_the_plan_s_cached_tasks_are_not_followed():
     plan = {"cached": ["build", "train", "quantize", "convert-orin-nx"]}  # hilci plan --json --jenkins ids
     assert to_run(ids, plan) == ["convert-agx-orin", "hil-orin-nx", "hil-agx-orin", "report"]
     assert to_run(ids, None) == ids  # no answer from the plan: every stage runs (and uses the store itself)
+
+
+def _soak_dict(text: str) -> dict:
+    """The SOAK literal of a rendered DAG file (the data the soak DAG is built from)."""
+    import ast
+
+    tree = ast.parse(text)
+    return next(ast.literal_eval(node.value) for node in tree.body
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SOAK")
+
+
+def test_the_dag_file_holds_the_nightly_soak_dag_from_hilci_yaml():
+    from hilci.pipeline.config import load
+    from hilci.pipeline.soakschedule import without_h
+
+    text = (ROOT / DAG_FILE).read_text()
+    soak = load(ROOT, PIPELINE).soak
+    assert soak is not None  # this repository's hilci.yaml schedules the soak
+    assert "soak_dag = build_soak_dag(SPEC, SOAK)" in text.splitlines()
+    data = _soak_dict(text)
+    assert data["dag_id"] == "hilci-soak"
+    # the schedule is hilci.yaml's, Jenkins's H made the fixed value the shared helper hashes (Airflow has no H)
+    assert data["hilci_yaml_schedule"] == soak.schedule
+    assert data["schedule"] == without_h(soak.schedule, "hilci-soak") and "H" not in data["schedule"]
+    assert data["schedule"].split()[1:] == soak.schedule.split()[1:]  # 'H 2 * * *' -> 'M 2 * * *'
+    tasks = {t["board"]: t for t in data["tasks"]}
+    assert list(tasks) == [b.name for b in PIPELINE.boards]
+    for board in PIPELINE.boards:
+        task = tasks[board.name]
+        assert task["id"] == f"soak-{board.name}" and task["pod"] == board.pod
+        assert task["command"] == (f'hilci soak --board {board.name} --rig "${{HILCI_RIG:-{board.rig}}}" '
+                                   f"--duration {soak.duration} --junit reports/junit/soak-{board.name}.xml")
+
+
+def _soak_project(root: Path, soak: str) -> Path:
+    (root / "podtemplates").mkdir(parents=True)
+    for template in ROOT.joinpath("podtemplates").glob("*.yaml"):
+        (root / "podtemplates" / template.name).write_text(template.read_text())
+    (root / "hilci.yaml").write_text(soak)
+    return root
+
+
+def test_no_soak_section_renders_no_soak_dag(tmp_path):
+    text = render(PIPELINE, _soak_project(tmp_path, "pipeline: hilci.example:PIPELINE\n"), "hilci.example:PIPELINE")
+    assert "SOAK" not in text and "build_soak_dag" not in text and "hilci-soak" not in text
+    assert text.rstrip().endswith("dag = build_dag(SPEC)")
+    # the pipeline DAG is the same with or without the soak
+    with_soak = render(PIPELINE, ROOT, "hilci.example:PIPELINE")
+    assert with_soak.split("\nSPEC = ")[1].split("\n\n")[0] == text.split("\nSPEC = ")[1].split("\n\n")[0]
+
+
+def test_the_soak_schedule_and_duration_follow_hilci_yaml(tmp_path):
+    root = _soak_project(tmp_path, "soak:\n  schedule: 30 H(1-4) * * 1-5\n  duration: 8h\n  branch: release\n")
+    data = _soak_dict(render(PIPELINE, root, "hilci.example:PIPELINE"))
+    minute, hour, *rest = data["schedule"].split()
+    assert minute == "30" and 1 <= int(hour) <= 4 and rest == ["*", "*", "1-5"]
+    assert data["branch"] == "release"
+    assert all("--duration 8h " in t["command"] and t["timeout_s"] == 8 * 3600 + 1800 for t in data["tasks"])
+
+
+def test_a_soak_pod_that_does_not_hold_its_rig_is_refused(tmp_path):
+    root = _soak_project(tmp_path, "soak:\n  duration: 30m\n")
+    template = root / "podtemplates" / "jetson-agx-orin.yaml"
+    template.write_text(template.read_text().replace("hilci.dev/rig", "example.com/other"))
+    with pytest.raises(DefinitionError, match=r"podtemplates/jetson-agx-orin.yaml: the hilci container does not "
+                                              r"request hilci.dev/rig: 1"):
+        render(PIPELINE, root, "hilci.example:PIPELINE")
+
+
+def test_the_soak_spec_names_the_rig_resource_the_cluster_uses():
+    from hilci.airflow.spec import RIG_RESOURCE
+    from hilci.kube.resources import RIG
+
+    assert RIG_RESOURCE == RIG

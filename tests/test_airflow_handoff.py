@@ -71,3 +71,24 @@ def test_without_a_store_or_a_run_id_the_pod_says_which(tmp_path):
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
                           env=child_env(PYTHONPATH=str(ROOT), HILCI_RUN_ID="r1"))
     assert proc.returncode == 2 and "no store configured (the hilci-store Secret sets HILCI_STORE)" in proc.stderr
+
+
+def test_a_soak_pod_uploads_its_junit_and_returns_its_summary(tmp_path):
+    store, pod = tmp_path / "store", tmp_path / "soak"
+    run_id = "scheduled__2026-12-05T02:12:00+00:00"
+    _junit(pod, "soak-orin-nx", failure="soak.memory.growth 192 MB > 64 MB")
+    proc, xcom = handoff(pod, store, "soak", "--task", "soak-orin-nx", "--exit-code", "1", run_id=run_id)
+    assert proc.returncode == 0, proc.stderr
+    assert xcom["task"] == "soak-orin-nx" and xcom["exit_code"] == 1 and xcom["verdict"] == "failed"
+    assert xcom["counts"] == {"tests": 2, "passed": 1, "failed": 1, "error": 0, "skipped": 0}
+    assert xcom["junit"] == f"{store.as_uri()}/{run_prefix(run_id)}/junit/soak-orin-nx.xml"
+    assert (store / run_prefix(run_id) / "junit" / "soak-orin-nx.xml").is_file()
+
+    clean = tmp_path / "clean"
+    _junit(clean, "soak-agx-orin")
+    proc, xcom = handoff(clean, store, "soak", "--task", "soak-agx-orin", "--exit-code", "0", run_id=run_id)
+    assert proc.returncode == 0 and xcom["verdict"] == "passed", proc.stderr
+    # bad input (exit 2) before any figure: no JUnit, and the summary says so rather than passing
+    empty = _checkout(tmp_path / "empty")
+    proc, xcom = handoff(empty, store, "soak", "--task", "soak-orin-nx", "--exit-code", "2", run_id=run_id)
+    assert proc.returncode == 0 and xcom["verdict"] == "failed" and xcom["why"] == "no reports/junit/soak-orin-nx.xml"

@@ -21,9 +21,12 @@ from pathlib import Path
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, Param
+from kubernetes.client.models import V1ConfigMapKeySelector, V1EnvVar, V1EnvVarSource
 
 from hilci.airflow.handoff import RUN_ENV, merge_all, summary
 from hilci.airflow.spec import CHOOSE_TASK, CONTAINER, PLAN_TASK, WORKSPACE, to_run
+
+SOAK_CONFIGMAP = "hilci-soak"  # the CronJobs' ConfigMap (deploy/soak-cronjobs.yaml): the repository a soak clones
 
 DAG_ID = "hilci"
 LOCAL_ENV = "HILCI_AIRFLOW_LOCAL"
@@ -50,7 +53,7 @@ def build_dag(spec: dict, local: bool | None = None) -> DAG:
     with DAG(
         dag_id=DAG_ID,
         description="hilci pipeline: plan, then every stage (per Jetson board) after what it needs",
-        schedule=None,  # triggered on push through the REST API (docs/airflow.md); no soak stage exists yet
+        schedule=None,  # triggered on push through the REST API (docs/airflow.md); the soak is its own DAG
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,  # one run holds the rigs at a time, as Jenkins's disableConcurrentBuilds
@@ -75,6 +78,33 @@ def build_dag(spec: dict, local: bool | None = None) -> DAG:
                                  trigger_rule="none_failed")
         for op in ops.values():
             op >> verdict
+    return dag
+
+
+def build_soak_dag(spec: dict, soak: dict, local: bool | None = None) -> DAG | None:
+    """The nightly soak DAG (`soak`: spec.render_soak_spec's data): one pod per board running `hilci soak`, all at
+    the schedule, in parallel (each pod holds its own rig through `hilci.dev/rig`, so a board waits only for its
+    rig, not for the other boards). None in local mode: `hilci soak` runs there directly."""
+    if local_mode() if local is None else local:
+        return None
+    with DAG(
+        dag_id=soak["dag_id"],
+        description=f"hilci nightly soak: `hilci soak --duration {soak['duration']}` on every board's rig",
+        schedule=soak["schedule"],  # hilci.yaml soak.schedule, Jenkins's H made a fixed value (UTC)
+        start_date=datetime(2026, 1, 1),
+        catchup=False,  # a night missed is not soaked later
+        max_active_runs=1,  # a night's soak never overlaps the last one on the rigs
+        tags=["hilci", "soak", "kubernetes"],
+        params={
+            "repo": Param("", type="string", description=f"git URL the pods clone ('': ConfigMap {SOAK_CONFIGMAP}'s "
+                                                         "key repository)"),
+            "commit": Param("", type="string", description=f"commit or branch ('': ConfigMap {SOAK_CONFIGMAP}'s key "
+                                                           f"ref, else {soak['branch']})"),
+        },
+        doc_md=build_soak_dag.__doc__,
+    ) as dag:
+        for task in soak["tasks"]:
+            _pod_task({**task, "gathers": False, "branch": soak["branch"]}, spec, "soak")
     return dag
 
 
@@ -126,9 +156,16 @@ class HilciPodOperator(KubernetesPodOperator):
 
 
 def pod_script(task: dict, kind: str) -> str:
-    """The pod's shell: check out the commit, install hilci, run the step, hand its JUnit on, keep its exit code."""
-    lines = ["set -eu",
-             'test -n "$HILCI_GIT_URL" || { echo "hilci: error: the run has no repo param (the URL to clone)" >&2; exit 2; }',
+    """The pod's shell: check out the commit, install hilci, run the step, hand its JUnit on, keep its exit code.
+    A soak (scheduled: no params given) clones what ConfigMap hilci-soak names, as the soak CronJobs do."""
+    lines = ["set -eu"]
+    missing = "the run has no repo param (the URL to clone)"
+    if kind == "soak":
+        lines += ['HILCI_GIT_URL="${HILCI_GIT_URL:-${HILCI_SOAK_REPO:-}}"',
+                  f'HILCI_COMMIT="${{HILCI_COMMIT:-${{HILCI_SOAK_REF:-{task["branch"]}}}}}"']
+        missing = (f"no repository to soak: key repository of ConfigMap {SOAK_CONFIGMAP} in namespace {NAMESPACE} "
+                   "(docs/soak.md), or the run's repo param")
+    lines += [f'test -n "$HILCI_GIT_URL" || {{ echo "hilci: error: {missing}" >&2; exit 2; }}',
              'git clone --quiet "$HILCI_GIT_URL" src && cd src && git checkout --quiet "$HILCI_COMMIT"',
              "python -m pip install --quiet --no-deps --no-build-isolation -e ."]
     if kind == "plan":
@@ -136,7 +173,9 @@ def pod_script(task: dict, kind: str) -> str:
     if task["gathers"]:
         lines.append("python -m hilci.airflow.handoff pull")
     lines += ["rc=0", f"{task['command']} || rc=$?"]
-    if task["gathers"]:
+    if kind == "soak":
+        lines.append(f'python -m hilci.airflow.handoff soak --task {task["id"]} --exit-code "$rc" || exit 2')
+    elif task["gathers"]:
         lines.append("python -m hilci.airflow.handoff publish || exit 2")
     else:
         lines.append(f'python -m hilci.airflow.handoff push --task {task["id"]} --exit-code "$rc" || exit 2')
@@ -156,8 +195,7 @@ def _pod_task(task: dict, spec: dict, kind: str) -> KubernetesPodOperator:
         base_container_name=CONTAINER,
         cmds=["bash", "-c"],
         arguments=[pod_script(task, kind)],
-        env_vars={RUN_ENV: "{{ run_id }}", "HILCI_GIT_URL": "{{ params.repo }}",
-                  "HILCI_COMMIT": "{{ params.commit }}", "HILCI_WORKSPACE": WORKSPACE},
+        env_vars=_env(kind),
         do_xcom_push=True,
         xcom_sidecar_container_security_context=SIDECAR_SECURITY,
         startup_timeout_seconds=POD_START_TIMEOUT_S,
@@ -170,8 +208,20 @@ def _pod_task(task: dict, spec: dict, kind: str) -> KubernetesPodOperator:
     )
 
 
+def _env(kind: str) -> list[V1EnvVar]:
+    """The run's id and params; a soak also reads the repository from the CronJobs' ConfigMap (optional keys:
+    without them the pod's shell says what is missing in one line)."""
+    env = [V1EnvVar(name=RUN_ENV, value="{{ run_id }}"), V1EnvVar(name="HILCI_GIT_URL", value="{{ params.repo }}"),
+           V1EnvVar(name="HILCI_COMMIT", value="{{ params.commit }}"), V1EnvVar(name="HILCI_WORKSPACE", value=WORKSPACE)]
+    if kind == "soak":
+        env += [V1EnvVar(name=name, value_from=V1EnvVarSource(config_map_key_ref=V1ConfigMapKeySelector(
+                    name=SOAK_CONFIGMAP, key=key, optional=True)))
+                for name, key in (("HILCI_SOAK_REPO", "repository"), ("HILCI_SOAK_REF", "ref"))]
+    return env
+
+
 def _trigger_rule(task: dict, kind: str) -> str:
-    if kind == "plan":
+    if kind in ("plan", "soak"):
         return "all_success"
     return "all_done" if task["gathers"] else "none_failed"
 

@@ -4,7 +4,9 @@ Each pod has its own workspace (no Jenkins stash), so after `hilci stage` the po
 `airflow-runs/<run id>/junit/` in the store; the gathering stage (`report`) downloads them all first, then
 uploads reports/junit.xml and reports/index.html and returns the summary (counts, verdict, their store URIs)
 as its XCom. Stage outputs need nothing here: `hilci stage` restores what it needs from the stage cache.
-Runs in the pod's image, where Airflow is not installed: `python -m hilci.airflow.handoff plan|push|pull|publish`.
+A nightly soak's pod uploads its soak JUnit the same way and returns its own summary (`soak`).
+Runs in the pod's image, where Airflow is not installed:
+`python -m hilci.airflow.handoff plan|push|pull|publish|soak`.
 """
 
 from __future__ import annotations
@@ -125,11 +127,30 @@ def publish(root: Path, run_id: str) -> dict:
     return summary(junit, uris.get(MERGED[0], ""), uris.get(MERGED[1], ""))
 
 
+def soak_summary(root: Path, run_id: str, task: str, exit_code: int) -> dict:
+    """A soak pod's XCom: its JUnit (one testcase per figure) uploaded, counted, and its store URI; failed when
+    `hilci soak` exited non-zero (a failed figure, or bad input) whatever the JUnit says."""
+    names = push(root, run_id)
+    store = _store(root)
+    try:
+        prefix = f"{store.display.rstrip('/')}/{run_prefix(run_id)}/junit"
+    finally:
+        store.close()
+    junit = root / JUNIT_DIR / f"{task}.xml"
+    if not junit.is_file():
+        result = {"verdict": "failed", "counts": {}, "junit": "", "report": "", "why": f"no {JUNIT_DIR}/{task}.xml"}
+    else:
+        result = summary(junit, f"{prefix}/{junit.name}" if junit.name in names else "", "")
+    if exit_code != 0:
+        result["verdict"] = "failed"
+    return {"task": task, "exit_code": exit_code, **result}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hilci.airflow.handoff")
-    parser.add_argument("step", choices=("plan", "push", "pull", "publish"))
-    parser.add_argument("--task", default="", help="the task id (push)")
-    parser.add_argument("--exit-code", type=int, default=0, help="what `hilci stage` returned (push)")
+    parser.add_argument("step", choices=("plan", "push", "pull", "publish", "soak"))
+    parser.add_argument("--task", default="", help="the task id (push, soak)")
+    parser.add_argument("--exit-code", type=int, default=0, help="what `hilci stage` or `hilci soak` returned (push, soak)")
     args = parser.parse_args(argv)
     run_id = os.environ.get(RUN_ENV, "")
     if not run_id:
@@ -150,6 +171,8 @@ def _step(args, run_id: str, root: Path) -> int:
     elif args.step == "push":
         names = push(root, run_id)
         write_xcom({"task": args.task, "exit_code": args.exit_code, "junit": names})
+    elif args.step == "soak":
+        write_xcom(soak_summary(root, run_id, args.task, args.exit_code))
     elif args.step == "pull":
         print(f"pulled {len(pull(root, run_id))} JUnit file(s) of run {run_id}")
     else:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from hilci.errors import DefinitionError
 from hilci.pipeline.model import Pipeline, Stage
+from hilci.pipeline.sections import SoakSettings, parse_duration
+from hilci.pipeline.soakschedule import without_h
 from hilci.util.yamlfile import load_yaml
 
 CONTAINER = "hilci"  # the container that runs `hilci stage` in every pod template (base_container_name)
@@ -24,6 +26,9 @@ PLAN_TASK = "plan"
 CHOOSE_TASK = "choose"
 PLAN_POD = "cpu"
 PLAN_COMMAND = "hilci plan --json --jenkins --output reports/plan.json"
+SOAK_DAG = "hilci-soak"  # the nightly soak's DAG id, and the seed its schedule's H is hashed from (Jenkins: the job)
+SOAK_MARGIN_S = 1800  # clone, install and the suites' set-up on top of the soak (the CronJob's margin)
+RIG_RESOURCE = "hilci.dev/rig"  # hilci.kube.resources.RIG (a sibling layer): the rig device plugin's resource
 
 
 def task_id(stage: Stage, board: str | None) -> str:
@@ -56,9 +61,38 @@ def render_spec(pipeline: Pipeline, root: Path) -> dict:
                 "cacheable": stage.cacheable,
             })
     pods = {name: pod_spec(root / pipeline.podtemplates_dir / f"{name}.yaml")
-            for name in sorted({PLAN_POD} | {t["pod"] for t in tasks})}
+            for name in sorted({PLAN_POD} | {t["pod"] for t in tasks} | {b.pod for b in pipeline.boards})}
     return {"plan": {"id": PLAN_TASK, "pod": PLAN_POD, "command": PLAN_COMMAND}, "tasks": tasks,
             "local_rig": pipeline.default_rig, "pods": pods}
+
+
+def soak_command(board: str, rig: str, duration: str) -> str:
+    """`hilci soak` as the Jenkins soak build and the CronJob run it (the rig device plugin's $HILCI_RIG first),
+    its JUnit where the handoff uploads it from."""
+    return (f'hilci soak --board {board} --rig "${{HILCI_RIG:-{rig}}}" --duration {duration} '
+            f"--junit reports/junit/soak-{board}.xml")
+
+
+def render_soak_spec(pipeline: Pipeline, soak: SoakSettings | None, pods: dict) -> dict | None:
+    """The nightly soak DAG as data: hilci.yaml's soak schedule with Jenkins's H made fixed (hashed from the DAG
+    id, as Jenkins hashes the job's name), one task per board in its Jetson pod (`pods`: render_spec's). None when
+    hilci.yaml has no `soak:` section or the pipeline no board: then no soak DAG is rendered.
+    The boards soak in parallel, so each pod must hold its rig (`hilci.dev/rig`): a template without it is refused."""
+    if soak is None or not pipeline.boards:
+        return None
+    seconds = int(parse_duration(soak.duration, "hilci.yaml: soak.duration"))
+    tasks = []
+    for board in pipeline.boards:
+        main = next(c for c in pods[board.pod]["spec"]["containers"] if c["name"] == CONTAINER)
+        resources = main.get("resources") or {}
+        if any(str((resources.get(kind) or {}).get(RIG_RESOURCE)) != "1" for kind in ("requests", "limits")):
+            raise DefinitionError(f"{pipeline.podtemplates_dir}/{board.pod}.yaml: the {CONTAINER} container does not "
+                                  f"request {RIG_RESOURCE}: 1 (requests and limits): the nightly soak's boards run "
+                                  "in parallel on Airflow, each holding its rig")
+        tasks.append({"id": f"soak-{board.name}", "board": board.name, "pod": board.pod,
+                      "command": soak_command(board.name, board.rig, soak.duration), "timeout_s": seconds + SOAK_MARGIN_S})
+    return {"dag_id": SOAK_DAG, "schedule": without_h(soak.schedule, SOAK_DAG), "hilci_yaml_schedule": soak.schedule,
+            "duration": soak.duration, "branch": soak.branch, "tasks": tasks}
 
 
 def _needs(pipeline: Pipeline, stage: Stage, board: str | None) -> list[str]:
