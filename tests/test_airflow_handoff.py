@@ -73,7 +73,9 @@ def test_without_a_store_or_a_run_id_the_pod_says_which(tmp_path):
     assert proc.returncode == 2 and "no store configured (the hilci-store Secret sets HILCI_STORE)" in proc.stderr
 
 
-def test_a_soak_pod_uploads_its_junit_and_returns_its_summary(tmp_path):
+def test_a_soak_pod_uploads_its_junit_and_returns_its_summary(tmp_path, monkeypatch):
+    from hilci.airflow.handoff import soak_summary
+
     store, pod = tmp_path / "store", tmp_path / "soak"
     run_id = "scheduled__2026-12-05T02:12:00+00:00"
     _junit(pod, "soak-orin-nx", failure="soak.memory.growth 192 MB > 64 MB")
@@ -84,11 +86,13 @@ def test_a_soak_pod_uploads_its_junit_and_returns_its_summary(tmp_path):
     assert xcom["junit"] == f"{store.as_uri()}/{run_prefix(run_id)}/junit/soak-orin-nx.xml"
     assert (store / run_prefix(run_id) / "junit" / "soak-orin-nx.xml").is_file()
 
+    # the same step in this process (a child per case is slow): a clean soak passes ...
+    monkeypatch.setenv("HILCI_STORE", store.as_uri())
+    monkeypatch.setenv("HILCI_PIPELINE", "hilci.example:PIPELINE")
     clean = tmp_path / "clean"
     _junit(clean, "soak-agx-orin")
-    proc, xcom = handoff(clean, store, "soak", "--task", "soak-agx-orin", "--exit-code", "0", run_id=run_id)
-    assert proc.returncode == 0 and xcom["verdict"] == "passed", proc.stderr
-    # bad input (exit 2) before any figure: no JUnit, and the summary says so rather than passing
-    empty = _checkout(tmp_path / "empty")
-    proc, xcom = handoff(empty, store, "soak", "--task", "soak-orin-nx", "--exit-code", "2", run_id=run_id)
-    assert proc.returncode == 0 and xcom["verdict"] == "failed" and xcom["why"] == "no reports/junit/soak-orin-nx.xml"
+    assert soak_summary(clean, run_id, "soak-agx-orin", 0)["verdict"] == "passed"
+    # ... a non-zero exit fails it whatever the JUnit says, and bad input (exit 2, no JUnit) says what is missing
+    assert soak_summary(clean, run_id, "soak-agx-orin", 1)["verdict"] == "failed"
+    empty = soak_summary(_checkout(tmp_path / "empty"), run_id, "soak-orin-nx", 2)
+    assert empty["verdict"] == "failed" and empty["why"] == "no reports/junit/soak-orin-nx.xml"
