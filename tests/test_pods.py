@@ -243,6 +243,16 @@ def test_make_pods_runs_every_stage_in_its_pod_and_leaves_junit_and_report():
         assert "hil_tests/rigs/sim.yaml" in hil, "the hil stage ran on the emulated rig"
 
 
+def test_ci_runs_make_pods_once_through_the_full_build_test():
+    """.ci/run runs no `make pods` of its own: its `make test` runs the full-build test above, which is outside the
+    fast tier (the build stage's), so `make test` selects it whether or not that stage was cached."""
+    ci = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines() if not ln.lstrip().startswith("#")]
+    assert "make images" in ci and ci.index("make images") < ci.index("make test"), ci
+    assert not any("make pods" in ln or "hilci pods" in ln for ln in ci), ci
+    marks = {m.name for m in test_make_pods_runs_every_stage_in_its_pod_and_leaves_junit_and_report.pytestmark}
+    assert "slow" in marks, "outside the fast tier: make test runs it after the build stage's fast tier"
+
+
 def test_an_unstable_stage_names_its_failed_tests(tmp_path):
     """What Jenkins's test report would list: the summary line of a stage that failed says which tests."""
     from hilci.results.junit import make_case, write_suite
