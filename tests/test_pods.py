@@ -89,6 +89,19 @@ def test_pods_are_scheduled_in_the_jenkinsfile_s_order():
     ]
 
 
+def test_a_stage_after_another_in_its_pod_is_asked_its_when_after_that_one_ran(tmp_path):
+    """hil runs in convert's pod and needs convert: the pod starts on convert's `when`, and hil's own is asked once
+    convert has passed, as Declarative asks each inner stage's `when` at its turn (asked up front, hil was
+    skipped as 'convert did not pass' in every full build, which still exited 0)."""
+    run = pods.Run(ROOT, PIPELINE, tmp_path, tmp_path, None, "x", None, ["orin-nx"], None)
+    run.passed.update(train=True, quantize=True)
+    hil = PIPELINE.stage("hil")
+    assert pods.should_run(run, hil, "orin-nx") == (False, "convert did not pass")
+    assert pods.should_run(run, hil, "orin-nx", frozenset({"convert"})) == (True, "")
+    run.passed["convert-orin-nx"] = True
+    assert pods.should_run(run, hil, "orin-nx") == (True, "")
+
+
 def test_a_jetson_template_becomes_a_pod_podman_can_play_with_the_emulated_rig(tmp_path):
     template = pods.load_template(ROOT, "podtemplates/jetson-orin-nx.yaml")
     spec = pods.pod_spec(template, "hilci-pods-x", tmp_path, "hilci-store-x", "orin-nx")
