@@ -8,8 +8,13 @@ device locks, and emulated rigs wired as real ones. Only the kubelet and Jenkins
    (gRPC Allocate, refused while the rig is Unhealthy), takes the devices' locks as the HIL tests do and reads
    the rig's IMU and GNSS for the stage's duration. Reported: each rig's busy share while builds wait (goal
    >= 90%), double allocations found in the device-lock holds (goal 0), mean wait per build.
+3. With --pods, the pod images and the build in pods (issue "The pods, for real"), each also a script of its own:
+   benchmarks/images.py (image build time cold, and warm after a code-only change, with the steps the cache kept;
+   image sizes) and benchmarks/pods.py (the pipeline in pods, `hilci pods`, against `hilci run` on the same
+   machine: the ratio, goal <= 1.5). They need podman and the images `make images` builds, and take minutes
+   (tens of them without --quick), so they run only when asked.
 
-Run from the repository root: `.venv/bin/python benchmarks/cluster.py [--quick]`. Prints `bench:` lines.
+Run from the repository root: `.venv/bin/python benchmarks/cluster.py [--quick] [--pods]`. Prints `bench:` lines.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import logging
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -186,6 +192,8 @@ def queue(folder: Path, builds: int, hold_s: float, interval_s: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a smoke run: one trial, a short queue")
+    parser.add_argument("--pods", action="store_true",
+                        help="also the pod images and the build in pods (benchmarks/images.py, benchmarks/pods.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the plugin's health changes are the point, not its log
     folder = Path(tempfile.mkdtemp(prefix="hilci-bc-"))  # short: unix socket paths are limited to 107 bytes
@@ -195,6 +203,17 @@ def main() -> None:
               interval_s=0.5 if args.quick else 2.0)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if args.pods:
+        pods_and_images(args.quick)
+
+
+def pods_and_images(quick: bool) -> None:
+    """benchmarks/images.py, then benchmarks/pods.py, with the same --quick: their lines pass through as they come."""
+    for script in ("images.py", "pods.py"):
+        cmd = [sys.executable, str(ROOT / "benchmarks" / script), *(["--quick"] if quick else [])]
+        code = subprocess.run(cmd, cwd=ROOT, timeout=7200).returncode
+        if code != 0:
+            raise SystemExit(f"bench: cluster: benchmarks/{script} failed (exit {code})")
 
 
 if __name__ == "__main__":

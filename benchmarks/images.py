@@ -7,7 +7,8 @@
    layers from `COPY ci` on may rebuild; the line names how many steps came from the cache.
 3. Image sizes.
 
-Run from the repository root: `python3 benchmarks/images.py [--quick]`. Prints `bench: images: ...` lines.
+Run from the repository root: `python3 benchmarks/images.py [--quick]`. `benchmarks/cluster.py --pods` runs
+it too, with benchmarks/pods.py, as the cluster benchmarks' section 3. Prints `bench: images: ...` lines.
 --quick reuses what is built and builds nothing else: no cold build; the rebuilds and sizes of the images
 that exist (on a machine where none is built yet it prints that, in under a minute). Without a Docker engine it needs podman (make container-tools).
 """

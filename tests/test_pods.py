@@ -89,6 +89,19 @@ def test_pods_are_scheduled_in_the_jenkinsfile_s_order():
     ]
 
 
+def test_a_stage_after_another_in_its_pod_is_asked_its_when_after_that_one_ran(tmp_path):
+    """hil runs in convert's pod and needs convert: the pod starts on convert's `when`, and hil's own is asked once
+    convert has passed, as Declarative asks each inner stage's `when` at its turn (asked up front, hil was
+    skipped as 'convert did not pass' in every full build, which still exited 0)."""
+    run = pods.Run(ROOT, PIPELINE, tmp_path, tmp_path, None, "x", None, ["orin-nx"], None)
+    run.passed.update(train=True, quantize=True)
+    hil = PIPELINE.stage("hil")
+    assert pods.should_run(run, hil, "orin-nx") == (False, "convert did not pass")
+    assert pods.should_run(run, hil, "orin-nx", frozenset({"convert"})) == (True, "")
+    run.passed["convert-orin-nx"] = True
+    assert pods.should_run(run, hil, "orin-nx") == (True, "")
+
+
 def test_a_jetson_template_becomes_a_pod_podman_can_play_with_the_emulated_rig(tmp_path):
     template = pods.load_template(ROOT, "podtemplates/jetson-orin-nx.yaml")
     spec = pods.pod_spec(template, "hilci-pods-x", tmp_path, "hilci-store-x", "orin-nx")
@@ -193,6 +206,65 @@ def test_a_missing_or_wrong_store_secret_is_one_note_and_the_stages_run_as_misse
     for pod in ("train", "report"):
         log = (checkout / "reports" / "pods" / "logs" / f"{pod}.log").read_text()
         assert log.count(NOTE) == 1, log[-3000:]
+
+
+def make_pods_failure(archive: Path, proc: subprocess.CompletedProcess) -> str:
+    """What went wrong in a `make pods` run: each stage that did not pass with its message, and the tail of its
+    pod's log (reports/pods/logs/), else the tail of make's own output."""
+    lines = [f"make pods: exit {proc.returncode}"]
+    pod_of = {pods.key(s, p.board): p.id for p in pods.schedule(PIPELINE, [b.name for b in PIPELINE.boards])
+              for s in p.stages}
+    summary_file = archive / "pods.json"
+    if summary_file.is_file():
+        for stage in json.loads(summary_file.read_text())["stages"]:
+            if stage["status"] in ("passed", "cached"):
+                continue
+            lines.append(f"stage {stage['id']}: {stage['status']} in {stage['pod']}: {stage['message'][:2000]}")
+            log = archive / "logs" / f"{pod_of.get(stage['id'], stage['id'])}.log"
+            if log.is_file():
+                lines.append(f"--- tail of {log.relative_to(archive)} ---\n{log.read_text()[-4000:]}")
+    lines.append(f"--- tail of make pods ---\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    return "\n".join(lines)
+
+
+@pytest.mark.slow
+@pytest.mark.pipeline
+@pytest.mark.server
+def test_make_pods_runs_every_stage_in_its_pod_and_leaves_junit_and_report():
+    """The whole build exactly as `make pods` runs it (CI runs it through this test, once): every stage of every
+    board in its pod template's container over the images `make images` built, the SeaweedFS store shared by the
+    pods, the build stage's fast tier in the cpu pod; JUnit and report archived in reports/pods/."""
+    if not shutil.which("podman"):
+        pytest.fail("podman is missing: make container-tools (as root: apt-get install -y podman runc)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HILCI_", "AWS_", "MAKE", "MFLAGS"))}
+    proc = subprocess.run(["make", "pods"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=5400)
+    archive = ROOT / "reports" / "pods"
+    assert proc.returncode == 0, make_pods_failure(archive, proc)
+    stages = summary(ROOT)
+    boards = [b.name for b in PIPELINE.boards]
+    expected = {"plan": "passed", "build": "passed", "train": "passed", "quantize": "passed", "report": "passed"}
+    expected.update({f"{s}-{b}": "passed" for s in ("convert", "hil") for b in boards})
+    assert {k: v["status"] for k, v in stages.items()} == expected, make_pods_failure(archive, proc)
+    assert (archive / "reports" / "index.html").is_file()
+    merged = (archive / "reports" / "junit.xml").read_text()
+    # each stage's suite: hilci's own for the stages it judges, pytest's (named by the hil plugin) for hil
+    suites = ["hilci.build", "hilci.train", "hilci.quantize"]
+    suites += [f"hilci.convert.{b}" for b in boards] + [f"hil.{b}" for b in boards]
+    for suite in suites:
+        assert f'<testsuite name="{suite}' in merged, suite
+    for board in boards:
+        hil = (archive / "logs" / f"convert-hil-{board}.log").read_text()
+        assert "hil_tests/rigs/sim.yaml" in hil, "the hil stage ran on the emulated rig"
+
+
+def test_ci_runs_make_pods_once_through_the_full_build_test():
+    """.ci/run runs no `make pods` of its own: its `make test` runs the full-build test above, which is outside the
+    fast tier (the build stage's), so `make test` selects it whether or not that stage was cached."""
+    ci = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines() if not ln.lstrip().startswith("#")]
+    assert "make images" in ci and ci.index("make images") < ci.index("make test"), ci
+    assert not any("make pods" in ln or "hilci pods" in ln for ln in ci), ci
+    marks = {m.name for m in test_make_pods_runs_every_stage_in_its_pod_and_leaves_junit_and_report.pytestmark}
+    assert "slow" in marks, "outside the fast tier: make test runs it after the build stage's fast tier"
 
 
 def test_an_unstable_stage_names_its_failed_tests(tmp_path):

@@ -281,8 +281,10 @@ def archive(ws: Path, out: Path, patterns: list[str]) -> None:
 DIAGNOSTICS = ["artifacts/**/*.log", "reports/logs/**/*"]  # what the Jenkinsfile's diagnostics() archives
 
 
-def should_run(run: Run, stage: Stage, board: str | None) -> tuple[bool, str]:
-    """The Jenkinsfile's `when`: not cached, and every stage it needs passed (`--only` skips the rest)."""
+def should_run(run: Run, stage: Stage, board: str | None, ahead: frozenset[str] = frozenset()) -> tuple[bool, str]:
+    """The Jenkinsfile's `when`: not cached, and every stage it needs passed (`--only` skips the rest). `ahead`:
+    stages of the same pod that run before this one, taken as passing (the pod starts on that assumption; each
+    stage's own `when` is asked again at its turn, after them, as Declarative asks it)."""
     if run.only is not None and stage.name not in run.only:
         return False, "not in --only"
     if stage.gathers:
@@ -291,7 +293,7 @@ def should_run(run: Run, stage: Stage, board: str | None) -> tuple[bool, str]:
         return False, "cached"
     for need in stage.needs:
         other = run.pipeline.stage(need)
-        if run.only is not None and need not in run.only:
+        if (run.only is not None and need not in run.only) or need in ahead:
             continue
         wanted = [key(other, board)] if (other.matrix and stage.matrix) else \
             [key(other, b) for b in run.boards] if other.matrix else [need]
@@ -304,13 +306,13 @@ def run_pod(run: Run, pod: Pod, index: int) -> None:
     """Start one pod, run its stages' steps in order, archive and stash, and delete the pod."""
     pod.name = f"hilci-pods-{run.run_id}-{index:02d}-{pod.id}".lower()[:60].rstrip("-")
     plan = not pod.stages
-    todo = [] if plan else [(s, should_run(run, s, pod.board)) for s in pod.stages]
-    for stage, (ok, why) in todo:
-        if not ok:
-            status = "cached" if why == "cached" else "skipped"
-            run.results.append(StageResult(key(stage, pod.board), status, pod=pod.template, message=why))
-    todo = [s for s, (ok, _) in todo if ok]
-    if not plan and not todo:
+    # The pod's own `when` (the matrix cell's): it starts when one of its stages may run, counting the stages
+    # before it in this pod as passing; a stage that needs one of them is asked again once that one ran.
+    starts = plan or any(should_run(run, s, pod.board, frozenset(e.name for e in pod.stages[:i]))[0]
+                         for i, s in enumerate(pod.stages))
+    if not starts:
+        for stage in pod.stages:
+            _not_run(run, pod, stage)
         return
     logs = run.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -338,8 +340,11 @@ def run_pod(run: Run, pod: Pod, index: int) -> None:
             _run_plan(run, pod, container, ws, log, error, t0)
             return
         in_pod: set[str] = set()
-        for stage in todo:
-            _run_stage(run, pod, stage, container, ws, log, error, in_pod)
+        for stage in pod.stages:
+            if should_run(run, stage, pod.board)[0]:
+                _run_stage(run, pod, stage, container, ws, log, error, in_pod)
+            else:
+                _not_run(run, pod, stage)
     finally:
         run.podman.run("kube", "down", str(spec_file), timeout_s=120, log=log)
 
@@ -362,6 +367,13 @@ def _run_plan(run: Run, pod: Pod, container: str, ws: Path, log: Path, error: st
     stash(run, ws, PLAN_STASH, ["reports/junit/*.xml"])
     archive(ws, run.out, ["reports/plan.json", "reports/junit/*.xml"])
     run.results.append(StageResult(PLAN_STAGE, status, time.monotonic() - t0, pod.template, message))
+
+
+def _not_run(run: Run, pod: Pod, stage: Stage) -> None:
+    """A stage its `when` skips: cached (the plan found it) or skipped, with the reason."""
+    _, why = should_run(run, stage, pod.board)
+    status = "cached" if why == "cached" else "skipped"
+    run.results.append(StageResult(key(stage, pod.board), status, pod=pod.template, message=why))
 
 
 def _run_stage(run: Run, pod: Pod, stage: Stage, container: str, ws: Path, log: Path, error: str,
