@@ -89,6 +89,53 @@ def test_pods_are_scheduled_in_the_jenkinsfile_s_order():
     ]
 
 
+def _shape(steps: list) -> list:
+    return [[_shape(b) for b in step.branches] if isinstance(step, pods.SideBySide)
+            else ([s.name for s in step.stages], step.board) for step in steps]
+
+
+def test_the_pods_follow_the_jenkinsfile_s_graph_branches_and_boards_side_by_side():
+    """build beside the model chain, whose boards run side by side, then the report: the Jenkinsfile's shape
+    (hil no longer waits for build in pods either)."""
+    assert _shape(pods.graph(PIPELINE, ["orin-nx", "agx-orin"])) == [
+        [[(["build"], None)],
+         [(["train"], None), (["quantize"], None),
+          [[(["convert", "hil"], "orin-nx")], [(["convert", "hil"], "agx-orin")]]]],
+        (["report"], None),
+    ]
+
+
+def test_pods_side_by_side_run_at_most_jobs_at_once_in_order_within_a_branch(monkeypatch):
+    """Each branch's pods in order, branches overlapping up to `jobs` pods; a branch's error is raised once the
+    others ended (Jenkins's parallel without failFast)."""
+    import threading
+
+    running, most, order, lock = [0], [0], [], threading.Lock()
+    release = threading.Event()
+
+    def fake_run_pod(run, pod, index):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            order.append(pod.id)
+        if pod.id == "build":
+            release.wait(10)  # build holds its slot until the other branch has come this far
+        if pod.id == "quantize":
+            release.set()
+        with lock:
+            running[0] -= 1
+        if pod.id == "convert-hil-agx-orin":
+            raise RuntimeError("agx-orin's pod failed")
+
+    monkeypatch.setattr(pods, "run_pod", fake_run_pod)
+    with pytest.raises(RuntimeError, match="agx-orin"):
+        pods.PodRunner(object(), jobs=2).steps(pods.graph(PIPELINE, ["orin-nx", "agx-orin"]))
+    assert most[0] == 2  # build beside the model chain, never three pods at once
+    assert order.index("train") < order.index("quantize") < order.index("convert-hil-orin-nx")
+    assert "convert-hil-orin-nx" in order  # the other board ran to its end
+    assert "report" not in order  # a pod that raised (not a stage that failed: that is a result) ends the build
+
+
 def test_a_stage_after_another_in_its_pod_is_asked_its_when_after_that_one_ran(tmp_path):
     """hil runs in convert's pod and needs convert: the pod starts on convert's `when`, and hil's own is asked once
     convert has passed, as Declarative asks each inner stage's `when` at its turn (asked up front, hil was

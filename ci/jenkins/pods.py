@@ -10,9 +10,11 @@ this machine"):
   $HILCI_RIG names hil_tests/rigs/sim.yaml, whose emulators the hil stage starts inside the container on ptys;
   its GPU and rig resources, runtimeClassName and node fields, which only a cluster reads, are dropped;
 - the steps are the Jenkinsfile's own (hilci.jenkins.jenkinsfile: plan_steps, stage_steps), run with `podman
-  exec` in the pod, in the Jenkinsfile's order and under its `when` rules: plan first, a stage only when what it
-  needs passed and the plan did not find it cached, one Jetson pod per board for its matrix stages, the
-  gathering stage (report) always;
+  exec` in the pod, in the Jenkinsfile's shape and under its `when` rules: plan first, then its `parallel`
+  branches side by side (a branch's stages in order), one Jetson pod per board for its matrix stages (the boards
+  side by side, as the scripted `parallel` or the `matrix` runs them), the gathering stage (report) last and
+  always; at most `--jobs` pods at once (default: one per CPU), where a cluster would run them all;
+  a stage runs only when what it needs passed and the plan did not find it cached;
 - stash/unstash and junit/archiveArtifacts are copies: the stashes the Jenkinsfile names, and what each stage
   publishes and archives gathered into the output folder (default reports/pods/) at its workspace path, as a
   build's archive holds it: reports/junit.xml and reports/index.html from the report stage;
@@ -32,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -44,9 +47,11 @@ from hilci.jenkins.jenkinsfile import (
     CONTAINER,
     PLAN_STAGE,
     PLAN_STASH,
+    Parallel,
     build_environment,
     groups,
     junit_stashes,
+    layout,
     output_stash,
     plan_pod,
     plan_steps,
@@ -135,14 +140,77 @@ def schedule(pipeline: Pipeline, boards: list[str]) -> list[Pod]:
     return pods
 
 
+@dataclass
+class SideBySide:
+    """Pods that run at the same time: a `parallel` stage's branches, or a matrix's cells (a branch per board).
+    Each branch is a list of steps (a Pod, or another SideBySide) run in order."""
+
+    branches: list[list]
+
+
+def graph(pipeline: Pipeline, boards: list[str]) -> list:
+    """The build's steps after the plan, in the Jenkinsfile's shape (hilci.jenkins.jenkinsfile.layout)."""
+
+    def unit(stages: list[Stage] | tuple[Stage, ...]):
+        if stages[0].matrix:
+            return SideBySide([[Pod(f"{pipeline.podtemplates_dir}/jetson-{b}.yaml", list(stages), b)]
+                               for b in boards])
+        return Pod(f"{pipeline.podtemplates_dir}/{stages[0].pod}.yaml", list(stages))
+
+    return [SideBySide([[unit(u) for u in branch] for branch in step.branches]) if isinstance(step, Parallel)
+            else unit(step) for step in layout(pipeline)]
+
+
+class PodRunner:
+    """Runs the graph's steps: branches in threads, at most `jobs` pods at once; an error in one branch is raised
+    once every branch has ended (as Jenkins's `parallel` does, failFast off)."""
+
+    def __init__(self, run: Run, jobs: int, first_index: int = 1):
+        self.run = run
+        self.slots = threading.BoundedSemaphore(max(1, jobs))
+        self.index = first_index
+        self.lock = threading.Lock()
+
+    def steps(self, steps: list) -> None:
+        for step in steps:
+            if isinstance(step, Pod):
+                with self.lock:
+                    index, self.index = self.index, self.index + 1
+                with self.slots:
+                    run_pod(self.run, step, index)
+            else:
+                self.side_by_side(step)
+
+    def side_by_side(self, step: SideBySide) -> None:
+        errors: list[BaseException] = []
+
+        def branch(steps: list) -> None:
+            try:
+                self.steps(steps)
+            except BaseException as exc:  # noqa: BLE001 - raised again below, once the other branches ended
+                errors.append(exc)
+
+        threads = [threading.Thread(target=branch, args=(b,), daemon=True) for b in step.branches]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+
 # --- The checkout as the plugin's workspace ---------------------------------------------------------------------
+
+_CHECKOUT = threading.Lock()  # pods started side by side clone the checkout one at a time
+
 
 def workspace_copy(root: Path, agent: Path) -> Path:
     """<agent>/workspace/<job>: a shallow clone of the checkout's commit with its uncommitted changes on top (as
     `checkout scm` of that change would give), owned by the pods' user."""
     ws = agent / "workspace" / JOB
     ws.parent.mkdir(parents=True)
-    checkout_copy(root, ws)
+    with _CHECKOUT:
+        checkout_copy(root, ws)
     _own(agent)
     return ws
 
@@ -507,7 +575,7 @@ def store_secret_data(endpoint: str, access_key: str, secret_key: str) -> dict[s
 
 def run_pods(root: Path, pipeline: Pipeline, out: Path, boards: list[str] | None = None,
              only: set[str] | None = None, secret: str = "seaweed", secret_data: dict[str, str] | None = None,
-             spec: str = "", log=print) -> int:
+             spec: str = "", log=print, jobs: int | None = None) -> int:
     """Run the build in pods; `secret`: 'seaweed' (a store started here, its keys in the Secret), 'missing' (no
     Secret, as in a namespace without it) or 'given' (`secret_data` as the Secret's keys, right or wrong)."""
     from hilci.store import seaweed
@@ -520,6 +588,9 @@ def run_pods(root: Path, pipeline: Pipeline, out: Path, boards: list[str] | None
     if only is not None:
         for name in only:
             pipeline.stage(name)  # UsageError/KeyError for an unknown stage
+    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    if jobs < 1:
+        raise UsageError(f"--jobs {jobs}: at least 1 pod at a time")
     podman = Podman(root)
     if out.exists():
         shutil.rmtree(out)
@@ -546,8 +617,8 @@ def run_pods(root: Path, pipeline: Pipeline, out: Path, boards: list[str] | None
                 create_secret(podman, run.secret, secret_data or {}, work)
             else:
                 log(f"pods: no store Secret '{STORE_SECRET}' (as in a namespace without it): stages run as misses")
-            for index, pod in enumerate(pods):
-                run_pod(run, pod, index)
+            run_pod(run, pods[0], 0)  # the plan, before anything else
+            PodRunner(run, jobs).steps(graph(pipeline, boards))
         finally:
             if run.secret:
                 podman.run("secret", "rm", run.secret, timeout_s=30)
@@ -574,6 +645,8 @@ def register(subparsers) -> None:
     p.add_argument("--only", action="append", default=[], metavar="STAGE",
                    help="run only these stages (and the report, when named); the plan always runs")
     p.add_argument("--output", default="reports/pods", help="where the archive goes (default: %(default)s)")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="pods running at once (default: one per CPU); the branches follow the Jenkinsfile's")
     p.add_argument("--store-secret", default="seaweed", metavar="MODE|FILE",
                    help="seaweed (default: a SeaweedFS store started here), missing (no Secret), or a JSON file "
                         "of the Secret's keys")
@@ -600,4 +673,4 @@ def cmd_pods(args) -> int:
         secret = "given"
     out = Path(args.output)
     return run_pods(root, pipeline, out if out.is_absolute() else root / out, boards, only, secret, data,
-                    project.spec)
+                    project.spec, jobs=args.jobs)
