@@ -27,7 +27,8 @@ _SPEEDS = {getattr(termios, f"B{b}"): b for b in BAUDS if hasattr(termios, f"B{b
 
 
 class PtyLink:
-    """A raw pseudo-terminal whose slave is published as a symlink that survives reconnects, like by-id names."""
+    """A raw pseudo-terminal whose slave is published as a symlink at a stable path, like a by-id name: there while
+    the device is plugged in, gone while it is not, and the same path when it comes back."""
 
     def __init__(self, link: Path):
         self.link = link
@@ -47,6 +48,12 @@ class PtyLink:
         os.replace(tmp, self.link)
 
     def close(self) -> None:
+        """Unplugged: the published name goes first, then the pty. The kernel hands a freed /dev/pts number to the
+        next pty anyone opens, so a name left behind would lead a client to another process's device."""
+        try:
+            self.link.unlink()
+        except OSError:
+            pass
         for fd in (self.master, self.slave):
             if fd >= 0:
                 try:
@@ -54,13 +61,6 @@ class PtyLink:
                 except OSError:
                     pass
         self.master = self.slave = -1
-
-    def unpublish(self) -> None:
-        self.close()
-        try:
-            self.link.unlink()
-        except OSError:
-            pass
 
     def write(self, data: bytes) -> bool:
         """Write without blocking; a message the buffer cannot take is dropped and counted."""
@@ -291,7 +291,7 @@ class Emulator:
             pass
         finally:
             self.stop.set()
-            self.link.unpublish()
+            self.link.close()
             try:
                 self.control_path.unlink()
             except OSError:

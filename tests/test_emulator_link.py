@@ -1,0 +1,45 @@
+"""An emulated device's port while it is unplugged: gone, like a real adapter's by-id name, so that a pty another
+process opens meanwhile (the kernel hands out the freed /dev/pts number first) is never read as this device."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hilci.hil import health
+from hilci.hil.emulators.process import RigEmulators, wait_for
+from hilci.hil.locks import DeviceLock
+from hilci.hil.rig import load_rig
+
+pytestmark = pytest.mark.emulator
+
+GNSS = {"driver": "gnss", "baud": 115200}
+DEAD = {**GNSS, "faults": [{"kind": "disconnect", "after_s": 0, "duration_s": 3600}]}  # unplugged from power-on
+
+
+def rig(folder: Path, name: str, gnss: dict):
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "emulate": True, "devices": {"gnss": gnss}}))
+    return load_rig(path)
+
+
+def test_an_unplugged_device_has_no_port_and_another_emulators_pty_is_not_read_as_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HILCI_LOCK_DIR", str(tmp_path / "locks"))
+    dead = rig(tmp_path, "dead", DEAD)
+    device = dead.devices["gnss"]
+    for sub in ("dead-emu", "other-emu"):
+        (tmp_path / sub).mkdir()
+    with RigEmulators(dead, tmp_path / "dead-emu") as emus:
+        handle = emus.handles["gnss"]
+        assert wait_for(lambda: handle.command({"cmd": "stats"})["disconnects"] >= 1, 10.0)
+        # the pty number the dead device had is free: the next emulator (anyone's) most likely gets it
+        with RigEmulators(rig(tmp_path, "other", GNSS), tmp_path / "other-emu"):
+            assert not os.path.lexists(handle.port), f"{handle.port} -> {os.readlink(handle.port)}"
+            problem = health.probe(device, handle.port, DeviceLock(handle.port, "dead gnss"), 1.0)
+            assert problem.startswith(f"gnss at {handle.port} did not answer within 1 s"), problem
+        handle.command({"cmd": "clear"})  # plugged in again: its port is back and it answers
+        assert wait_for(lambda: os.path.lexists(handle.port), 10.0)
+        assert health.probe(device, handle.port, DeviceLock(handle.port, "dead gnss"), 5.0) == ""
