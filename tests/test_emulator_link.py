@@ -11,10 +11,8 @@ import yaml
 
 from hilci.hil import health
 from hilci.hil.emulators.process import RigEmulators, wait_for
-from hilci.hil.locks import DeviceLock
+from hilci.hil.locks import DeviceLock, lock_name
 from hilci.hil.rig import load_rig
-
-pytestmark = pytest.mark.emulator
 
 GNSS = {"driver": "gnss", "baud": 115200}
 DEAD = {**GNSS, "faults": [{"kind": "disconnect", "after_s": 0, "duration_s": 3600}]}  # unplugged from power-on
@@ -26,6 +24,7 @@ def rig(folder: Path, name: str, gnss: dict):
     return load_rig(path)
 
 
+@pytest.mark.emulator
 def test_an_unplugged_device_has_no_port_and_another_emulators_pty_is_not_read_as_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HILCI_LOCK_DIR", str(tmp_path / "locks"))
     dead = rig(tmp_path, "dead", DEAD)
@@ -43,3 +42,15 @@ def test_an_unplugged_device_has_no_port_and_another_emulators_pty_is_not_read_a
         handle.command({"cmd": "clear"})  # plugged in again: its port is back and it answers
         assert wait_for(lambda: os.path.lexists(handle.port), 10.0)
         assert health.probe(device, handle.port, DeviceLock(handle.port, "dead gnss"), 5.0) == ""
+
+
+def test_an_emulated_port_has_one_lock_whether_plugged_in_or_not(tmp_path):
+    """The lock of a pty's link is the link's own (a pty is renumbered on reconnect), under its real folder:
+    the same name while the link is there as while it is gone, even reached through a symlinked folder."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "via").symlink_to(tmp_path / "real")
+    port = str(tmp_path / "via" / "gnss")
+    os.symlink("/dev/pts/4242", port)
+    plugged = lock_name(port)
+    os.unlink(port)
+    assert lock_name(port) == plugged == lock_name(str(tmp_path / "real" / "gnss"))
