@@ -4,12 +4,14 @@ process opens meanwhile (the kernel hands out the freed /dev/pts number first) i
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
 from hilci.hil import health
+from hilci.hil.emulators.gnss import GnssEmulator
 from hilci.hil.emulators.process import RigEmulators, wait_for
 from hilci.hil.locks import DeviceLock, lock_name
 from hilci.hil.rig import load_rig
@@ -54,3 +56,37 @@ def test_an_emulated_port_has_one_lock_whether_plugged_in_or_not(tmp_path):
     plugged = lock_name(port)
     os.unlink(port)
     assert lock_name(port) == plugged == lock_name(str(tmp_path / "real" / "gnss"))
+
+
+@pytest.mark.emulator
+def test_a_power_on_that_returned_is_never_followed_by_the_off_it_came_after(tmp_path):
+    """The emulated switch's off is a disconnect fired at the emulator's next turn, its on a `clear`. A clear that
+    arrives while that turn is firing the off waits for it: once on() has returned, nothing of the off is left to
+    take the port away from the health probe that follows."""
+    emu = GnssEmulator({"name": "gnss", "link": str(tmp_path / "gnss"), "baud": 115200})
+    try:
+        emu.inject(emu.parse({"kind": "disconnect", "duration_s": 3600}))  # off: due now
+        order: list[str] = []
+        close = emu.link.close
+
+        def closing() -> None:  # the off fires: the switch's on() comes in at this very moment
+            def power_on() -> None:
+                emu.clear()
+                order.append("on returned")
+            on = threading.Thread(target=power_on)
+            on.start()
+            on.join(0.5)  # with the on() done here, the off would land after it
+            close()
+            order.append("off fired")
+
+        emu.link.close = closing
+        turn = threading.Thread(target=emu.service_events)
+        turn.start()
+        turn.join(10)
+        assert wait_for(lambda: len(order) == 2, 10.0)
+        assert order == ["off fired", "on returned"]
+        emu.service_events()  # the next turn applies the on: the port is back
+        assert emu.link.master >= 0 and os.path.lexists(tmp_path / "gnss")
+    finally:
+        emu.link.close = close
+        emu.link.close()
