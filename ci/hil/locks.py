@@ -29,7 +29,9 @@ def lock_name(port: str) -> str:
     """One name per physical device: symlinks (by-id names, emulator links) resolve to the same lock."""
     real = os.path.realpath(port)
     if real.startswith("/dev/pts/"):
-        real = os.path.abspath(port)  # a pty is renumbered on reconnect: lock its stable link instead
+        # a pty is renumbered on reconnect: lock its stable link instead, under its real folder, which is also
+        # what realpath gives while the link is gone (an emulated device unplugged)
+        real = os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(port))), os.path.basename(port))
     slug = re.sub(r"[^A-Za-z0-9]+", "_", real).strip("_")[-60:]
     return f"{slug}-{hashlib.sha1(real.encode()).hexdigest()[:8]}.lock"
 

@@ -27,7 +27,8 @@ _SPEEDS = {getattr(termios, f"B{b}"): b for b in BAUDS if hasattr(termios, f"B{b
 
 
 class PtyLink:
-    """A raw pseudo-terminal whose slave is published as a symlink that survives reconnects, like by-id names."""
+    """A raw pseudo-terminal whose slave is published as a symlink at a stable path, like a by-id name: there while
+    the device is plugged in, gone while it is not, and the same path when it comes back."""
 
     def __init__(self, link: Path):
         self.link = link
@@ -47,6 +48,12 @@ class PtyLink:
         os.replace(tmp, self.link)
 
     def close(self) -> None:
+        """Unplugged: the published name goes first, then the pty. The kernel hands a freed /dev/pts number to the
+        next pty anyone opens, so a name left behind would lead a client to another process's device."""
+        try:
+            self.link.unlink()
+        except OSError:
+            pass
         for fd in (self.master, self.slave):
             if fd >= 0:
                 try:
@@ -54,13 +61,6 @@ class PtyLink:
                 except OSError:
                     pass
         self.master = self.slave = -1
-
-    def unpublish(self) -> None:
-        self.close()
-        try:
-            self.link.unlink()
-        except OSError:
-            pass
 
     def write(self, data: bytes) -> bool:
         """Write without blocking; a message the buffer cannot take is dropped and counted."""
@@ -123,7 +123,7 @@ class Emulator:
         self.control_path = Path(spec["link"] + ".ctl")
         self.rng = random.Random(self.params.get("seed", 0))
         self.stop = threading.Event()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # a turn (service_events) holds it while reset()/recover() may ask active()
         self.faults: list[tuple[Fault, float, float | None]] = []  # (fault, start, end) in monotonic seconds
         self.events: list[tuple[Fault, float]] = []  # one-shot faults (disconnect, reboot) and when they fire
         self.down_until = 0.0  # silent until then (rebooting)
@@ -196,29 +196,34 @@ class Emulator:
 
     def service_events(self) -> None:
         """Fire due one-shot faults (a disconnect closes the pty and publishes a new one after the outage; a
-        reboot goes silent, then restarts), bring a disconnected link back, and apply a pending restore."""
-        now = time.monotonic()
+        reboot goes silent, then restarts), bring a disconnected link back, and apply a pending restore.
+
+        All under the lock: a `clear` (the emulated switch's on) comes before this turn, and cancels what was
+        due, or after it, and is applied at the next; never in between, where an off taken before the on would
+        fire after it had returned."""
         with self.lock:
+            now = time.monotonic()
             due = [(f, t) for f, t in self.events if t <= now]
             self.events = [(f, t) for f, t in self.events if t > now]
             restore, self.restore_pending = self.restore_pending, False
-        for fault, _ in due:
-            outage = fault.duration_s if fault.duration_s is not None else (1.0 if fault.kind == "disconnect" else 0.5)
-            if fault.kind == "disconnect":
-                self.counters["disconnects"] += 1
-                self.link.close()
-                self.link_down_until = now + outage
-            else:
-                self.counters["reboots"] += 1
-                self.down_until = now + outage
+            for fault, _ in due:
+                outage = fault.duration_s if fault.duration_s is not None else (
+                    1.0 if fault.kind == "disconnect" else 0.5)
+                if fault.kind == "disconnect":
+                    self.counters["disconnects"] += 1
+                    self.link.close()
+                    self.link_down_until = now + outage
+                else:
+                    self.counters["reboots"] += 1
+                    self.down_until = now + outage
+                    self.reset()
+            if restore:
+                self.down_until = self.link_down_until = 0.0
+            if self.link.master < 0 and time.monotonic() >= self.link_down_until:
+                self.link.open()
                 self.reset()
-        if restore:
-            self.down_until = self.link_down_until = 0.0
-        if self.link.master < 0 and time.monotonic() >= self.link_down_until:
-            self.link.open()
-            self.reset()
-        if restore:
-            self.recover()
+            if restore:
+                self.recover()
 
     def silent(self) -> bool:
         """True while the device would say nothing: stalled, rebooting, or the client's baud is wrong."""
@@ -291,7 +296,7 @@ class Emulator:
             pass
         finally:
             self.stop.set()
-            self.link.unpublish()
+            self.link.close()
             try:
                 self.control_path.unlink()
             except OSError:
