@@ -50,8 +50,11 @@ def test_the_pipeline_runs_then_hits_the_cache(tmp_path: Path):
     assert trace.returncode == 0, trace.stderr
     assert "load_digits" in trace.stdout and "commit" in trace.stdout
 
-    (root / "hil_tests" / "NOTE.txt").write_text("a change to the HIL suites alone must not retrain\n")
+    # a change to a HIL suite alone must not retrain: hil reruns on the cached engine, and build (which lints and
+    # tests hil_tests/ byte for byte) beside it. A docstring, not a comment: hil keys Python by what it means.
+    suite = root / "hil_tests" / "test_latency.py"
+    suite.write_text(suite.read_text().replace('"""Latency:', '"""Latency (edited):', 1))
     warm = run_hilci(root, "run")
     assert warm.returncode == 0, warm.stdout[-4000:] + warm.stderr[-4000:]
-    assert statuses(root) == {"build": "cached", "train": "cached", "quantize": "cached", "convert": "cached",
+    assert statuses(root) == {"build": "passed", "train": "cached", "quantize": "cached", "convert": "cached",
                               "hil": "passed", "report": "passed"}
