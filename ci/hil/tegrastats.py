@@ -17,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from hilci.util.processes import terminate
+
 _TEMP = re.compile(r"^([A-Za-z][\w.-]*)@(-?\d+(?:\.\d+)?)C$")
 _RAIL = re.compile(r"^(\d+)mW/(\d+)mW$")
 _MB = re.compile(r"^(\d+)/(\d+)MB$")
@@ -146,12 +148,7 @@ class Reader:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
+            terminate(self.proc, timeout)
         elif not self.samples and not self.problem:
             self.problem = f"tegrastats: {self.cmd[0]} exited with {self.proc.returncode} before printing a line"
         if self.thread is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from hilci.hil.faults import Fault
 from hilci.hil.rig import Device, Rig
+from hilci.util.processes import terminate
 from hilci.util.settings import as_dict
 
 
@@ -48,12 +49,7 @@ class EmulatorHandle:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout)
+                terminate(self.proc, timeout)
         if self.proc.stdout:
             self.proc.stdout.close()
 
