@@ -105,16 +105,13 @@ def read(root: Path, pipeline: Pipeline) -> tuple[Config, list[str]]:
         config.store_settings = build(StoreSettings, {k: data[k] for k in STORE_KEYS if k in data}, file=shown)
     except SettingsError as exc:
         problems.append(str(exc))
-    if data.get(REGRESSIONS) is not None:
+    for key, cls in ((REGRESSIONS, GateSettings), (SOAK, SoakSettings)):  # typed top-level sections, when set
+        if data.get(key) is None:
+            continue
         try:
-            config.regressions = build(GateSettings, data[REGRESSIONS], file=shown, prefix=f"{REGRESSIONS}.")
-            config.regressions.check(shown)
-        except SettingsError as exc:
-            problems.append(str(exc))
-    if data.get(SOAK) is not None:
-        try:
-            config.soak = build(SoakSettings, data[SOAK], file=shown, prefix=f"{SOAK}.")
-            config.soak.check(shown)
+            section = build(cls, data[key], file=shown, prefix=f"{key}.")
+            section.check(shown)
+            setattr(config, key, section)
         except SettingsError as exc:
             problems.append(str(exc))
     for stage in pipeline.stages:
